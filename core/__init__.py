@@ -1,0 +1,67 @@
+"""campaignkit: what plugin authors and embedders import. Everything not listed in ``__all__`` is private."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .errors import (
+    AudienceError,
+    CampaignkitError,
+    ConfigurationError,
+    DefinitionError,
+    PermanentStepError,
+    PluginError,
+    StepError,
+)
+from .hookspecs import hookimpl
+from .interfaces import (
+    AudienceSource,
+    AuditSink,
+    Channel,
+    Component,
+    Delivery,
+    EnforcementAction,
+    EnforcementRequest,
+    EnforcementResult,
+    FieldUpdate,
+    FieldUpdater,
+    Message,
+    NoConfig,
+    Target,
+)
+from .step import FAILURE, NEXT, TIMEOUT, RunEvent, StepContext, StepResult, StepType
+
+try:
+    __version__ = version("campaignkit")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+__all__ = [
+    "FAILURE",
+    "NEXT",
+    "TIMEOUT",
+    "AudienceError",
+    "AudienceSource",
+    "AuditSink",
+    "CampaignkitError",
+    "Channel",
+    "Component",
+    "ConfigurationError",
+    "DefinitionError",
+    "Delivery",
+    "EnforcementAction",
+    "EnforcementRequest",
+    "EnforcementResult",
+    "FieldUpdate",
+    "FieldUpdater",
+    "Message",
+    "NoConfig",
+    "PermanentStepError",
+    "PluginError",
+    "RunEvent",
+    "StepContext",
+    "StepError",
+    "StepResult",
+    "StepType",
+    "Target",
+    "__version__",
+    "hookimpl",
+]

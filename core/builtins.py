@@ -1,0 +1,102 @@
+"""Default plugin: the log and null channels and the CSV audience source."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import AudienceError
+from .hookspecs import hookimpl
+from .interfaces import AudienceSource, Channel, Delivery, Message, Target
+
+log = logging.getLogger("campaignkit.channel.log")
+
+
+class LogChannel(Channel):
+    """log: writes one line per message to the log (recipient and subject, never the body)."""
+
+    name = "log"
+
+    def send(self, message: Message) -> Delivery:
+        log.info("message to %s: %s [%s]", message.to, message.subject, message.idempotency_key)
+        return Delivery(message_id=message.idempotency_key)
+
+
+class NullChannel(Channel):
+    """null: accepts every message and does nothing (benchmarks, dry runs)."""
+
+    name = "null"
+
+    def send(self, message: Message) -> Delivery:
+        return Delivery()
+
+
+class CsvAudienceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    encoding: str = "utf-8-sig"
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+
+
+class CsvAudience(AudienceSource):
+    """csv: one target per row of a CSV file with a header; ``audience.path`` and ``audience.key``."""
+
+    name = "csv"
+    Config = CsvAudienceConfig
+
+    def targets(self, spec: Mapping[str, Any], base_dir: Path) -> Iterator[Target]:
+        raw_path = spec.get("path")
+        if not raw_path:
+            raise AudienceError("audience.path: the csv source needs a file path")
+        path = Path(raw_path) if Path(raw_path).is_absolute() else base_dir / raw_path
+        key_column = spec.get("key", "key")
+        try:
+            handle = path.open(newline="", encoding=self.config.encoding)
+        except OSError as exc:
+            raise AudienceError(f"{path}: cannot open: {exc.strerror or exc}") from None
+        with handle:
+            yield from _read_csv(handle, path, key_column, self.config.delimiter)
+
+
+def _read_csv(handle: Any, path: Path, key_column: str, delimiter: str) -> Iterator[Target]:
+    reader = csv.reader(handle, delimiter=delimiter, strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise AudienceError(f"{path}:1: the file is empty; expected a header row")
+        header = [h.strip() for h in header]
+        if key_column not in header:
+            raise AudienceError(f"{path}:1: no {key_column!r} column in the header ({', '.join(header)})")
+        if len(set(header)) != len(header) or "" in header:
+            raise AudienceError(f"{path}:1: header has empty or repeated column names")
+        key_index = header.index(key_column)
+        for row in reader:
+            line = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != len(header):
+                raise AudienceError(f"{path}:{line}: expected {len(header)} fields, found {len(row)}")
+            key = row[key_index].strip()
+            if not key:
+                raise AudienceError(f"{path}:{line}: empty {key_column!r}")
+            yield Target(key=key, attributes=dict(zip(header, row, strict=True)), line=line)
+    except csv.Error as exc:
+        raise AudienceError(f"{path}:{reader.line_num}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise AudienceError(f"{path}:{reader.line_num + 1}: not valid text in the configured encoding: "
+                            f"{exc.reason}") from None
+
+
+@hookimpl(trylast=True)
+def register_channels() -> list[type[Channel]]:
+    return [LogChannel, NullChannel]
+
+
+@hookimpl(trylast=True)
+def register_audience_sources() -> list[type[AudienceSource]]:
+    return [CsvAudience]

@@ -1,0 +1,262 @@
+"""Campaign lifecycle: create, edit (new versions), launch now or later, terminate. Each change is audited
+in its own transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, exists, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .audit import Actor, AuditObject, AuditSubType, AuditType, record
+from .clock import utc
+from .db import reading, writing
+from .errors import InvalidState, NotFound
+from .launch import Progress, audience_targets, insert_runs
+from .loader import LoadedDefinition
+from .schema import LIVE_STATUSES, campaign_versions, campaigns, launches, runs
+from .validation import validate_definition
+from .workflow import CampaignDefinition
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    campaign_id: str
+    launch_id: int
+    cycle_at: datetime
+    status: str  # launched or scheduled
+    target_count: int
+
+
+class Campaigns:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    # --- definitions --------------------------------------------------------------------------------
+
+    def create(self, loaded: LoadedDefinition, actor: Actor) -> str:
+        definition = loaded.definition
+        validate_definition(definition, loaded.source, self.runtime)
+        now = self.runtime.clock.now()
+        campaign_id = str(uuid.uuid4())
+        try:
+            with writing(self.runtime.engine) as conn:
+                conn.execute(insert(campaigns).values(
+                    id=campaign_id, name=definition.name, folder=definition.folder, kind=definition.kind,
+                    state="draft", created_at=now, updated_at=now,
+                ))
+                version_id = self._insert_version(conn, campaign_id, definition, loaded.path, now)
+                conn.execute(update(campaigns).where(campaigns.c.id == campaign_id)
+                             .values(current_version_id=version_id))
+                record(conn, actor=actor, audit_type=AuditType.OBJECT_CHANGE, sub_type=AuditSubType.CREATED,
+                       at=now, obj=_obj(campaign_id, definition), code=self,
+                       details=f"created from {loaded.path or 'definition'}")
+        except IntegrityError:
+            raise InvalidState(
+                f"a campaign named {definition.name!r} already exists in folder {definition.folder!r}; "
+                "edit it with `campaign update`"
+            ) from None
+        return campaign_id
+
+    def update(self, campaign_id: str, loaded: LoadedDefinition, actor: Actor) -> tuple[int, int]:
+        """Replace the definition; a campaign that has runs keeps its old version for them and gets a new one."""
+        definition = loaded.definition
+        validate_definition(definition, loaded.source, self.runtime)
+        now = self.runtime.clock.now()
+        with writing(self.runtime.engine) as conn:
+            campaign = self._get(conn, campaign_id)
+            if campaign.state == "terminated":
+                raise InvalidState(f"campaign {campaign_id} is terminated and cannot be edited")
+            current = conn.execute(select(campaign_versions).where(
+                campaign_versions.c.id == campaign.current_version_id)).one()
+            has_runs = conn.execute(select(exists().where(runs.c.campaign_id == campaign_id))).scalar()
+            wanted = definition.version_tuple
+            if has_runs:
+                # Runs keep the version they started on, so the edit becomes a version of its own.
+                wanted = max(wanted, (current.major, current.minor + 1))
+                definition = definition.model_copy(update={"version": f"{wanted[0]}.{wanted[1]}"})
+                version_id = self._insert_version(conn, campaign_id, definition, loaded.path, now)
+            else:
+                version_id = current.id
+                conn.execute(update(campaign_versions).where(campaign_versions.c.id == version_id).values(
+                    major=wanted[0], minor=wanted[1], definition=definition.model_dump(mode="json"),
+                    source=str(loaded.path.resolve()) if loaded.path else None))
+            conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(
+                name=definition.name, folder=definition.folder, kind=definition.kind,
+                current_version_id=version_id, updated_at=now))
+            record(conn, actor=actor, audit_type=AuditType.OBJECT_CHANGE, sub_type=AuditSubType.EDITED, at=now,
+                   obj=_obj(campaign_id, definition), code=self, details=f"version {definition.version}")
+        return definition.version_tuple
+
+    def _insert_version(self, conn: Connection, campaign_id: str, definition: CampaignDefinition,
+                        path: Path | None, now: datetime) -> int:
+        major, minor = definition.version_tuple
+        return int(conn.execute(insert(campaign_versions).values(
+            campaign_id=campaign_id, major=major, minor=minor, definition=definition.model_dump(mode="json"),
+            source=str(path.resolve()) if path else None, created_at=now,
+        ).returning(campaign_versions.c.id)).scalar_one())
+
+    # --- reading ------------------------------------------------------------------------------------
+
+    def get(self, campaign_id: str) -> dict[str, Any]:
+        with reading(self.runtime.engine) as conn:
+            return dict(self._get(conn, campaign_id)._mapping)
+
+    def resolve(self, reference: str) -> str:
+        """A campaign id from its id, a unique id prefix, or its name."""
+        with reading(self.runtime.engine) as conn:
+            rows = conn.execute(select(campaigns.c.id).where(
+                (campaigns.c.id == reference) | (campaigns.c.name == reference)
+                | campaigns.c.id.startswith(reference, autoescape=True)
+            )).scalars().all()
+        if len(set(rows)) == 1:
+            return rows[0]
+        if not rows:
+            raise NotFound(f"no campaign {reference!r}")
+        raise NotFound(f"{reference!r} matches {len(set(rows))} campaigns; give more of the id")
+
+    def definition(self, campaign_id: str) -> tuple[CampaignDefinition, int, Path]:
+        with reading(self.runtime.engine) as conn:
+            campaign = self._get(conn, campaign_id)
+            version = conn.execute(select(campaign_versions).where(
+                campaign_versions.c.id == campaign.current_version_id)).one()
+        base_dir = Path(version.source).parent if version.source else Path.cwd()
+        return CampaignDefinition.model_validate(version.definition), version.id, base_dir
+
+    @staticmethod
+    def _get(conn: Connection, campaign_id: str) -> Any:
+        row = conn.execute(select(campaigns).where(campaigns.c.id == campaign_id)).first()
+        if row is None:
+            raise NotFound(f"no campaign {campaign_id!r}")
+        return row
+
+    # --- launching ----------------------------------------------------------------------------------
+
+    def launch(self, campaign_id: str, actor: Actor, *, at: datetime | None = None,
+               audience: Path | None = None, progress: Progress | None = None) -> LaunchResult:
+        """Launch now, or schedule a launch for ``at``; the audience is read whole before anything is kept."""
+        now = self.runtime.clock.now()
+        campaign = self.get(campaign_id)
+        if campaign["state"] in ("terminated", "in_progress"):
+            raise InvalidState(f"campaign {campaign['name']!r} is {campaign['state']}; it cannot be launched")
+        if at is not None and utc(at) > now:
+            return self._schedule(campaign, utc(at), actor, now)
+        definition, version_id, base_dir = self.definition(campaign_id)
+        targets = audience_targets(self.runtime, definition, base_dir, audience)
+        with writing(self.runtime.engine) as conn:
+            launch_id = self._new_launch(conn, campaign, version_id, now, "launched", now)
+            count = insert_runs(conn, targets, campaign_id=campaign_id, launch_id=launch_id,
+                                version_id=version_id, due_at=now, now=now, progress=progress)
+            self._mark_launched(conn, campaign, definition, launch_id, count, actor, now)
+        self._notify_started(campaign_id, launch_id, count)
+        return LaunchResult(campaign_id, launch_id, now, "launched", count)
+
+    def launch_due(self, actor: Actor) -> list[LaunchResult]:
+        """Launch every scheduled cycle whose time has come (the embedded scheduler's job)."""
+        now = self.runtime.clock.now()
+        with reading(self.runtime.engine) as conn:
+            due = conn.execute(select(launches).where(launches.c.status == "scheduled",
+                                                      launches.c.cycle_at <= now)).all()
+        results = []
+        for launch in due:
+            results.append(self._run_scheduled(launch, actor))
+        return [r for r in results if r is not None]
+
+    def _run_scheduled(self, launch: Any, actor: Actor) -> LaunchResult | None:
+        now = self.runtime.clock.now()
+        definition, _, base_dir = self.definition(launch.campaign_id)
+        campaign = self.get(launch.campaign_id)
+        targets = audience_targets(self.runtime, definition, base_dir)
+        with writing(self.runtime.engine) as conn:
+            claimed = conn.execute(update(launches).where(launches.c.id == launch.id,
+                                                          launches.c.status == "scheduled")
+                                   .values(status="launched", launched_at=now)).rowcount
+            if not claimed:
+                return None  # another process launched this cycle
+            count = insert_runs(conn, targets, campaign_id=launch.campaign_id, launch_id=launch.id,
+                                version_id=launch.version_id, due_at=now, now=now)
+            self._mark_launched(conn, campaign, definition, launch.id, count, actor, now)
+        self._notify_started(launch.campaign_id, launch.id, count)
+        return LaunchResult(launch.campaign_id, launch.id, launch.cycle_at, "launched", count)
+
+    def _schedule(self, campaign: dict[str, Any], at: datetime, actor: Actor, now: datetime) -> LaunchResult:
+        definition, version_id, _ = self.definition(campaign["id"])
+        with writing(self.runtime.engine) as conn:
+            launch_id = self._new_launch(conn, campaign, version_id, at, "scheduled", now)
+            conn.execute(update(campaigns).where(campaigns.c.id == campaign["id"])
+                         .values(state="scheduled", updated_at=now))
+            record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT,
+                   sub_type=AuditSubType.TRIGGER_REQUEST, at=now, obj=_obj(campaign["id"], definition),
+                   code=self, details=f"launch scheduled for {at.isoformat()}")
+        return LaunchResult(campaign["id"], launch_id, at, "scheduled", 0)
+
+    def _new_launch(self, conn: Connection, campaign: dict[str, Any], version_id: int, cycle_at: datetime,
+                    status: str, now: datetime) -> int:
+        try:
+            with conn.begin_nested():
+                return int(conn.execute(insert(launches).values(
+                    campaign_id=campaign["id"], cycle_at=cycle_at, version_id=version_id, status=status,
+                    created_at=now, launched_at=now if status == "launched" else None,
+                ).returning(launches.c.id)).scalar_one())
+        except IntegrityError:
+            raise InvalidState(
+                f"campaign {campaign['name']!r} already has a launch at {cycle_at.isoformat()}") from None
+
+    def _mark_launched(self, conn: Connection, campaign: dict[str, Any], definition: CampaignDefinition,
+                       launch_id: int, count: int, actor: Actor, now: datetime) -> None:
+        conn.execute(update(launches).where(launches.c.id == launch_id).values(target_count=count))
+        conn.execute(update(campaigns).where(campaigns.c.id == campaign["id"])
+                     .values(state="in_progress", updated_at=now, finished_at=None))
+        record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT, sub_type=AuditSubType.WORKFLOW_STARTED,
+               at=now, obj=_obj(campaign["id"], definition), code=self,
+               details=f"launch {launch_id}: {count} run(s)")
+
+    def _notify_started(self, campaign_id: str, launch_id: int, count: int) -> None:
+        self.runtime.notify("on_campaign_started", campaign=self.get(campaign_id), launch_id=launch_id,
+                            target_count=count)
+
+    # --- ending -------------------------------------------------------------------------------------
+
+    def terminate(self, campaign_id: str, actor: Actor) -> int:
+        """End every unfinished run as terminated and cancel scheduled launches; returns how many runs ended."""
+        now = self.runtime.clock.now()
+        definition, _, _ = self.definition(campaign_id)
+        with writing(self.runtime.engine) as conn:
+            campaign = self._get(conn, campaign_id)
+            if campaign.state in ("terminated", "completed", "draft"):
+                raise InvalidState(f"campaign {campaign.name!r} is {campaign.state}; nothing to terminate")
+            # Bumping the lease token makes a worker holding any of these runs drop its results.
+            ended = conn.execute(update(runs).where(runs.c.campaign_id == campaign_id,
+                                                    runs.c.status.in_(LIVE_STATUSES)).values(
+                status="terminated", due_at=None, lease_owner=None, lease_token=runs.c.lease_token + 1,
+                finished_at=now, updated_at=now).returning(runs.c.id, runs.c.target_key, runs.c.current_node)
+            ).all()
+            conn.execute(update(launches).where(launches.c.campaign_id == campaign_id,
+                                                launches.c.status == "scheduled").values(status="cancelled"))
+            conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(
+                state="terminated", finished_at=now, updated_at=now))
+            record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT,
+                   sub_type=AuditSubType.TERMINATION_REQUEST, at=now, obj=_obj(campaign_id, definition),
+                   code=self, details=f"{len(ended)} unfinished run(s) terminated")
+        for run in ended:
+            self.runtime.notify("on_run_finished", run={
+                "id": run.id, "campaign_id": campaign_id, "target_key": run.target_key, "status": "terminated",
+                "current_node": run.current_node, "error": None})
+        self.runtime.notify("on_campaign_finished", campaign=self.get(campaign_id), state="terminated")
+        return len(ended)
+
+    def live_runs(self, campaign_id: str) -> int:
+        with reading(self.runtime.engine) as conn:
+            return int(conn.execute(select(func.count()).select_from(runs).where(
+                runs.c.campaign_id == campaign_id, runs.c.status.in_(LIVE_STATUSES))).scalar_one())
+
+
+def _obj(campaign_id: str, definition: CampaignDefinition) -> AuditObject:
+    return AuditObject(campaign_id, definition.name, definition.folder, definition.version_tuple)

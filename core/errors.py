@@ -1,0 +1,56 @@
+"""Errors a user can cause and act on; the CLI prints them as one line, never a traceback."""
+
+from __future__ import annotations
+
+
+class CampaignkitError(Exception):
+    """Base of every error that is the user's to fix (bad input, bad configuration, wrong state)."""
+
+    exit_code = 1
+
+
+class ConfigurationError(CampaignkitError):
+    """Invalid settings or plugin configuration; names the key and the problem."""
+
+    exit_code = 2
+
+
+class PluginError(CampaignkitError):
+    """A plugin could not be loaded or registered (duplicate names, broken entry point)."""
+
+    exit_code = 2
+
+
+class DefinitionError(CampaignkitError):
+    """A campaign definition is invalid; carries every problem found, each with its position."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class AudienceError(CampaignkitError):
+    """An audience could not be imported; nothing of it was kept."""
+
+
+class NotFound(CampaignkitError):
+    """A campaign, run or target that does not exist."""
+
+
+class InvalidState(CampaignkitError):
+    """An action that the object's lifecycle state does not allow."""
+
+
+class StepError(Exception):
+    """Raised by plugins and step types: a failed step. ``temporary`` failures retry with backoff."""
+
+    def __init__(self, message: str, *, temporary: bool = True) -> None:
+        super().__init__(message)
+        self.temporary = temporary
+
+
+class PermanentStepError(StepError):
+    """A failure that retrying cannot fix (a rejected address, a missing approver)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, temporary=False)

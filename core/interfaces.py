@@ -1,0 +1,154 @@
+"""The small interfaces plugins implement: one base class per kind of registered object."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+
+class NoConfig(BaseModel):
+    """For plugins that take no configuration; any key given is an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Component:
+    """Something a plugin registers under a unique name, built with its validated config.
+
+    ``Config`` is the plugin's own pydantic model for its table ``plugins.config.<name>``.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type[BaseModel]] = NoConfig
+
+    def __init__(self, config: BaseModel, runtime: Runtime) -> None:
+        self.config = config
+        self.runtime = runtime
+
+    def close(self) -> None:
+        """Release connections; called when the runtime shuts down."""
+
+
+# --- delivery channels -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Message:
+    to: str
+    subject: str
+    text: str
+    html: str | None
+    idempotency_key: str
+    run_id: int
+    campaign_id: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a channel reports back; ``message_id`` lands in the step record."""
+
+    message_id: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Channel(Component, ABC):
+    """Delivers messages (email, chat, SMS). Raise StepError(temporary=...) on failure."""
+
+    @abstractmethod
+    def send(self, message: Message) -> Delivery: ...
+
+
+# --- enforcement, custom fields ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnforcementRequest:
+    target_key: str
+    target: Mapping[str, Any]
+    params: Mapping[str, Any]
+    idempotency_key: str
+    run_id: int
+    campaign_id: str
+
+
+@dataclass(frozen=True)
+class EnforcementResult:
+    removed: bool
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+class EnforcementAction(Component, ABC):
+    """Removes access (a group membership, an account). Must be safe to repeat with the same key."""
+
+    @abstractmethod
+    def enforce(self, request: EnforcementRequest) -> EnforcementResult: ...
+
+
+@dataclass(frozen=True)
+class FieldUpdate:
+    target_key: str
+    field: str
+    value: Any
+    idempotency_key: str
+    run_id: int
+    campaign_id: str
+    at: datetime
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+class FieldUpdater(Component, ABC):
+    """Sets a custom field on a target, in campaignkit's database or an external inventory."""
+
+    @abstractmethod
+    def update(self, update: FieldUpdate) -> None: ...
+
+
+# --- audit sinks, audiences ----------------------------------------------------------------------------
+
+
+class AuditSink(Component, ABC):
+    """Receives audit records after commit, at least once; each carries its audit_id to drop repeats."""
+
+    @abstractmethod
+    def emit(self, records: Sequence[Mapping[str, Any]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    attributes: Mapping[str, Any]
+    line: int | None = None  # where it came from, for error messages
+
+
+class AudienceSource(Component, ABC):
+    """Streams targets. Raise AudienceError naming the line (or record) of a bad entry."""
+
+    @abstractmethod
+    def targets(self, spec: Mapping[str, Any], base_dir: Path) -> Iterator[Target]: ...
+
+
+__all__ = [
+    "AudienceSource",
+    "AuditSink",
+    "Channel",
+    "Component",
+    "Delivery",
+    "EnforcementAction",
+    "EnforcementRequest",
+    "EnforcementResult",
+    "FieldUpdate",
+    "FieldUpdater",
+    "Message",
+    "NoConfig",
+    "Target",
+]

@@ -1,0 +1,97 @@
+"""Turns a campaign's audience into runs: streamed in batches, duplicates merged by key, all or nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, func, literal_column
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .db import is_postgres
+from .errors import AudienceError
+from .interfaces import Target
+from .schema import runs
+from .workflow import CampaignDefinition
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+CHUNK = 2000
+Progress = Callable[[int], None]
+
+
+def audience_targets(runtime: Runtime, definition: CampaignDefinition, base_dir: Path,
+                     override: Path | None = None) -> Iterator[Target]:
+    spec: dict[str, Any] = definition.audience.model_dump() if definition.audience else {"source": "csv"}
+    if override is not None:
+        spec = {**spec, "source": "csv", "path": str(override.resolve())}
+    if spec.get("source") == "csv" and not spec.get("path"):
+        raise AudienceError("the campaign has no audience: give audience.path in the definition or --audience")
+    source = runtime.registry.audience_source(spec["source"], runtime)
+    return source.targets(spec, base_dir)
+
+
+def insert_runs(
+    conn: Connection,
+    targets: Iterator[Target],
+    *,
+    campaign_id: str,
+    launch_id: int,
+    version_id: int,
+    due_at: datetime,
+    now: datetime,
+    progress: Progress | None = None,
+) -> int:
+    """Insert one pending run per distinct target key; returns how many runs exist for the launch.
+
+    A duplicate key merges its attributes into the first (later values win). Any AudienceError raised by
+    the source propagates, and the caller's transaction rolls back every row written so far.
+    """
+    statement = _upsert(conn)
+    seen_rows = 0
+    chunk: dict[str, dict[str, Any]] = {}
+    for target in targets:
+        seen_rows += 1
+        if target.key in chunk:
+            chunk[target.key]["target"] = {**chunk[target.key]["target"], **target.attributes}
+        else:
+            chunk[target.key] = _row(target, campaign_id, launch_id, version_id, due_at, now)
+        if len(chunk) >= CHUNK:
+            conn.execute(statement, list(chunk.values()))
+            chunk.clear()
+            if progress:
+                progress(seen_rows)
+    if chunk:
+        conn.execute(statement, list(chunk.values()))
+    if progress:
+        progress(seen_rows)
+    count = conn.execute(
+        runs.select().with_only_columns(func.count()).where(runs.c.launch_id == launch_id)
+    ).scalar_one()
+    if count == 0:
+        raise AudienceError("the audience is empty: no targets to launch")
+    return int(count)
+
+
+def _row(target: Target, campaign_id: str, launch_id: int, version_id: int, due_at: datetime,
+         now: datetime) -> dict[str, Any]:
+    return {
+        "campaign_id": campaign_id, "launch_id": launch_id, "version_id": version_id,
+        "target_key": target.key, "target": dict(target.attributes), "status": "pending",
+        "current_node": None, "context": {}, "due_at": due_at, "lease_token": 0, "attempt": 0,
+        "created_at": now, "updated_at": now,
+    }
+
+
+def _upsert(conn: Connection) -> Any:
+    if is_postgres(conn):
+        stmt = postgresql.insert(runs)
+        merged = literal_column("(runs.target::jsonb || excluded.target::jsonb)::json")
+    else:
+        stmt = sqlite.insert(runs)
+        merged = func.json_patch(runs.c.target, stmt.excluded.target)
+    return stmt.on_conflict_do_update(index_elements=[runs.c.launch_id, runs.c.target_key],
+                                      set_={"target": merged})

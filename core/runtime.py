@@ -1,0 +1,80 @@
+"""The assembled framework: settings, database, plugins, templates and clock, shared by every role."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterable
+from functools import cached_property
+from typing import Any
+
+import jinja2
+import pluggy
+from sqlalchemy import Engine
+
+from .clock import Clock, SystemClock
+from .db import make_engine
+from .plugins import Registry, build_plugin_manager, collect_registrations
+from .settings import Settings, load_settings
+from .templating import make_environment, undeclared_variables
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """Build one per process (or per test); nothing here loads at import time."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        clock: Clock | None = None,
+        plugins: Iterable[Any] = (),
+        load_entry_points: bool = True,
+        engine: Engine | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.clock: Clock = clock or SystemClock()
+        self.pm: pluggy.PluginManager = build_plugin_manager(
+            self.settings, extra_plugins=plugins, load_entry_points=load_entry_points
+        )
+        self.registry = Registry(collect_registrations(self.pm), self.settings)
+        self.registry.validate_all_configured()
+        self._engine = engine
+        self.instance_id = f"{socket.gethostname()}:{os.getpid()}"
+
+    @cached_property
+    def engine(self) -> Engine:
+        return self._engine or make_engine(self.settings.effective_database_url)
+
+    @cached_property
+    def jinja(self) -> jinja2.Environment:
+        """The sandboxed environment for messages and conditions, after plugins prepared it."""
+        return make_environment(
+            self.settings.template_dirs,
+            lambda env: self.pm.hook.prepare_jinja_environment(env=env, purpose="message"),
+        )
+
+    @cached_property
+    def pages(self) -> jinja2.Environment:
+        return make_environment(
+            self.settings.template_dirs,
+            lambda env: self.pm.hook.prepare_jinja_environment(env=env, purpose="page"),
+        )
+
+    def undeclared_template_variables(self, source: str) -> set[str]:
+        return undeclared_variables(self.jinja, source)
+
+    def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call an observer hook on every plugin separately, so one that raises cannot stop the others."""
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            try:
+                impl.function(**{name: kwargs[name] for name in impl.argnames})
+            except Exception:
+                log.exception("plugin %r failed in %s; continuing", impl.plugin_name, hook_name)
+
+    def close(self) -> None:
+        self.registry.close()
+        if self._engine is None and "engine" in self.__dict__:
+            self.engine.dispose()

@@ -1,0 +1,194 @@
+"""The database schema as SQLAlchemy Core tables; Alembic migrations create exactly this."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Integer keys autoincrement as BIGINT on PostgreSQL and as the rowid alias on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, hands back aware UTC: one representation on SQLite and PostgreSQL alike."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is None:
+            return value
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("folder", String(200), nullable=False, default=""),
+    Column("kind", String(50), nullable=False, default="journey"),
+    Column("state", String(20), nullable=False, default="draft"),
+    Column("current_version_id", Integer, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    UniqueConstraint("folder", "name"),
+)
+
+campaign_versions = Table(
+    "campaign_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("campaign_id", String(36), ForeignKey("campaigns.id"), nullable=False),
+    Column("major", Integer, nullable=False),
+    Column("minor", Integer, nullable=False),
+    Column("definition", JSON, nullable=False),
+    Column("source", String(500), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("campaign_id", "major", "minor"),
+)
+
+# One row per cycle of a campaign; the unique key is what stops two schedulers launching a cycle twice.
+launches = Table(
+    "launches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("campaign_id", String(36), ForeignKey("campaigns.id"), nullable=False),
+    Column("cycle_at", UTCDateTime, nullable=False),
+    Column("version_id", Integer, ForeignKey("campaign_versions.id"), nullable=False),
+    Column("status", String(20), nullable=False),  # scheduled, launched, missed, failed, cancelled
+    Column("target_count", Integer, nullable=False, default=0),
+    Column("error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("launched_at", UTCDateTime, nullable=True),
+    UniqueConstraint("campaign_id", "cycle_at"),
+    Index("ix_launches_status_cycle_at", "status", "cycle_at"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("campaign_id", String(36), ForeignKey("campaigns.id"), nullable=False),
+    Column("launch_id", Integer, ForeignKey("launches.id"), nullable=False),
+    Column("version_id", Integer, ForeignKey("campaign_versions.id"), nullable=False),
+    Column("target_key", String(300), nullable=False),
+    Column("target", JSON, nullable=False),
+    # pending, active, waiting, completed, failed, terminated
+    Column("status", String(20), nullable=False),
+    Column("current_node", String(100), nullable=True),
+    Column("context", JSON, nullable=False),
+    # When the run next needs a worker. A claim moves it to the lease expiry, so a dead worker's runs
+    # become due again by themselves; finished runs and open-ended waits have none.
+    Column("due_at", UTCDateTime, nullable=True),
+    Column("lease_owner", String(100), nullable=True),
+    Column("lease_token", Integer, nullable=False, default=0),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    UniqueConstraint("launch_id", "target_key"),
+    Index("ix_runs_due_at", "due_at"),
+    Index("ix_runs_campaign_id_status", "campaign_id", "status"),
+)
+
+# The ledger: one row per executed node of a run, per visit.
+step_records = Table(
+    "step_records",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", BigInteger, ForeignKey("runs.id"), nullable=False),
+    Column("node_id", String(100), nullable=False),
+    Column("visit", Integer, nullable=False),
+    Column("step_type", String(100), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    # ok, waiting, retrying, failed
+    Column("outcome", String(20), nullable=False),
+    Column("edge", String(100), nullable=True),
+    Column("detail", JSON(none_as_null=True), nullable=True),
+    Column("idempotency_key", String(200), nullable=False),
+    UniqueConstraint("run_id", "node_id", "visit"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", BigInteger, ForeignKey("runs.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("source", String(200), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("consumed_at", UTCDateTime, nullable=True),
+    Index("ix_events_run_id_consumed_at", "run_id", "consumed_at"),
+)
+
+targets = Table(
+    "targets",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("custom_fields", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Shaped like the classic AuditHistory table, in snake_case.
+audit_history = Table(
+    "audit_history",
+    metadata,
+    Column("audit_id", BigId, primary_key=True, autoincrement=True),
+    Column("user_name", String(200), nullable=False),
+    Column("computer_name", String(200), nullable=True),
+    Column("computer_ip", String(64), nullable=True),
+    Column("server_name", String(200), nullable=True),
+    Column("audit_timestamp", UTCDateTime, nullable=False),
+    Column("object_id", String(36), nullable=True),
+    Column("object_name", String(300), nullable=True),
+    Column("object_folder", String(300), nullable=True),
+    Column("version_major", Integer, nullable=True),
+    Column("version_minor", Integer, nullable=True),
+    Column("audit_type", String(100), nullable=False),
+    Column("audit_sub_type", String(100), nullable=False),
+    Column("details", Text, nullable=True),
+    Column("class_name", String(300), nullable=True),
+    Column("assembly_name", String(300), nullable=True),
+    Index("ix_audit_history_audit_type_audit_timestamp", "audit_type", "audit_timestamp"),
+    Index("ix_audit_history_audit_timestamp", "audit_timestamp"),
+)
+
+LIVE_STATUSES = ("pending", "active", "waiting")
+FINAL_STATUSES = ("completed", "failed", "terminated")

@@ -1,0 +1,132 @@
+"""Configuration: CAMPAIGNKIT_ environment variables (nested with __), campaignkit.toml, .env, a secrets dir.
+
+Precedence, highest first: arguments, environment, .env, secrets directory, TOML file, defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .errors import ConfigurationError
+
+DEFAULT_VAR_DIR = Path("var")
+
+
+class PluginSettings(BaseModel):
+    enabled: list[str] | None = Field(
+        default=None, description="Entry-point plugins to load; unset loads every installed one."
+    )
+    blocked: list[str] = Field(default_factory=list, description="Plugins never loaded, by name.")
+    config: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="One table per registered name (channel, action, updater, sink, source), "
+        "validated by that plugin's own model.",
+    )
+
+
+class WorkerSettings(BaseModel):
+    batch_size: int = Field(default=500, ge=1, le=10_000, description="Runs claimed per batch.")
+    threads: int = Field(default=8, ge=1, le=256, description="Thread-pool size for plugin I/O.")
+    lease_seconds: float = Field(default=300, gt=0, description="How long a claim holds before others reclaim.")
+    step_timeout_seconds: float = Field(default=30, gt=0, description="Default timeout of one plugin call.")
+    poll_seconds: float = Field(default=1.0, gt=0, description="Idle sleep between claims.")
+    max_steps_per_claim: int = Field(
+        default=100, ge=1, description="Guards against a run looping without ever waiting."
+    )
+
+
+class AuditSettings(BaseModel):
+    task_events: bool = Field(default=False, description="Write System Task Started/Completed records.")
+    sinks: list[str] = Field(default_factory=list, description="Audit sinks besides the database table.")
+
+
+class WebSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    base_url: str = Field(default="http://127.0.0.1:8080", description="Public URL used in links.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CAMPAIGNKIT_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="forbid",
+    )
+
+    var_dir: Path = Field(default=DEFAULT_VAR_DIR, description="Where the embedded database and outbox live.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; default: SQLite file under var_dir.")
+    secret_key: SecretStr | None = Field(default=None, description="Signs links; created by `campaignkit init`.")
+    template_dirs: list[Path] = Field(default_factory=list, description="Override bundled templates by path.")
+    timezone: str = Field(default="UTC", description="Default time zone for schedules and windows.")
+    plugins: PluginSettings = Field(default_factory=PluginSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        secrets_dir = Path(os.environ.get("CAMPAIGNKIT_SECRETS_DIR", DEFAULT_VAR_DIR / "secrets"))
+        if secrets_dir.is_dir():
+            from pydantic_settings import SecretsSettingsSource
+
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
+        toml_path = config_file_path()
+        if toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.var_dir / 'campaignkit.db').as_posix()}"
+
+    def plugin_config(self, name: str) -> dict[str, Any]:
+        return self.plugins.config.get(name, {})
+
+
+def config_file_path() -> Path | None:
+    explicit = os.environ.get("CAMPAIGNKIT_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigurationError(f"CAMPAIGNKIT_CONFIG: no such file: {path}")
+        return path
+    default = Path("campaignkit.toml")
+    return default if default.is_file() else None
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """One line per problem: the dotted key and what is wrong with it."""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(part) for part in (prefix, *err["loc"]) if part != "")
+        lines.append(f"{key or '(root)'}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from every source; a problem becomes one ConfigurationError naming the key."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid configuration: {describe_validation_error(exc)}") from None
+    except ValueError as exc:  # malformed TOML, JSON in an env var, unreadable .env
+        raise ConfigurationError(f"invalid configuration: {exc}") from None

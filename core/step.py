@@ -1,0 +1,123 @@
+"""The step-type interface: what a workflow node does when a run reaches it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel
+
+from .interfaces import NoConfig
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+NEXT = "next"
+FAILURE = "failure"
+TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    id: int
+    name: str
+    payload: Mapping[str, Any]
+    created_at: datetime
+
+
+@dataclass
+class StepContext:
+    """Everything a step may read; ``context`` is the run's own mutable state, saved with the run."""
+
+    run_id: int
+    campaign_id: str
+    target_key: str
+    target: Mapping[str, Any]
+    context: dict[str, Any]
+    node_id: str
+    visit: int
+    attempt: int
+    now: datetime
+    config: Any
+    idempotency_key: str
+    runtime: Runtime
+    edges: Mapping[str, str] = field(default_factory=dict)  # this node's edges, label -> node id
+    wait: Mapping[str, Any] | None = None  # the wait this node started on this visit, if any
+    events: list[RunEvent] = field(default_factory=list)  # unconsumed events of this run
+
+    def template_vars(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "context": self.context,
+            "run": {"id": self.run_id, "campaign_id": self.campaign_id, "node": self.node_id},
+            "now": self.now,
+        }
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """Where the run goes next. ``edge=None`` ends the run; ``waiting`` parks it on this node."""
+
+    edge: str | None = NEXT
+    detail: Mapping[str, Any] | None = None
+    waiting: bool = False
+    wait_until: datetime | None = None
+    wait_for: tuple[str, ...] = ()
+    consumed_events: tuple[int, ...] = ()
+    context_updates: Mapping[str, Any] | None = None
+
+    @classmethod
+    def follow(cls, edge: str = NEXT, **detail: Any) -> StepResult:
+        return cls(edge=edge, detail=detail or None)
+
+    @classmethod
+    def end(cls, **detail: Any) -> StepResult:
+        return cls(edge=None, detail=detail or None)
+
+    @classmethod
+    def wait(cls, until: datetime | None = None, events: tuple[str, ...] = (), **detail: Any) -> StepResult:
+        return cls(edge=None, waiting=True, wait_until=until, wait_for=events, detail=detail or None)
+
+
+# Names a template may use; validation rejects any other top-level variable.
+TEMPLATE_VARIABLES = frozenset({"target", "context", "run", "now", "campaign", "event", "links"})
+
+
+class StepType(ABC):
+    """A kind of node. Subclasses set ``name`` and ``Config`` and implement ``execute``.
+
+    ``waits``: the step can park a run (a cycle through such a node is allowed).
+    ``side_effect``: the step talks to the outside; it runs on the worker's thread pool with a timeout and
+    its idempotency key is stable across retries and redelivery.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type[BaseModel]] = NoConfig
+    waits: ClassVar[bool] = False
+    side_effect: ClassVar[bool] = False
+    description: ClassVar[str] = ""
+
+    def required_edges(self, config: Any) -> set[str]:
+        """Edge labels a node of this type must have."""
+        return {NEXT}
+
+    def allowed_edges(self, config: Any) -> set[str]:
+        """Edge labels a node of this type may have (``failure`` is always allowed)."""
+        return self.required_edges(config)
+
+    def templates(self, config: Any) -> dict[str, str]:
+        """Template sources in the config, by field name, for validation against undefined variables."""
+        return {}
+
+    def compile(self, config: Mapping[str, Any], runtime: Runtime) -> Any:
+        """Validate and prepare a node's config once per workflow version; the result is ``ctx.config``."""
+        return self.Config.model_validate(dict(config))
+
+    @abstractmethod
+    def execute(self, ctx: StepContext) -> StepResult: ...
+
+
+__all__ = ["FAILURE", "NEXT", "TEMPLATE_VARIABLES", "TIMEOUT", "RunEvent", "StepContext", "StepResult", "StepType"]

@@ -1,0 +1,192 @@
+"""Built-in step types with side effects: messages, custom fields, enforcement, events to plugins.
+
+Each runs on the worker's thread pool with a timeout and hands its idempotency key to the plugin it calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..errors import ConfigurationError, PermanentStepError
+from ..interfaces import EnforcementRequest, FieldUpdate, Message
+from ..runtime import Runtime
+from ..step import StepContext, StepResult, StepType
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _require(runtime: Runtime, kind: str, name: str) -> None:
+    if not runtime.registry.has(kind, name):
+        known = ", ".join(runtime.registry.names(kind)) or "none"
+        raise ConfigurationError(f"no {kind} named {name!r} is registered (known: {known})")
+
+
+def _render(template: jinja2.Template, ctx: StepContext) -> str:
+    try:
+        return template.render(ctx.template_vars())
+    except jinja2.TemplateError as exc:
+        # The same data renders the same way on every attempt: retrying cannot help.
+        raise PermanentStepError(f"template error: {exc}") from None
+
+
+@dataclass(frozen=True)
+class CompiledMessage:
+    channel: str
+    to: jinja2.Template
+    subject: jinja2.Template
+    text: jinja2.Template
+    html: jinja2.Template | None
+    sources: dict[str, str]
+
+
+class SendMessage(StepType):
+    """send_message: renders a message (inline or from templates/<template>/) and sends it through a channel."""
+
+    name = "send_message"
+    side_effect = True
+    description = "Sends a message through a delivery channel."
+
+    class Config(_Config):
+        channel: str = Field(min_length=1)
+        to: str = "{{ target.email }}"
+        template: str | None = Field(default=None, description="Folder with subject.txt, body.txt, body.html")
+        subject: str | None = None
+        text: str | None = None
+        html: str | None = None
+
+        @model_validator(mode="after")
+        def _one_source(self) -> SendMessage.Config:
+            if self.template is None and (self.subject is None or self.text is None):
+                raise ValueError("give either 'template' or both 'subject' and 'text'")
+            if self.template is not None and (self.subject or self.text or self.html):
+                raise ValueError("give either 'template' or inline 'subject'/'text'/'html', not both")
+            return self
+
+    def compile(self, config: Any, runtime: Runtime) -> CompiledMessage:
+        parsed = self.Config.model_validate(dict(config))
+        _require(runtime, "channel", parsed.channel)
+        env = runtime.jinja
+        sources = {"to": parsed.to}
+        if parsed.template is not None:
+            for part, filename in (("subject", "subject.txt"), ("text", "body.txt"), ("html", "body.html")):
+                path = f"{parsed.template}/{filename}"
+                try:
+                    sources[part] = env.loader.get_source(env, path)[0]  # type: ignore[union-attr]
+                except jinja2.TemplateNotFound:
+                    if part != "html":
+                        raise ConfigurationError(f"template {path!r} not found") from None
+        else:
+            sources.update({k: v for k, v in (("subject", parsed.subject), ("text", parsed.text),
+                                              ("html", parsed.html)) if v is not None})
+        compiled = {part: env.from_string(src) for part, src in sources.items() if part != "html"}
+        # HTML parts are autoescaped whether they come from a file or inline.
+        html = env.overlay(autoescape=True).from_string(sources["html"]) if "html" in sources else None
+        return CompiledMessage(parsed.channel, compiled["to"], compiled["subject"], compiled["text"], html,
+                               sources)
+
+    def templates(self, config: CompiledMessage) -> dict[str, str]:
+        return dict(config.sources)
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        msg: CompiledMessage = ctx.config
+        to = _render(msg.to, ctx).strip()
+        if not to:
+            raise PermanentStepError("no recipient: the 'to' address rendered empty")
+        message = Message(
+            to=to, subject=_render(msg.subject, ctx).strip(), text=_render(msg.text, ctx),
+            html=_render(msg.html, ctx) if msg.html is not None else None,
+            idempotency_key=ctx.idempotency_key, run_id=ctx.run_id, campaign_id=ctx.campaign_id,
+        )
+        delivery = ctx.runtime.registry.channel(msg.channel, ctx.runtime).send(message)
+        detail = {"channel": msg.channel, "to": to, **dict(delivery.detail)}
+        if delivery.message_id:
+            detail["message_id"] = delivery.message_id
+        return StepResult.follow(**detail)
+
+
+class UpdateCustomField(StepType):
+    """update_custom_field: sets a custom field on the target through a field updater."""
+
+    name = "update_custom_field"
+    side_effect = True
+    description = "Sets a custom field on the target."
+
+    class Config(_Config):
+        updater: str = "database"
+        field: str = Field(min_length=1)
+        value: str = Field(description="A template, e.g. Approved")
+
+    def compile(self, config: Any, runtime: Runtime) -> Any:
+        parsed = self.Config.model_validate(dict(config))
+        _require(runtime, "field updater", parsed.updater)
+        return parsed, runtime.jinja.from_string(parsed.value)
+
+    def templates(self, config: Any) -> dict[str, str]:
+        return {"value": config[0].value}
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        parsed, value_template = ctx.config
+        value = _render(value_template, ctx)
+        ctx.runtime.registry.field_updater(parsed.updater, ctx.runtime).update(FieldUpdate(
+            target_key=ctx.target_key, field=parsed.field, value=value, idempotency_key=ctx.idempotency_key,
+            run_id=ctx.run_id, campaign_id=ctx.campaign_id, at=ctx.now,
+        ))
+        return StepResult.follow(field=parsed.field, value=value, updater=parsed.updater)
+
+
+class Enforcement(StepType):
+    """enforcement_action: removes access through an enforcement action; the result lands in the ledger."""
+
+    name = "enforcement_action"
+    side_effect = True
+    description = "Removes access through an enforcement action."
+
+    class Config(_Config):
+        action: str = Field(min_length=1)
+        params: dict[str, Any] = Field(default_factory=dict)
+
+    def compile(self, config: Any, runtime: Runtime) -> Any:
+        parsed = self.Config.model_validate(dict(config))
+        _require(runtime, "enforcement action", parsed.action)
+        return parsed
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        result = ctx.runtime.registry.enforcement_action(ctx.config.action, ctx.runtime).enforce(
+            EnforcementRequest(
+                target_key=ctx.target_key, target=ctx.target, params=ctx.config.params,
+                idempotency_key=ctx.idempotency_key, run_id=ctx.run_id, campaign_id=ctx.campaign_id,
+            )
+        )
+        return StepResult.follow(action=ctx.config.action, removed=result.removed, **dict(result.detail))
+
+
+class SendEvent(StepType):
+    """send_event: hands a named event with a rendered payload to every plugin's on_workflow_event."""
+
+    name = "send_event"
+    side_effect = True
+    description = "Emits an event to plugins."
+
+    class Config(_Config):
+        event: str = Field(min_length=1)
+        payload: dict[str, str] = Field(default_factory=dict, description="Values are templates.")
+
+    def compile(self, config: Any, runtime: Runtime) -> Any:
+        parsed = self.Config.model_validate(dict(config))
+        return parsed, {k: runtime.jinja.from_string(v) for k, v in parsed.payload.items()}
+
+    def templates(self, config: Any) -> dict[str, str]:
+        return {f"payload.{k}": v for k, v in config[0].payload.items()}
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        parsed, templates = ctx.config
+        payload = {k: _render(t, ctx) for k, t in templates.items()}
+        run = {"id": ctx.run_id, "campaign_id": ctx.campaign_id, "target_key": ctx.target_key}
+        ctx.runtime.pm.hook.on_workflow_event(run=run, name=parsed.event, payload=payload)
+        return StepResult.follow(event=parsed.event)

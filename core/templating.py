@@ -1,0 +1,49 @@
+"""Sandboxed Jinja2 environments for messages, conditions and pages; admins override templates by path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import meta
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .step import TEMPLATE_VARIABLES
+
+
+def bundled_template_dir() -> Path:
+    return Path(str(files("campaignkit.templates")))
+
+
+def make_environment(
+    template_dirs: Iterable[Path],
+    prepare: Callable[[jinja2.Environment], None] | None = None,
+) -> ImmutableSandboxedEnvironment:
+    """Admin folders first, then the bundled templates: a file at the same path overrides ours."""
+    search_path = [str(p) for p in template_dirs] + [str(bundled_template_dir())]
+    env = ImmutableSandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(search_path),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "htm", "xml"), default=False),
+        keep_trailing_newline=True,
+    )
+    if prepare is not None:
+        prepare(env)
+    return env
+
+
+def undeclared_variables(env: jinja2.Environment, source: str) -> set[str]:
+    """Top-level names a template uses that the engine does not provide."""
+    ast = env.parse(source)
+    return set(meta.find_undeclared_variables(ast)) - TEMPLATE_VARIABLES - set(env.globals)
+
+
+def expression_variables(env: jinja2.Environment, expression: str) -> set[str]:
+    return undeclared_variables(env, "{{ " + expression + " }}")
+
+
+def render(template: jinja2.Template, variables: dict[str, Any]) -> str:
+    return template.render(variables)

@@ -1,0 +1,1 @@
+"""Bundled plugins, one folder per kind."""

@@ -1,0 +1,1 @@
+"""Bundled audit_sinks plugins."""

@@ -1,0 +1,12 @@
+"""Bundled custom-field updaters: ``database`` (fields stored on targets in campaignkit's own database)."""
+
+from __future__ import annotations
+
+from campaignkit.core import FieldUpdater, hookimpl
+
+from .database import DatabaseFieldUpdater
+
+
+@hookimpl
+def register_field_updaters() -> list[type[FieldUpdater]]:
+    return [DatabaseFieldUpdater]
