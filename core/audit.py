@@ -7,7 +7,7 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, insert
@@ -15,7 +15,7 @@ from sqlalchemy import Connection, insert
 from .schema import audit_history
 
 
-class AuditType(str, Enum):
+class AuditType(StrEnum):
     INTERACTION_EVENT = "Interaction Event"
     OPERATIONS = "Operations"
     SYSTEM_ACCESS = "System Access"
@@ -28,7 +28,7 @@ class AuditType(str, Enum):
     OBJECT_CHANGE = "Object Change"
 
 
-class AuditSubType(str, Enum):
+class AuditSubType(StrEnum):
     WORKFLOW_STARTED = "Workflow Started"
     WORKFLOW_COMPLETED = "Workflow Completed"
     WORKFLOW_FAILED = "Workflow Failed"

@@ -92,9 +92,12 @@ class RandomCohort(StepType):
         cohorts = ctx.config.cohorts
         digest = hashlib.sha256(f"{ctx.config.seed}:{ctx.run_id}:{ctx.node_id}".encode()).digest()
         point = int.from_bytes(digest[:8], "big") / 2**64 * sum(cohorts.values())
-        for cohort, weight in cohorts.items():
-            point -= weight
+        names = list(cohorts)
+        cohort = names[-1]  # float rounding can leave the point at the very end
+        for name in names:
+            point -= cohorts[name]
             if point < 0:
+                cohort = name
                 break
         return StepResult(edge=cohort, detail={"cohort": cohort}, context_updates={f"cohort_{ctx.node_id}": cohort})
 

@@ -1,0 +1,37 @@
+"""Signals from outside into runs: a decision, an open, a click. Delivery wakes a waiting run at once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert, select, update
+
+from .db import writing
+from .errors import InvalidState, NotFound
+from .schema import FINAL_STATUSES, events, runs
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+
+def send_event(
+    runtime: Runtime, run_id: int, name: str, payload: Mapping[str, Any] | None = None, *, source: str | None = None
+) -> int:
+    """Record an event for a run and make the run due now if it is waiting; returns the event id.
+
+    A run that a worker holds is not touched here: the worker wakes it when it writes its batch back.
+    """
+    now = runtime.clock.now()
+    with writing(runtime.engine) as conn:
+        row = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFound(f"no run {run_id}")
+        if row.status in FINAL_STATUSES:
+            raise InvalidState(f"run {run_id} is {row.status}; it takes no more events")
+        event_id = conn.execute(insert(events).values(
+            run_id=run_id, name=name, payload=dict(payload or {}), source=source, created_at=now,
+        ).returning(events.c.id)).scalar_one()
+        conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status == "waiting",
+                                        runs.c.lease_owner.is_(None)).values(due_at=now))
+    return int(event_id)
