@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, insert, select, update
 
-from .schema import audit_history
+from .clock import utc
+from .schema import audit_chain, audit_history
 
 
 class AuditType(StrEnum):
@@ -74,8 +77,16 @@ class AuditObject:
     version: tuple[int, int] | None = None
 
 
-def record(
-    conn: Connection,
+GENESIS_HASH = "0" * 64
+HASHED_FIELDS = (
+    "audit_id", "user_name", "computer_name", "computer_ip", "server_name", "audit_timestamp", "object_id",
+    "object_name", "object_folder", "version_major", "version_minor", "audit_type", "audit_sub_type", "details",
+    "class_name", "assembly_name",
+)
+_SERVER_NAME = socket.gethostname()
+
+
+def entry(
     *,
     actor: Actor,
     audit_type: AuditType,
@@ -84,25 +95,94 @@ def record(
     obj: AuditObject | None = None,
     details: str | None = None,
     code: Any = None,
-) -> None:
-    """Append one audit row on ``conn``; it commits or rolls back with the change it describes."""
+) -> dict[str, Any]:
+    """One audit row's values, without id and hash (``append`` assigns those)."""
     cls = code if isinstance(code, type) else type(code) if code is not None else None
-    conn.execute(
-        insert(audit_history).values(
-            user_name=actor.user_name,
-            computer_name=actor.computer_name,
-            computer_ip=actor.computer_ip,
-            server_name=socket.gethostname(),
-            audit_timestamp=at,
-            object_id=obj.id if obj else None,
-            object_name=obj.name if obj else None,
-            object_folder=obj.folder if obj else None,
-            version_major=obj.version[0] if obj and obj.version else None,
-            version_minor=obj.version[1] if obj and obj.version else None,
-            audit_type=audit_type.value,
-            audit_sub_type=sub_type.value,
-            details=details,
-            class_name=f"{cls.__module__}.{cls.__qualname__}" if cls else None,
-            assembly_name=(cls.__module__.split(".")[0] if cls else None),
-        )
-    )
+    return {
+        "user_name": actor.user_name,
+        "computer_name": actor.computer_name,
+        "computer_ip": actor.computer_ip,
+        "server_name": _SERVER_NAME,
+        "audit_timestamp": utc(at),
+        "object_id": obj.id if obj else None,
+        "object_name": obj.name if obj else None,
+        "object_folder": obj.folder if obj else None,
+        "version_major": obj.version[0] if obj and obj.version else None,
+        "version_minor": obj.version[1] if obj and obj.version else None,
+        "audit_type": str(audit_type),
+        "audit_sub_type": str(sub_type),
+        "details": details,
+        "class_name": f"{cls.__module__}.{cls.__qualname__}" if cls else None,
+        "assembly_name": _assembly(cls) if cls else None,
+    }
+
+
+def record(conn: Connection, **fields: Any) -> int:
+    """Append one audit row on ``conn``; it commits or rolls back with the change it describes."""
+    return append(conn, [entry(**fields)])[0]
+
+
+def append(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Append rows to the chain inside the caller's transaction; returns their audit ids."""
+    if not rows:
+        return []
+    head_query = select(audit_chain.c.last_audit_id, audit_chain.c.last_hash).where(audit_chain.c.id == 1)
+    if conn.dialect.name == "postgresql":
+        head_query = head_query.with_for_update()  # SQLite's writer already holds the database lock
+    head = conn.execute(head_query).one()
+    last_id, last_hash = head.last_audit_id, head.last_hash
+    for row in rows:
+        last_id += 1
+        row["audit_id"] = last_id
+        last_hash = row["record_hash"] = chain_hash(last_hash, row)
+    conn.execute(insert(audit_history), rows)
+    conn.execute(update(audit_chain).where(audit_chain.c.id == 1).values(last_audit_id=last_id, last_hash=last_hash))
+    return [row["audit_id"] for row in rows]
+
+
+def chain_hash(previous: str, row: Mapping[str, Any]) -> str:
+    digest = hashlib.sha256(previous.encode())
+    for name in HASHED_FIELDS:
+        value = row.get(name)
+        if isinstance(value, datetime):
+            value = utc(value).isoformat(timespec="microseconds")
+        digest.update(b"\x1f" + ("\x00" if value is None else str(value)).encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    audit_id: int
+    reason: str
+
+
+def verify(conn: Connection, chunk: int = 5000) -> tuple[int, ChainBreak | None]:
+    """Walk the chain in id order; returns how many records were checked and the first broken link, if any."""
+    previous, expected_id, checked = GENESIS_HASH, 1, 0
+    after = 0
+    while True:
+        rows = conn.execute(
+            select(audit_history).where(audit_history.c.audit_id > after).order_by(audit_history.c.audit_id)
+            .limit(chunk)
+        ).mappings().all()
+        if not rows:
+            break
+        for row in rows:
+            if row["audit_id"] != expected_id:
+                return checked, ChainBreak(expected_id, f"record {expected_id} is missing (next is {row['audit_id']})")
+            if chain_hash(previous, row) != row["record_hash"]:
+                return checked, ChainBreak(row["audit_id"], f"record {row['audit_id']} was altered")
+            previous, expected_id, checked = row["record_hash"], expected_id + 1, checked + 1
+        after = rows[-1]["audit_id"]
+    head = conn.execute(select(audit_chain.c.last_audit_id, audit_chain.c.last_hash)).one()
+    if head.last_audit_id != checked:
+        return checked, ChainBreak(checked + 1, f"the chain head says {head.last_audit_id} records, found {checked}")
+    if head.last_hash != previous:
+        return checked, ChainBreak(checked, f"record {checked} does not match the chain head")
+    return checked, None
+
+
+def _assembly(cls: type) -> str:
+    """The distribution that ships the code (campaignkit, or a plugin's package)."""
+    top = cls.__module__.split(".")[0]
+    return top

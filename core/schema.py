@@ -166,11 +166,12 @@ targets = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
-# Shaped like the classic AuditHistory table, in snake_case.
+# Shaped like the classic AuditHistory table, in snake_case. audit_id is assigned under the chain head's lock,
+# so ids are gapless and in commit order: sinks read "everything after the last id delivered" as their outbox.
 audit_history = Table(
     "audit_history",
     metadata,
-    Column("audit_id", BigId, primary_key=True, autoincrement=True),
+    Column("audit_id", BigInteger, primary_key=True, autoincrement=False),
     Column("user_name", String(200), nullable=False),
     Column("computer_name", String(200), nullable=True),
     Column("computer_ip", String(64), nullable=True),
@@ -186,8 +187,34 @@ audit_history = Table(
     Column("details", Text, nullable=True),
     Column("class_name", String(300), nullable=True),
     Column("assembly_name", String(300), nullable=True),
+    # sha256 over the previous record's hash and this record's fields: an edited or deleted row breaks the chain.
+    Column("record_hash", String(64), nullable=False),
     Index("ix_audit_history_audit_type_audit_timestamp", "audit_type", "audit_timestamp"),
     Index("ix_audit_history_audit_timestamp", "audit_timestamp"),
+    Index("ix_audit_history_user_name_audit_timestamp", "user_name", "audit_timestamp"),
+    Index("ix_audit_history_object_id_audit_timestamp", "object_id", "audit_timestamp"),
+)
+
+# One row: the last audit id and hash. Locking it serialises appends, which is what makes ids gapless.
+audit_chain = Table(
+    "audit_chain",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_audit_id", BigInteger, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+)
+
+# Where each audit sink has got to in audit_history, and how its last attempt went.
+audit_sink_state = Table(
+    "audit_sink_state",
+    metadata,
+    Column("sink", String(100), primary_key=True),
+    Column("last_audit_id", BigInteger, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("last_attempt_at", UTCDateTime, nullable=True),
+    Column("last_success_at", UTCDateTime, nullable=True),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
 )
 
 LIVE_STATUSES = ("pending", "active", "waiting")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 17:39:19.025595
+Create Date: 2026-11-22 17:44:01.676591
 """
 
 from __future__ import annotations
@@ -18,8 +18,19 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('audit_chain',
+    sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('last_audit_id', sa.BigInteger(), nullable=False),
+    sa.Column('last_hash', sa.String(length=64), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_chain'))
+    )
+    op.bulk_insert(
+        sa.table("audit_chain", sa.column("id", sa.Integer), sa.column("last_audit_id", sa.BigInteger),
+                 sa.column("last_hash", sa.String)),
+        [{"id": 1, "last_audit_id": 0, "last_hash": "0" * 64}],
+    )
     op.create_table('audit_history',
-    sa.Column('audit_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('audit_id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('user_name', sa.String(length=200), nullable=False),
     sa.Column('computer_name', sa.String(length=200), nullable=True),
     sa.Column('computer_ip', sa.String(length=64), nullable=True),
@@ -35,12 +46,25 @@ def upgrade() -> None:
     sa.Column('details', sa.Text(), nullable=True),
     sa.Column('class_name', sa.String(length=300), nullable=True),
     sa.Column('assembly_name', sa.String(length=300), nullable=True),
+    sa.Column('record_hash', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('audit_id', name=op.f('pk_audit_history'))
     )
     with op.batch_alter_table('audit_history', schema=None) as batch_op:
         batch_op.create_index('ix_audit_history_audit_timestamp', ['audit_timestamp'], unique=False)
         batch_op.create_index('ix_audit_history_audit_type_audit_timestamp', ['audit_type', 'audit_timestamp'], unique=False)
+        batch_op.create_index('ix_audit_history_object_id_audit_timestamp', ['object_id', 'audit_timestamp'], unique=False)
+        batch_op.create_index('ix_audit_history_user_name_audit_timestamp', ['user_name', 'audit_timestamp'], unique=False)
 
+    op.create_table('audit_sink_state',
+    sa.Column('sink', sa.String(length=100), nullable=False),
+    sa.Column('last_audit_id', sa.BigInteger(), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('last_attempt_at', sa.DateTime(), nullable=True),
+    sa.Column('last_success_at', sa.DateTime(), nullable=True),
+    sa.Column('next_attempt_at', sa.DateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('sink', name=op.f('pk_audit_sink_state'))
+    )
     op.create_table('campaigns',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
@@ -143,7 +167,7 @@ def upgrade() -> None:
     sa.Column('finished_at', sa.DateTime(), nullable=True),
     sa.Column('outcome', sa.String(length=20), nullable=False),
     sa.Column('edge', sa.String(length=100), nullable=True),
-    sa.Column('detail', sa.JSON(), nullable=True),
+    sa.Column('detail', sa.JSON(none_as_null=True), nullable=True),
     sa.Column('idempotency_key', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_step_records_run_id_runs')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_step_records')),
@@ -169,8 +193,12 @@ def downgrade() -> None:
     op.drop_table('campaign_versions')
     op.drop_table('targets')
     op.drop_table('campaigns')
+    op.drop_table('audit_sink_state')
     with op.batch_alter_table('audit_history', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_history_user_name_audit_timestamp')
+        batch_op.drop_index('ix_audit_history_object_id_audit_timestamp')
         batch_op.drop_index('ix_audit_history_audit_type_audit_timestamp')
         batch_op.drop_index('ix_audit_history_audit_timestamp')
 
     op.drop_table('audit_history')
+    op.drop_table('audit_chain')
