@@ -43,7 +43,9 @@ class AuditSubType(StrEnum):
     FILE_EXPORT = "File Export"
     STARTED = "Started"
     COMPLETED = "Completed"
-    # No AuditHistory sub-type fits defining or changing a campaign; these are ours.
+    # No AuditHistory sub-type fits these; they are ours.
+    LAUNCH_MISSED = "Launch Missed"
+    DEADLINE = "Deadline Reached"
     CREATED = "Created"
     EDITED = "Edited"
 

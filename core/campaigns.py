@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, exists, func, insert, select, update
+from sqlalchemy import JSON, Connection, exists, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .audit import Actor, AuditObject, AuditSubType, AuditType, record
@@ -18,12 +18,22 @@ from .db import reading, writing
 from .errors import InvalidState, NotFound
 from .launch import Progress, audience_targets, insert_runs
 from .loader import LoadedDefinition
-from .schema import LIVE_STATUSES, campaign_versions, campaigns, launches, runs
+from .scheduling import first_cycle, next_cycle
+from .schema import LIVE_STATUSES, campaign_versions, campaigns, events, launches, runs
 from .validation import validate_definition
 from .workflow import CampaignDefinition
 
 if TYPE_CHECKING:
     from .runtime import Runtime
+
+
+@dataclass(frozen=True)
+class CycleOutcome:
+    launch_id: int
+    status: str  # launched, missed, taken (another process had it), or the launch's current status
+    target_count: int = 0
+    deadline: datetime | None = None
+    next_launch_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -141,53 +151,125 @@ class Campaigns:
 
     def launch(self, campaign_id: str, actor: Actor, *, at: datetime | None = None,
                audience: Path | None = None, progress: Progress | None = None) -> LaunchResult:
-        """Launch now, or schedule a launch for ``at``; the audience is read whole before anything is kept."""
+        """Launch now, or schedule the first cycle (``at``, else the definition's schedule).
+
+        The audience is read whole inside the launch transaction: a bad row rolls everything back.
+        """
         now = self.runtime.clock.now()
         campaign = self.get(campaign_id)
-        if campaign["state"] in ("terminated", "in_progress"):
+        if campaign["state"] in ("terminated", "in_progress", "scheduled"):
             raise InvalidState(f"campaign {campaign['name']!r} is {campaign['state']}; it cannot be launched")
-        if at is not None and utc(at) > now:
-            return self._schedule(campaign, utc(at), actor, now)
         definition, version_id, base_dir = self.definition(campaign_id)
+        if at is None:
+            at = first_cycle(definition.schedule, now, self.runtime.settings.timezone)
+        if at is not None and utc(at) > now:
+            return self._schedule(campaign, definition, version_id, utc(at), actor, now)
         targets = audience_targets(self.runtime, definition, base_dir, audience)
         with writing(self.runtime.engine) as conn:
-            launch_id = self._new_launch(conn, campaign, version_id, now, "launched", now)
+            launch_id = self._new_launch(conn, campaign, version_id, now, "launched", now,
+                                         deadline=_deadline(definition, now))
             count = insert_runs(conn, targets, campaign_id=campaign_id, launch_id=launch_id,
                                 version_id=version_id, due_at=now, now=now, progress=progress)
             self._mark_launched(conn, campaign, definition, launch_id, count, actor, now)
         self._notify_started(campaign_id, launch_id, count)
         return LaunchResult(campaign_id, launch_id, now, "launched", count)
 
-    def launch_due(self, actor: Actor) -> list[LaunchResult]:
-        """Launch every scheduled cycle whose time has come (the embedded scheduler's job)."""
+    def launch_due(self, actor: Actor) -> list[CycleOutcome]:
+        """Run every scheduled cycle whose time has come (for processes without the scheduler role)."""
         now = self.runtime.clock.now()
         with reading(self.runtime.engine) as conn:
-            due = conn.execute(select(launches).where(launches.c.status == "scheduled",
-                                                      launches.c.cycle_at <= now)).all()
-        results = []
-        for launch in due:
-            results.append(self._run_scheduled(launch, actor))
-        return [r for r in results if r is not None]
+            due = conn.execute(select(launches.c.id).where(launches.c.status == "scheduled",
+                                                           launches.c.cycle_at <= now)).scalars().all()
+        grace = timedelta(seconds=self.runtime.settings.scheduler.misfire_grace_seconds)
+        return [self.run_cycle(launch_id, actor, grace=grace) for launch_id in due]
 
-    def _run_scheduled(self, launch: Any, actor: Actor) -> LaunchResult | None:
+    def run_cycle(self, launch_id: int, actor: Actor, *, grace: timedelta) -> CycleOutcome:
+        """Launch one scheduled cycle — or record it missed when later than ``grace`` — then schedule the next
+        cycle of a recurring campaign. Claiming the launch row makes a second scheduler a no-op."""
         now = self.runtime.clock.now()
-        definition, _, base_dir = self.definition(launch.campaign_id)
+        with reading(self.runtime.engine) as conn:
+            launch = conn.execute(select(launches).where(launches.c.id == launch_id)).first()
+        if launch is None or launch.status != "scheduled" or launch.cycle_at > now:
+            return CycleOutcome(launch_id, launch.status if launch else "unknown")
         campaign = self.get(launch.campaign_id)
-        targets = audience_targets(self.runtime, definition, base_dir)
-        with writing(self.runtime.engine) as conn:
-            claimed = conn.execute(update(launches).where(launches.c.id == launch.id,
-                                                          launches.c.status == "scheduled")
-                                   .values(status="launched", launched_at=now)).rowcount
-            if not claimed:
-                return None  # another process launched this cycle
-            count = insert_runs(conn, targets, campaign_id=launch.campaign_id, launch_id=launch.id,
-                                version_id=launch.version_id, due_at=now, now=now)
-            self._mark_launched(conn, campaign, definition, launch.id, count, actor, now)
-        self._notify_started(launch.campaign_id, launch.id, count)
-        return LaunchResult(launch.campaign_id, launch.id, launch.cycle_at, "launched", count)
+        definition, _, base_dir = self.definition(launch.campaign_id)
+        if now - launch.cycle_at > grace:
+            status, count, deadline = "missed", 0, None
+            with writing(self.runtime.engine) as conn:
+                if not self._claim_launch(conn, launch_id, "missed", now):
+                    return CycleOutcome(launch_id, "taken")
+                record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT,
+                       sub_type=AuditSubType.LAUNCH_MISSED, at=now, obj=_obj(campaign["id"], definition), code=self,
+                       details=f"cycle {launch.cycle_at.isoformat()} missed by {now - launch.cycle_at} "
+                               f"(grace {grace})")
+        else:
+            status, deadline = "launched", _deadline(definition, now)
+            targets = audience_targets(self.runtime, definition, base_dir)
+            with writing(self.runtime.engine) as conn:
+                if not self._claim_launch(conn, launch_id, "launched", now, deadline=deadline):
+                    return CycleOutcome(launch_id, "taken")
+                count = insert_runs(conn, targets, campaign_id=launch.campaign_id, launch_id=launch_id,
+                                    version_id=launch.version_id, due_at=now, now=now)
+                self._mark_launched(conn, campaign, definition, launch_id, count, actor, now)
+            self._notify_started(launch.campaign_id, launch_id, count)
+        next_launch_id = self._schedule_next(campaign, definition, launch.version_id, launch.cycle_at, now)
+        if next_launch_id is None and status == "missed":
+            self._settle_state(launch.campaign_id, now)
+        return CycleOutcome(launch_id, status, count, deadline, next_launch_id)
 
-    def _schedule(self, campaign: dict[str, Any], at: datetime, actor: Actor, now: datetime) -> LaunchResult:
-        definition, version_id, _ = self.definition(campaign["id"])
+    @staticmethod
+    def _claim_launch(conn: Connection, launch_id: int, status: str, now: datetime,
+                      deadline: datetime | None = None) -> bool:
+        return bool(conn.execute(update(launches).where(launches.c.id == launch_id, launches.c.status == "scheduled")
+                                 .values(status=status, launched_at=now, deadline_at=deadline)).rowcount)
+
+    def _schedule_next(self, campaign: dict[str, Any], definition: CampaignDefinition, version_id: int,
+                       after: datetime, now: datetime) -> int | None:
+        if definition.schedule is None or not definition.schedule.cron:
+            return None
+        cycle = next_cycle(definition.schedule, max(after, now), self.runtime.settings.timezone)
+        if cycle is None:
+            return None
+        with writing(self.runtime.engine) as conn:
+            try:
+                return self._new_launch(conn, campaign, version_id, cycle, "scheduled", now)
+            except InvalidState:
+                return None  # another scheduler got there first
+
+    def _settle_state(self, campaign_id: str, now: datetime) -> None:
+        """After a missed one-off cycle with nothing else pending, the campaign goes back to draft."""
+        with writing(self.runtime.engine) as conn:
+            conn.execute(update(campaigns).where(
+                campaigns.c.id == campaign_id, campaigns.c.state == "scheduled",
+                ~exists().where(launches.c.campaign_id == campaign_id, launches.c.status == "scheduled"),
+                ~exists().where(runs.c.campaign_id == campaign_id),
+            ).values(state="draft", updated_at=now))
+
+    def cycle_deadline(self, launch_id: int, actor: Actor) -> int:
+        """Deliver a ``deadline`` event to every unfinished run of the cycle; returns how many got one."""
+        now = self.runtime.clock.now()
+        with reading(self.runtime.engine) as conn:
+            launch = conn.execute(select(launches).where(launches.c.id == launch_id)).first()
+        if launch is None or launch.ended_at is not None:
+            return 0
+        definition, _, _ = self.definition(launch.campaign_id)
+        with writing(self.runtime.engine) as conn:
+            live = select(runs.c.id).where(runs.c.launch_id == launch_id, runs.c.status.in_(LIVE_STATUSES))
+            count = len(conn.execute(insert(events).from_select(
+                ["run_id", "name", "payload", "source", "created_at"],
+                select(runs.c.id, literal("deadline"), literal({}, JSON()), literal("scheduler"),
+                       literal(now, runs.c.created_at.type)).where(runs.c.id.in_(live.scalar_subquery())),
+            ).returning(events.c.id)).all())
+            conn.execute(update(runs).where(runs.c.launch_id == launch_id, runs.c.status == "waiting",
+                                            runs.c.lease_owner.is_(None)).values(due_at=now))
+            conn.execute(update(launches).where(launches.c.id == launch_id).values(ended_at=now))
+            record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT, sub_type=AuditSubType.DEADLINE,
+                   at=now, obj=_obj(launch.campaign_id, definition), code=self,
+                   details=f"launch {launch_id}: deadline reached, {count} unfinished run(s) notified")
+        return count
+
+    def _schedule(self, campaign: dict[str, Any], definition: CampaignDefinition, version_id: int, at: datetime,
+                  actor: Actor, now: datetime) -> LaunchResult:
         with writing(self.runtime.engine) as conn:
             launch_id = self._new_launch(conn, campaign, version_id, at, "scheduled", now)
             conn.execute(update(campaigns).where(campaigns.c.id == campaign["id"])
@@ -198,12 +280,12 @@ class Campaigns:
         return LaunchResult(campaign["id"], launch_id, at, "scheduled", 0)
 
     def _new_launch(self, conn: Connection, campaign: dict[str, Any], version_id: int, cycle_at: datetime,
-                    status: str, now: datetime) -> int:
+                    status: str, now: datetime, deadline: datetime | None = None) -> int:
         try:
             with conn.begin_nested():
                 return int(conn.execute(insert(launches).values(
                     campaign_id=campaign["id"], cycle_at=cycle_at, version_id=version_id, status=status,
-                    created_at=now, launched_at=now if status == "launched" else None,
+                    created_at=now, launched_at=now if status == "launched" else None, deadline_at=deadline,
                 ).returning(launches.c.id)).scalar_one())
         except IntegrityError:
             raise InvalidState(
@@ -256,6 +338,11 @@ class Campaigns:
         with reading(self.runtime.engine) as conn:
             return int(conn.execute(select(func.count()).select_from(runs).where(
                 runs.c.campaign_id == campaign_id, runs.c.status.in_(LIVE_STATUSES))).scalar_one())
+
+
+def _deadline(definition: CampaignDefinition, start: datetime) -> datetime | None:
+    end_after = definition.schedule.end_after if definition.schedule else None
+    return start + end_after if end_after else None
 
 
 def _obj(campaign_id: str, definition: CampaignDefinition) -> AuditObject:

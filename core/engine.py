@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, exists, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, case, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .audit import Actor, AuditObject, AuditSubType, AuditType, record
@@ -341,25 +341,30 @@ class Worker:
         )
 
     def _complete_campaigns(self, conn: Connection, campaign_ids: Iterable[str], now: datetime) -> list[str]:
+        """Campaigns whose last live run just finished: completed, or back to scheduled if a cycle is pending."""
         completed = []
         for campaign_id in campaign_ids:
-            done = conn.execute(
+            idle = conn.execute(
                 update(campaigns)
                 .where(
                     campaigns.c.id == campaign_id,
                     campaigns.c.state == "in_progress",
                     ~exists().where(runs.c.campaign_id == campaign_id, runs.c.status.in_(LIVE_STATUSES)),
-                    ~exists().where(launches.c.campaign_id == campaign_id, launches.c.status == "scheduled"),
                 )
-                .values(state="completed", finished_at=now, updated_at=now)
-                .returning(campaigns.c.name, campaigns.c.folder)
+                .values(
+                    state=case((exists().where(launches.c.campaign_id == campaign_id,
+                                               launches.c.status == "scheduled"), "scheduled"), else_="completed"),
+                    updated_at=now,
+                )
+                .returning(campaigns.c.name, campaigns.c.folder, campaigns.c.state)
             ).first()
-            if done is not None:
-                record(conn, actor=Actor.system(self.worker_id), audit_type=AuditType.INTERACTION_EVENT,
-                       sub_type=AuditSubType.WORKFLOW_COMPLETED, at=now,
-                       obj=AuditObject(campaign_id, done.name, done.folder), code=self,
-                       details="every run finished")
-                completed.append(campaign_id)
+            if idle is None or idle.state != "completed":
+                continue
+            conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(finished_at=now))
+            record(conn, actor=Actor.system(self.worker_id), audit_type=AuditType.INTERACTION_EVENT,
+                   sub_type=AuditSubType.WORKFLOW_COMPLETED, at=now,
+                   obj=AuditObject(campaign_id, idle.name, idle.folder), code=self, details="every run finished")
+            completed.append(campaign_id)
         return completed
 
     def _after_commit(self, finished: list[RunState], completed: list[str]) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from .clock import Clock, SystemClock
 from .db import make_engine
+from .errors import ConfigurationError
 from .plugins import Registry, build_plugin_manager, collect_registrations
 from .settings import Settings, load_settings
 from .templating import make_environment, undeclared_variables
@@ -41,6 +42,7 @@ class Runtime:
         )
         self.registry = Registry(collect_registrations(self.pm), self.settings)
         self.registry.validate_all_configured()
+        self._check_audit_sinks()
         self._engine = engine
         self.instance_id = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -62,6 +64,13 @@ class Runtime:
             self.settings.template_dirs,
             lambda env: self.pm.hook.prepare_jinja_environment(env=env, purpose="page"),
         )
+
+    def _check_audit_sinks(self) -> None:
+        known = set(self.registry.names("audit sink")) | {"database"}
+        for name in self.settings.audit.sinks:
+            if name not in known:
+                raise ConfigurationError(
+                    f"audit.sinks: no audit sink named {name!r} (known: {', '.join(sorted(known))})")
 
     def undeclared_template_variables(self, source: str) -> set[str]:
         return undeclared_variables(self.jinja, source)

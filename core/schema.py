@@ -93,6 +93,8 @@ launches = Table(
     Column("error", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("launched_at", UTCDateTime, nullable=True),
+    Column("deadline_at", UTCDateTime, nullable=True),  # cycle_at + schedule.end_after
+    Column("ended_at", UTCDateTime, nullable=True),  # when the deadline was applied
     UniqueConstraint("campaign_id", "cycle_at"),
     Index("ix_launches_status_cycle_at", "status", "cycle_at"),
 )

@@ -50,6 +50,17 @@ class AuditSettings(BaseModel):
     sinks: list[str] = Field(default_factory=list, description="Audit sinks besides the database table.")
 
 
+class SchedulerSettings(BaseModel):
+    misfire_grace_seconds: float = Field(
+        default=3600, ge=0, description="A launch missed by less than this still happens at start-up; else missed."
+    )
+    sync_seconds: float = Field(default=15, gt=0, description="How often scheduled launches are synced into jobs.")
+    audit_dispatch_seconds: float = Field(default=5, gt=0, description="How often audit sinks are fed.")
+    retention_days: float | None = Field(
+        default=None, gt=0, description="Prune step records of runs finished longer ago; unset keeps them."
+    )
+
+
 class WebSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -72,6 +83,7 @@ class Settings(BaseSettings):
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     web: WebSettings = Field(default_factory=WebSettings)
 
     @classmethod

@@ -106,6 +106,8 @@ def upgrade() -> None:
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('launched_at', sa.DateTime(), nullable=True),
+    sa.Column('deadline_at', sa.DateTime(), nullable=True),
+    sa.Column('ended_at', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_launches_campaign_id_campaigns')),
     sa.ForeignKeyConstraint(['version_id'], ['campaign_versions.id'], name=op.f('fk_launches_version_id_campaign_versions')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_launches')),

@@ -1,0 +1,75 @@
+"""Scheduler jobs, referenced by text ("campaignkit.core.jobs:NAME") so the job store holds no pickled code.
+
+They run in the scheduler process, which binds its runtime and scheduler here before starting.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from .audit import Actor
+from .audit_dispatch import AuditDispatcher
+from .campaigns import Campaigns
+from .housekeeping import prune_step_records
+from .tasks import system_task
+
+if TYPE_CHECKING:
+    from .scheduler import SchedulerService
+
+log = logging.getLogger(__name__)
+_service: SchedulerService | None = None
+
+
+def bind(service: SchedulerService | None) -> None:
+    global _service
+    _service = service
+
+
+def _bound() -> SchedulerService:
+    if _service is None:
+        raise RuntimeError("campaignkit jobs run only inside a started scheduler")
+    return _service
+
+
+def launch_cycle(launch_id: int) -> None:
+    """Launch a scheduled cycle, or record it as missed when it is later than the grace period."""
+    service = _bound()
+    runtime = service.runtime
+    with system_task(runtime, f"launch cycle {launch_id}", launch_cycle):
+        grace = timedelta(seconds=runtime.settings.scheduler.misfire_grace_seconds)
+        outcome = Campaigns(runtime).run_cycle(launch_id, Actor.system(runtime.instance_id), grace=grace)
+        log.info("launch %s: %s", launch_id, outcome.status)
+        if outcome.deadline is not None:
+            service.add_deadline(launch_id, outcome.deadline)
+        if outcome.next_launch_id is not None:
+            service.sync()
+
+
+def cycle_deadline(launch_id: int) -> None:
+    """The cycle's end_after has passed: every unfinished run of it receives a ``deadline`` event."""
+    runtime = _bound().runtime
+    with system_task(runtime, f"deadline of launch {launch_id}", cycle_deadline):
+        Campaigns(runtime).cycle_deadline(launch_id, Actor.system(runtime.instance_id))
+
+
+def sync_launches() -> None:
+    service = _bound()
+    with system_task(service.runtime, "sync scheduled launches", sync_launches):
+        service.sync()
+
+
+def dispatch_audit() -> None:
+    runtime = _bound().runtime
+    with system_task(runtime, "audit sink dispatch", dispatch_audit):
+        AuditDispatcher(runtime).dispatch()
+
+
+def prune() -> None:
+    runtime = _bound().runtime
+    days = runtime.settings.scheduler.retention_days
+    if days is None:
+        return
+    with system_task(runtime, "retention pruning", prune):
+        prune_step_records(runtime, older_than=timedelta(days=days))

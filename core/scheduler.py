@@ -1,0 +1,86 @@
+"""The scheduler role: APScheduler 3 with its job store in the project database, one process per deployment.
+
+It schedules what happens at a time — cycle launches, deadlines, audit dispatch, retention — never one job per
+target. Scheduled launches live in the launches table; jobs are kept in step with it (fixed ids, replace_existing),
+so a restart keeps every schedule and a lost job is recreated by the next sync.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import select
+
+from . import jobs
+from .db import reading
+from .schema import launches
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+JOBS = "campaignkit.core.jobs"
+JOB_TABLE = "apscheduler_jobs"
+
+
+class SchedulerService:
+    def __init__(self, runtime: Runtime, *, job_table: str = JOB_TABLE) -> None:
+        self.runtime = runtime
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=runtime.engine, tablename=job_table)},
+            executors={"default": ThreadPoolExecutor(4)},
+            # Late jobs always run; launch_cycle itself decides launched-or-missed by the grace period, with the
+            # runtime's clock, so the decision is ours and testable.
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+
+    def start(self) -> None:
+        jobs.bind(self)
+        self.scheduler.start(paused=True)
+        settings = self.runtime.settings.scheduler
+        self._ensure("housekeeping:sync", "sync_launches", IntervalTrigger(seconds=settings.sync_seconds))
+        self._ensure("housekeeping:audit-dispatch", "dispatch_audit",
+                     IntervalTrigger(seconds=settings.audit_dispatch_seconds))
+        self._ensure("housekeeping:retention", "prune", CronTrigger(hour=3, minute=17, timezone=UTC))
+        self.sync()
+        self.scheduler.resume()
+
+    def shutdown(self, wait: bool = True) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=wait)
+        jobs.bind(None)
+
+    def sync(self) -> int:
+        """Make sure every scheduled launch has its job; returns how many launches are scheduled."""
+        with reading(self.runtime.engine) as conn:
+            scheduled = conn.execute(select(launches.c.id, launches.c.cycle_at)
+                                     .where(launches.c.status == "scheduled")).all()
+        wanted = {f"launch:{row.id}": row for row in scheduled}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("launch:") and job.id not in wanted:
+                job.remove()  # cancelled, or launched elsewhere
+        existing = {job.id for job in self.scheduler.get_jobs()}
+        for job_id, row in wanted.items():
+            if job_id not in existing:
+                self._ensure(job_id, "launch_cycle", DateTrigger(run_date=row.cycle_at), args=[row.id])
+        return len(wanted)
+
+    def add_deadline(self, launch_id: int, at: datetime) -> None:
+        self._ensure(f"deadline:{launch_id}", "cycle_deadline", DateTrigger(run_date=at), args=[launch_id])
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return [{"id": job.id, "next_run_time": job.next_run_time, "trigger": str(job.trigger)}
+                for job in self.scheduler.get_jobs()]
+
+    def _ensure(self, job_id: str, function: str, trigger: Any, args: list[Any] | None = None) -> None:
+        self.scheduler.add_job(f"{JOBS}:{function}", trigger=trigger, id=job_id, args=args or [],
+                               replace_existing=True, name=job_id)

@@ -1,0 +1,219 @@
+"""Scheduled campaigns: one-off and recurring cycles, missed launches, restarts, deadlines, task events."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from sqlalchemy import select
+
+from campaignkit.core import AudienceError, jobs
+from campaignkit.core.campaigns import Campaigns
+from campaignkit.core.clock import FakeClock
+from campaignkit.core.scheduler import JOB_TABLE, SchedulerService
+from campaignkit.core.schema import audit_history, launches, runs
+
+AUDIENCE = "key,email\na,a@example.org\nb,b@example.org\nc,c@example.org\n"
+
+
+def definition(schedule: str, waits_for_deadline: bool = False) -> str:
+    wait = (
+        """
+    - {id: wait, type: wait_for_event, config: {events: [deadline]}, next: done}"""
+        if waits_for_deadline
+        else ""
+    )
+    first_next = "wait" if waits_for_deadline else "done"
+    return f"""
+name: Quarterly review
+audience: {{source: csv, path: audience.csv, key: key}}
+schedule: {schedule}
+workflow:
+  nodes:
+    - {{id: start, type: entered_campaign, next: {first_next}}}{wait}
+    - {{id: done, type: left_campaign}}
+"""
+
+
+def audit_subtypes(runtime: Any) -> list[str]:
+    with runtime.engine.connect() as conn:
+        return list(conn.execute(select(audit_history.c.audit_sub_type).order_by(audit_history.c.audit_id)).scalars())
+
+
+def launch_rows(runtime: Any, campaign_id: str) -> list[Any]:
+    with runtime.engine.connect() as conn:
+        return list(conn.execute(select(launches).where(launches.c.campaign_id == campaign_id)
+                                 .order_by(launches.c.cycle_at)))
+
+
+def wait_until(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """Three hours behind real time, so that APScheduler (which uses the real clock) sees past cycles as due."""
+    return FakeClock(datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3))
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Any, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)  # definitions built in tests resolve audience.csv against the working directory
+
+
+def scheduled_campaign(harness: Any, clock: FakeClock) -> tuple[str, datetime]:
+    harness.csv(AUDIENCE)
+    start_at = clock.now() + timedelta(minutes=5)
+    campaign_id = harness.create(definition(f"{{start_at: '{start_at.isoformat()}'}}"))
+    campaign = harness.campaigns
+    result = campaign.launch(campaign_id, harness.actor)
+    assert result.status == "scheduled" and result.cycle_at == start_at
+    assert campaign.get(campaign_id)["state"] == "scheduled"
+    assert harness.runs(campaign_id) == []  # no run history until it begins
+    return campaign_id, start_at
+
+
+@pytest.mark.parametrize("grace_hours, expected", [(1, "missed"), (4, "launched")])
+def test_launch_missed_while_down_happens_at_startup_only_within_grace(
+    harness: Any, clock: FakeClock, grace_hours: int, expected: str
+) -> None:
+    runtime = harness.runtime
+    runtime.settings.scheduler.misfire_grace_seconds = grace_hours * 3600
+    campaign_id, start_at = scheduled_campaign(harness, clock)
+    clock.set(start_at + timedelta(hours=2, minutes=55))  # nothing ran while the cycle was due
+    service = SchedulerService(runtime)
+    service.start()
+    try:
+        wait_until(lambda: launch_rows(runtime, campaign_id)[0].status != "scheduled")
+    finally:
+        service.shutdown()
+    (launch,) = launch_rows(runtime, campaign_id)
+    assert launch.status == expected
+    if expected == "missed":
+        assert harness.runs(campaign_id) == []
+        assert "Launch Missed" in audit_subtypes(runtime)
+        assert harness.campaigns.get(campaign_id)["state"] == "draft"
+    else:
+        assert len(harness.runs(campaign_id)) == 3
+        assert harness.campaigns.get(campaign_id)["state"] == "in_progress"
+
+
+def test_restart_keeps_every_schedule(harness: Any) -> None:
+    harness.csv(AUDIENCE)
+    start_at = datetime.now(UTC) + timedelta(days=30)
+    campaign_id = harness.create(definition(f"{{start_at: '{start_at.isoformat()}'}}"))
+    launch_id = harness.campaigns.launch(campaign_id, harness.actor).launch_id
+    service = SchedulerService(harness.runtime)
+    service.start()
+    service.shutdown()
+    # A different scheduler object on the same job store finds the job without any sync.
+    store = SQLAlchemyJobStore(engine=harness.runtime.engine, tablename=JOB_TABLE)
+    store.start(None, "default")
+    stored = {job.id: job for job in store.get_all_jobs()}
+    assert f"launch:{launch_id}" in stored
+    assert abs(stored[f"launch:{launch_id}"].next_run_time - start_at) < timedelta(seconds=1)
+    assert {"housekeeping:sync", "housekeeping:audit-dispatch", "housekeeping:retention"} <= stored.keys()
+
+
+def test_two_schedulers_never_launch_a_cycle_twice(harness: Any, clock: FakeClock, make_runtime: Any) -> None:
+    campaign_id, start_at = scheduled_campaign(harness, clock)
+    clock.set(start_at + timedelta(seconds=1))
+    outcomes: list[str] = []
+    others = [make_runtime() for _ in range(3)]  # three processes' worth of runtimes on one database
+    barrier = threading.Barrier(len(others))
+
+    def fire(runtime: Any) -> None:
+        barrier.wait()
+        outcome = Campaigns(runtime).run_cycle(launch_rows(runtime, campaign_id)[0].id, harness.actor,
+                                               grace=timedelta(hours=1))
+        outcomes.append(outcome.status)
+
+    threads = [threading.Thread(target=fire, args=(rt,)) for rt in others]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert outcomes.count("launched") == 1 and len(outcomes) == 3
+    assert len(harness.runs(campaign_id)) == 3
+    assert [row.status for row in launch_rows(harness.runtime, campaign_id)] == ["launched"]
+
+
+def test_recurrence_creates_a_cycle_per_occurrence(harness: Any, clock: FakeClock) -> None:
+    harness.csv(AUDIENCE)
+    clock.set(datetime(2030, 1, 2, 12, 0, tzinfo=UTC))  # a Wednesday
+    campaign_id = harness.create(definition("{cron: '0 9 * * mon', timezone: Europe/Berlin}"))
+    first = harness.campaigns.launch(campaign_id, harness.actor)
+    assert first.status == "scheduled"
+    assert first.cycle_at == datetime(2030, 1, 7, 8, 0, tzinfo=UTC)  # 09:00 in Berlin (CET, UTC+1)
+    for week in range(3):
+        clock.set(first.cycle_at + timedelta(weeks=week, seconds=2))
+        (outcome,) = harness.campaigns.launch_due(harness.actor)
+        assert outcome.status == "launched" and outcome.target_count == 3
+        harness.work()
+        assert harness.campaigns.get(campaign_id)["state"] == "scheduled"  # idle until the next cycle
+    rows = launch_rows(harness.runtime, campaign_id)
+    assert [r.status for r in rows] == ["launched", "launched", "launched", "scheduled"]
+    assert [r.cycle_at for r in rows] == [first.cycle_at + timedelta(weeks=w) for w in range(4)]
+    per_cycle: dict[int, int] = {}
+    for run in harness.runs(campaign_id):
+        assert run.status == "completed"
+        per_cycle[run.launch_id] = per_cycle.get(run.launch_id, 0) + 1
+    assert list(per_cycle.values()) == [3, 3, 3]
+
+
+def test_deadline_notifies_unfinished_runs(harness: Any, clock: FakeClock) -> None:
+    harness.csv(AUDIENCE)
+    campaign_id = harness.create(definition("{end_after: P14D}", waits_for_deadline=True))
+    result = harness.campaigns.launch(campaign_id, harness.actor)
+    harness.work()
+    assert {r.status for r in harness.runs(campaign_id)} == {"waiting"}
+    (launch,) = launch_rows(harness.runtime, campaign_id)
+    assert launch.deadline_at == result.cycle_at + timedelta(days=14)
+    clock.set(launch.deadline_at)
+    assert harness.campaigns.cycle_deadline(launch.id, harness.actor) == 3
+    assert harness.campaigns.cycle_deadline(launch.id, harness.actor) == 0  # applied once
+    harness.work()
+    assert {r.status for r in harness.runs(campaign_id)} == {"completed"}
+    assert harness.campaigns.get(campaign_id)["state"] == "completed"
+    assert "Deadline Reached" in audit_subtypes(harness.runtime)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_task_events_switch(make_runtime: Any, enabled: bool) -> None:
+    runtime = make_runtime(audit={"task_events": enabled})
+    service = SchedulerService(runtime)
+    jobs.bind(service)
+    try:
+        jobs.sync_launches()
+        jobs.dispatch_audit()
+    finally:
+        jobs.bind(None)
+    with runtime.engine.connect() as conn:
+        rows = conn.execute(select(audit_history.c.audit_type, audit_history.c.audit_sub_type,
+                                   audit_history.c.details).order_by(audit_history.c.audit_id)).all()
+    if not enabled:
+        assert rows == []
+        return
+    assert [(r.audit_type, r.audit_sub_type) for r in rows] == [("System Task", "Started"),
+                                                                 ("System Task", "Completed")] * 2
+    assert rows[1].details.startswith("sync scheduled launches: succeeded in ")
+
+
+def test_a_rolled_back_launch_leaves_no_audit_record(harness: Any) -> None:
+    harness.csv("key,email\na,a@example.org\n,missing-key@example.org\n")
+    campaign_id = harness.create(definition("null"))
+    before = audit_subtypes(harness.runtime)
+    with pytest.raises(AudienceError, match=r"audience\.csv:3"):
+        harness.campaigns.launch(campaign_id, harness.actor)
+    assert audit_subtypes(harness.runtime) == before == ["Created"]
+    with harness.runtime.engine.connect() as conn:
+        assert conn.execute(select(runs.c.id)).first() is None
+        assert conn.execute(select(launches.c.id)).first() is None
