@@ -115,7 +115,8 @@ def entry(
         "audit_sub_type": str(sub_type),
         "details": details,
         "class_name": f"{cls.__module__}.{cls.__qualname__}" if cls else None,
-        "assembly_name": _assembly(cls) if cls else None,
+        # The top-level package names the distribution: campaignkit, or the plugin's own.
+        "assembly_name": cls.__module__.split(".")[0] if cls else None,
     }
 
 
@@ -172,7 +173,7 @@ def verify(conn: Connection, chunk: int = 5000) -> tuple[int, ChainBreak | None]
         for row in rows:
             if row["audit_id"] != expected_id:
                 return checked, ChainBreak(expected_id, f"record {expected_id} is missing (next is {row['audit_id']})")
-            if chain_hash(previous, row) != row["record_hash"]:
+            if chain_hash(previous, dict(row)) != row["record_hash"]:
                 return checked, ChainBreak(row["audit_id"], f"record {row['audit_id']} was altered")
             previous, expected_id, checked = row["record_hash"], expected_id + 1, checked + 1
         after = rows[-1]["audit_id"]
@@ -183,8 +184,3 @@ def verify(conn: Connection, chunk: int = 5000) -> tuple[int, ChainBreak | None]
         return checked, ChainBreak(checked, f"record {checked} does not match the chain head")
     return checked, None
 
-
-def _assembly(cls: type) -> str:
-    """The distribution that ships the code (campaignkit, or a plugin's package)."""
-    top = cls.__module__.split(".")[0]
-    return top

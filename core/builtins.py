@@ -48,6 +48,7 @@ class CsvAudience(AudienceSource):
 
     name = "csv"
     Config = CsvAudienceConfig
+    config: CsvAudienceConfig
 
     def targets(self, spec: Mapping[str, Any], base_dir: Path) -> Iterator[Target]:
         raw_path = spec.get("path")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -50,7 +51,7 @@ class Message:
     idempotency_key: str
     run_id: int
     campaign_id: str
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = dataclass_field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Delivery:
     """What a channel reports back; ``message_id`` lands in the step record."""
 
     message_id: str | None = None
-    detail: Mapping[str, Any] = field(default_factory=dict)
+    detail: Mapping[str, Any] = dataclass_field(default_factory=dict)
 
 
 class Channel(Component, ABC):
@@ -84,7 +85,7 @@ class EnforcementRequest:
 @dataclass(frozen=True)
 class EnforcementResult:
     removed: bool
-    detail: Mapping[str, Any] = field(default_factory=dict)
+    detail: Mapping[str, Any] = dataclass_field(default_factory=dict)
 
 
 class EnforcementAction(Component, ABC):
@@ -103,7 +104,7 @@ class FieldUpdate:
     run_id: int
     campaign_id: str
     at: datetime
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = dataclass_field(default_factory=dict)
 
 
 class FieldUpdater(Component, ABC):

@@ -88,10 +88,9 @@ def _row(target: Target, campaign_id: str, launch_id: int, version_id: int, due_
 
 def _upsert(conn: Connection) -> Any:
     if is_postgres(conn):
-        stmt = postgresql.insert(runs)
-        merged = literal_column("(runs.target::jsonb || excluded.target::jsonb)::json")
-    else:
-        stmt = sqlite.insert(runs)
-        merged = func.json_patch(runs.c.target, stmt.excluded.target)
-    return stmt.on_conflict_do_update(index_elements=[runs.c.launch_id, runs.c.target_key],
-                                      set_={"target": merged})
+        pg = postgresql.insert(runs)
+        merged: Any = literal_column("(runs.target::jsonb || excluded.target::jsonb)::json")
+        return pg.on_conflict_do_update(index_elements=[runs.c.launch_id, runs.c.target_key], set_={"target": merged})
+    lite = sqlite.insert(runs)
+    return lite.on_conflict_do_update(index_elements=[runs.c.launch_id, runs.c.target_key],
+                                      set_={"target": func.json_patch(runs.c.target, lite.excluded.target)})

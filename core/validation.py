@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from .errors import CampaignkitError, DefinitionError
 from .loader import SourceMap, describe_path
+from .scheduling import cron_trigger
 from .step import FAILURE
 from .workflow import CampaignDefinition, Workflow
 
@@ -24,9 +25,7 @@ def validate_definition(definition: CampaignDefinition, source: SourceMap, runti
 
     def report(index: int | None, message: str, *subpath: str | int) -> None:
         path: tuple[str | int, ...] = ("workflow", "nodes", index, *subpath) if index is not None else (
-            "workflow",
-            *subpath,
-        )
+            "workflow", *subpath)
         label = describe_path(path)
         if index is not None:
             label += f" (node {workflow.nodes[index].id!r})"
@@ -52,7 +51,8 @@ def validate_definition(definition: CampaignDefinition, source: SourceMap, runti
             config = step.compile(node.config, runtime)
         except ValidationError as exc:
             for err in exc.errors():
-                report(i, f"{describe_path(err['loc'])}: {err['msg']}", "config", *err["loc"])
+                loc = tuple(str(part) if not isinstance(part, int) else part for part in err["loc"])
+                report(i, f"{describe_path(loc)}: {err['msg']}", "config", *loc)
             continue
         except (CampaignkitError, jinja2.TemplateError, ValueError) as exc:
             report(i, str(exc), "config")
@@ -71,6 +71,7 @@ def validate_definition(definition: CampaignDefinition, source: SourceMap, runti
         for field, template in step.templates(config).items():
             problems.extend(_template_problems(runtime, template, source, i, node.id, field))
 
+    problems.extend(_schedule_problems(definition, source, runtime.settings.timezone))
     if problems:
         raise DefinitionError(problems)
     problems.extend(_graph_problems(workflow, runtime, source))
@@ -78,10 +79,21 @@ def validate_definition(definition: CampaignDefinition, source: SourceMap, runti
         raise DefinitionError(problems)
 
 
+def _schedule_problems(definition: CampaignDefinition, source: SourceMap, default_timezone: str) -> list[str]:
+    schedule = definition.schedule
+    if schedule is None or not schedule.cron:
+        return []
+    try:
+        cron_trigger(schedule, default_timezone)
+    except DefinitionError as exc:
+        return [f"{source.where(('schedule', 'cron'))}: {problem}" for problem in exc.problems]
+    return []
+
+
 def _template_problems(
     runtime: Runtime, template: str, source: SourceMap, index: int, node_id: str, field: str
 ) -> list[str]:
-    path = ("workflow", "nodes", index, "config", *field.split("."))
+    path: tuple[str | int, ...] = ("workflow", "nodes", index, "config", *field.split("."))
     where = f"{source.where(path)}: {describe_path(path)} (node {node_id!r})"
     try:
         unknown = runtime.undeclared_template_variables(template)
