@@ -37,6 +37,8 @@ class AuditSubType(StrEnum):
     WORKFLOW_FAILED = "Workflow Failed"
     WORKFLOW_STOPPED = "Workflow Stopped"
     TERMINATION_REQUEST = "Termination Request"
+    PAUSE_REQUEST = "Pause Request"
+    RESUME_REQUEST = "Resume Request"
     TRIGGER_REQUEST = "Trigger Request"
     FORCE_WORKFLOW_STATUS = "Force Workflow Status"
     FILE_IMPORT = "File Import"

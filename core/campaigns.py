@@ -16,6 +16,7 @@ from .audit import Actor, AuditObject, AuditSubType, AuditType, record
 from .clock import utc
 from .db import reading, writing
 from .errors import InvalidState, NotFound
+from .events import wake_waiting
 from .launch import Progress, audience_targets, insert_runs
 from .loader import LoadedDefinition
 from .scheduling import first_cycle, next_cycle
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class CycleOutcome:
     launch_id: int
-    status: str  # launched, missed, taken (another process had it), or the launch's current status
+    status: str  # launched, missed, taken (handled or cancelled elsewhere), not_due, unknown
     target_count: int = 0
     deadline: datetime | None = None
     next_launch_id: int | None = None
@@ -189,8 +190,12 @@ class Campaigns:
         now = self.runtime.clock.now()
         with reading(self.runtime.engine) as conn:
             launch = conn.execute(select(launches).where(launches.c.id == launch_id)).first()
-        if launch is None or launch.status != "scheduled" or launch.cycle_at > now:
-            return CycleOutcome(launch_id, launch.status if launch else "unknown")
+        if launch is None:
+            return CycleOutcome(launch_id, "unknown")
+        if launch.status != "scheduled":
+            return CycleOutcome(launch_id, "taken")
+        if launch.cycle_at > now:
+            return CycleOutcome(launch_id, "not_due")
         campaign = self.get(launch.campaign_id)
         definition, _, base_dir = self.definition(launch.campaign_id)
         if now - launch.cycle_at > grace:
@@ -260,8 +265,7 @@ class Campaigns:
                 select(runs.c.id, literal("deadline"), literal({}, JSON()), literal("scheduler"),
                        literal(now, runs.c.created_at.type)).where(runs.c.id.in_(live.scalar_subquery())),
             ).returning(events.c.id)).all())
-            conn.execute(update(runs).where(runs.c.launch_id == launch_id, runs.c.status == "waiting",
-                                            runs.c.lease_owner.is_(None)).values(due_at=now))
+            wake_waiting(conn, runs.c.launch_id == launch_id, now)
             conn.execute(update(launches).where(launches.c.id == launch_id).values(ended_at=now))
             record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT, sub_type=AuditSubType.DEADLINE,
                    at=now, obj=_obj(launch.campaign_id, definition), code=self,
@@ -314,14 +318,17 @@ class Campaigns:
             campaign = self._get(conn, campaign_id)
             if campaign.state in ("terminated", "completed", "draft"):
                 raise InvalidState(f"campaign {campaign.name!r} is {campaign.state}; nothing to terminate")
+            # Scheduled and paused cycles are cancelled below; paused runs end like the rest.
             # Bumping the lease token makes a worker holding any of these runs drop its results.
             ended = conn.execute(update(runs).where(runs.c.campaign_id == campaign_id,
                                                     runs.c.status.in_(LIVE_STATUSES)).values(
-                status="terminated", due_at=None, lease_owner=None, lease_token=runs.c.lease_token + 1,
+                status="terminated", due_at=None, paused_due_at=None, lease_owner=None,
+                lease_token=runs.c.lease_token + 1,
                 finished_at=now, updated_at=now).returning(runs.c.id, runs.c.target_key, runs.c.current_node)
             ).all()
             conn.execute(update(launches).where(launches.c.campaign_id == campaign_id,
-                                                launches.c.status == "scheduled").values(status="cancelled"))
+                                                launches.c.status.in_(("scheduled", "paused")))
+                         .values(status="cancelled"))
             conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(
                 state="terminated", finished_at=now, updated_at=now))
             record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT,
@@ -333,6 +340,48 @@ class Campaigns:
                 "current_node": run.current_node, "error": None})
         self.runtime.notify("on_campaign_finished", campaign=self.get(campaign_id), state="terminated")
         return len(ended)
+
+    # --- pausing ------------------------------------------------------------------------------------
+
+    def pause(self, campaign_id: str, actor: Actor) -> int:
+        """Stop the campaign's schedule and its unfinished runs; returns how many runs were parked."""
+        return self._set_paused(campaign_id, actor, pause=True)
+
+    def resume(self, campaign_id: str, actor: Actor) -> int:
+        """Restart the schedule and the parked runs where they were; returns how many runs were released."""
+        return self._set_paused(campaign_id, actor, pause=False)
+
+    def _set_paused(self, campaign_id: str, actor: Actor, *, pause: bool) -> int:
+        now = self.runtime.clock.now()
+        definition, _, _ = self.definition(campaign_id)
+        with writing(self.runtime.engine) as conn:
+            campaign = self._get(conn, campaign_id)
+            allowed = ("scheduled", "in_progress") if pause else ("paused",)
+            if campaign.state not in allowed:
+                verb = "paused" if pause else "resumed"
+                raise InvalidState(f"campaign {campaign.name!r} is {campaign.state}; it cannot be {verb}")
+            live = (runs.c.campaign_id == campaign_id, runs.c.status.in_(LIVE_STATUSES))
+            if pause:
+                # The token bump makes a worker holding any of these runs drop its results; nothing is lost,
+                # the run resumes from the node it was on.
+                moved = conn.execute(update(runs).where(*live).values(
+                    paused_due_at=runs.c.due_at, due_at=None, lease_owner=None,
+                    lease_token=runs.c.lease_token + 1)).rowcount
+                launch_from, launch_to, state = "scheduled", "paused", "paused"
+            else:
+                moved = conn.execute(update(runs).where(*live).values(
+                    due_at=runs.c.paused_due_at, paused_due_at=None)).rowcount
+                launch_from, launch_to = "paused", "scheduled"
+                has_runs = conn.execute(select(exists().where(*live))).scalar()
+                state = "in_progress" if has_runs else "scheduled"
+            conn.execute(update(launches).where(launches.c.campaign_id == campaign_id,
+                                                launches.c.status == launch_from).values(status=launch_to))
+            conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(state=state, updated_at=now))
+            record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT,
+                   sub_type=AuditSubType.PAUSE_REQUEST if pause else AuditSubType.RESUME_REQUEST, at=now,
+                   obj=_obj(campaign_id, definition), code=self,
+                   details=f"{moved} unfinished run(s) {'parked' if pause else 'released'}")
+        return int(moved)
 
     def live_runs(self, campaign_id: str) -> int:
         with reading(self.runtime.engine) as conn:

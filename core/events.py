@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, Connection, insert, select, update
 
 from .db import writing
 from .errors import InvalidState, NotFound
-from .schema import FINAL_STATUSES, events, runs
+from .schema import FINAL_STATUSES, campaigns, events, runs
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -32,6 +33,14 @@ def send_event(
         event_id = conn.execute(insert(events).values(
             run_id=run_id, name=name, payload=dict(payload or {}), source=source, created_at=now,
         ).returning(events.c.id)).scalar_one()
-        conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status == "waiting",
-                                        runs.c.lease_owner.is_(None)).values(due_at=now))
+        wake_waiting(conn, runs.c.id == run_id, now)
     return int(event_id)
+
+
+def wake_waiting(conn: Connection, which: ColumnElement[bool], now: datetime) -> None:
+    """Make waiting runs due now so they see their new events; a paused campaign's runs wake on resume."""
+    paused = select(campaigns.c.id).where(campaigns.c.state == "paused")
+    waiting = (which, runs.c.status == "waiting")
+    conn.execute(update(runs).where(*waiting, runs.c.lease_owner.is_(None), runs.c.campaign_id.not_in(paused))
+                 .values(due_at=now))
+    conn.execute(update(runs).where(*waiting, runs.c.campaign_id.in_(paused)).values(paused_due_at=now))

@@ -115,6 +115,7 @@ runs = Table(
     # When the run next needs a worker. A claim moves it to the lease expiry, so a dead worker's runs
     # become due again by themselves; finished runs and open-ended waits have none.
     Column("due_at", UTCDateTime, nullable=True),
+    Column("paused_due_at", UTCDateTime, nullable=True),  # due_at kept aside while the campaign is paused
     Column("lease_owner", String(100), nullable=True),
     Column("lease_token", Integer, nullable=False, default=0),
     Column("attempt", Integer, nullable=False, default=0),

@@ -217,3 +217,49 @@ def test_a_rolled_back_launch_leaves_no_audit_record(harness: Any) -> None:
     with harness.runtime.engine.connect() as conn:
         assert conn.execute(select(runs.c.id)).first() is None
         assert conn.execute(select(launches.c.id)).first() is None
+
+
+def test_pause_parks_runs_and_schedule_and_resume_restarts_them(harness: Any, clock: FakeClock) -> None:
+    from campaignkit.core.events import send_event
+
+    harness.csv(AUDIENCE)
+    yaml_text = """
+name: Paused journey
+audience: {source: csv, path: audience.csv, key: key}
+workflow:
+  nodes:
+    - {id: start, type: entered_campaign, next: wait}
+    - {id: wait, type: wait_for_event, config: {events: [clicked], timeout: PT1H}, edges: {next: done, timeout: done}}
+    - {id: done, type: left_campaign}
+"""
+    campaign_id = harness.create(yaml_text)
+    harness.campaigns.launch(campaign_id, harness.actor)
+    harness.work()
+    first = harness.runs(campaign_id)[0]
+    assert harness.campaigns.pause(campaign_id, harness.actor) == 3
+    assert harness.campaigns.get(campaign_id)["state"] == "paused"
+    send_event(harness.runtime, first.id, "clicked")
+    clock.advance(timedelta(hours=2))  # past every timeout: still nothing may move
+    assert harness.work().claimed == 0
+    assert {r.status for r in harness.runs(campaign_id)} == {"waiting"}
+
+    assert harness.campaigns.resume(campaign_id, harness.actor) == 3
+    assert harness.campaigns.get(campaign_id)["state"] == "in_progress"
+    harness.work()
+    by_key = {r.target_key: r for r in harness.runs(campaign_id)}
+    assert {r.status for r in by_key.values()} == {"completed"}
+    edges = {s.node_id: s.edge for s in harness.steps(by_key[first.target_key].id)}
+    assert edges["wait"] == "next"  # the event sent while paused was kept and taken on resume
+    assert {s.node_id: s.edge for s in harness.steps(by_key["b"].id)}["wait"] == "timeout"
+    assert {"Pause Request", "Resume Request"} <= set(audit_subtypes(harness.runtime))
+
+
+def test_pausing_holds_a_scheduled_cycle(harness: Any, clock: FakeClock) -> None:
+    campaign_id, start_at = scheduled_campaign(harness, clock)
+    harness.campaigns.pause(campaign_id, harness.actor)
+    clock.set(start_at + timedelta(minutes=1))
+    assert harness.campaigns.launch_due(harness.actor) == []
+    harness.campaigns.resume(campaign_id, harness.actor)
+    assert harness.campaigns.get(campaign_id)["state"] == "scheduled"
+    (outcome,) = harness.campaigns.launch_due(harness.actor)
+    assert outcome.status == "launched"

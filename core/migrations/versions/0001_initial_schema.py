@@ -127,6 +127,7 @@ def upgrade() -> None:
     sa.Column('current_node', sa.String(length=100), nullable=True),
     sa.Column('context', sa.JSON(), nullable=False),
     sa.Column('due_at', sa.DateTime(), nullable=True),
+    sa.Column('paused_due_at', sa.DateTime(), nullable=True),
     sa.Column('lease_owner', sa.String(length=100), nullable=True),
     sa.Column('lease_token', sa.Integer(), nullable=False),
     sa.Column('attempt', sa.Integer(), nullable=False),
