@@ -204,6 +204,9 @@ class Registry:
                     log.exception("closing %s failed", type(instance).__name__)
         self._instances.clear()
 
+    def registration(self, kind: str, name: str) -> Registration:
+        return self._lookup(kind, name)
+
     def _lookup(self, kind: str, name: str) -> Registration:
         try:
             return self._by_kind[kind][name]

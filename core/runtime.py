@@ -71,6 +71,8 @@ class Runtime:
             if name not in known:
                 raise ConfigurationError(
                     f"audit.sinks: no audit sink named {name!r} (known: {', '.join(sorted(known))})")
+            if name != "database":  # an enabled sink's settings are checked now, not at its first dispatch
+                self.registry.validate_config(self.registry.registration("audit sink", name))
 
     def undeclared_template_variables(self, source: str) -> set[str]:
         return undeclared_variables(self.jinja, source)
