@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     var_dir: Path = Field(default=DEFAULT_VAR_DIR, description="Where the embedded database and outbox live.")
     database_url: str = Field(default="", description="SQLAlchemy URL; default: SQLite file under var_dir.")
     secret_key: SecretStr | None = Field(default=None, description="Signs links; created by `campaignkit init`.")
+    api_token: SecretStr | None = Field(
+        default=None, description="Bearer token for the JSON API; created by `campaignkit init`."
+    )
     template_dirs: list[Path] = Field(default_factory=list, description="Override bundled templates by path.")
     timezone: str = Field(default="UTC", description="Default time zone for schedules and windows.")
     plugins: PluginSettings = Field(default_factory=PluginSettings)
@@ -96,7 +99,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
-        secrets_dir = Path(os.environ.get("CAMPAIGNKIT_SECRETS_DIR", DEFAULT_VAR_DIR / "secrets"))
+        secrets_dir = default_secrets_dir()
         if secrets_dir.is_dir():
             from pydantic_settings import SecretsSettingsSource
 
@@ -112,6 +115,14 @@ class Settings(BaseSettings):
 
     def plugin_config(self, name: str) -> dict[str, Any]:
         return self.plugins.config.get(name, {})
+
+
+def default_secrets_dir() -> Path:
+    """CAMPAIGNKIT_SECRETS_DIR, else <var_dir>/secrets (read before the settings exist, so from the environment)."""
+    explicit = os.environ.get("CAMPAIGNKIT_SECRETS_DIR")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("CAMPAIGNKIT_VAR_DIR", DEFAULT_VAR_DIR)) / "secrets"
 
 
 def config_file_path() -> Path | None:

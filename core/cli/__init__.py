@@ -1,0 +1,5 @@
+"""The campaignkit command line (Typer + Rich)."""
+
+from .app import main
+
+__all__ = ["main"]

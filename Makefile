@@ -1,0 +1,42 @@
+# Two commands set everything up on a fresh machine with Python >= 3.11 and make:
+#   make run   - install, initialise the embedded SQLite database under ./var/, load the demo, serve it
+#   make test  - install with the dev extras and run linters and the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := examples/journey.yaml
+
+.PHONY: run test lint typecheck bench clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "campaignkit needs Python >= 3.11, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall only when the project's metadata changes.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/campaignkit init
+	$(BIN)/campaignkit campaign create $(DEMO) --update-existing
+	$(BIN)/campaignkit campaign launch "Welcome journey" --unless-running
+	$(BIN)/campaignkit serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy core plugins
+
+test: lint typecheck
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/audit.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,111 @@
+"""Set-up and introspection: init, db upgrade, schema, plugins."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from importlib.metadata import entry_points, version
+from typing import Annotated, Any
+
+import typer
+
+from ..migrate import current_revision, upgrade
+from ..plugins import ENTRY_POINT_GROUP, KINDS, collect_registrations
+from ..settings import default_secrets_dir
+from ..workflow import CampaignDefinition
+from .output import Format, info, render, render_json
+from .state import STATE
+
+SECRET_FILES = ("secret_key", "api_token")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    db = typer.Typer(help="Database migrations.", no_args_is_help=True)
+    db.command("upgrade")(db_upgrade)
+    app.add_typer(db, name="db")
+    app.command()(schema)
+    app.command()(plugins)
+
+
+def init() -> None:
+    """Create the var folder and secrets, and bring the database schema up to date."""
+    runtime = STATE.runtime(migrated=False)
+    var_dir = runtime.settings.var_dir
+    var_dir.mkdir(parents=True, exist_ok=True)
+    secrets_dir = default_secrets_dir()
+    secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name in SECRET_FILES:
+        path = secrets_dir / name
+        if not path.exists():
+            # Written once, readable only by the owner, never printed.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+            info(f"created {path}")
+    upgrade(runtime.engine)
+    info(f"database ready at revision {current_revision(runtime.engine)} ({_safe_url(runtime)})")
+
+
+def db_upgrade() -> None:
+    """Apply pending migrations."""
+    runtime = STATE.runtime(migrated=False)
+    before = current_revision(runtime.engine)
+    upgrade(runtime.engine)
+    after = current_revision(runtime.engine)
+    info(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+
+
+def schema() -> None:
+    """Print the JSON Schema of campaign definition files."""
+    sys.stdout.write(json.dumps(CampaignDefinition.model_json_schema(), indent=2) + "\n")
+
+
+def plugins(
+    fmt: Annotated[Format, typer.Option("--format", help="table, csv or json")] = Format.table,
+    hooks: Annotated[bool, typer.Option("--hooks", help="List hooks with their implementations in call order")]
+    = False,
+) -> None:
+    """List loaded plugins: version, hooks implemented and the names each registers."""
+    runtime = STATE.runtime(migrated=False)
+    pm = runtime.pm
+    if hooks:
+        rows = [{"hook": name, "implementations": [impl.plugin_name for impl in reversed(caller.get_hookimpls())]}
+                for name, caller in sorted(vars(pm.hook).items()) if hasattr(caller, "get_hookimpls")]
+        if fmt is Format.json:
+            render_json(rows)
+        else:
+            render([{**r, "implementations": ", ".join(r["implementations"])} for r in rows],
+                   ["hook", "implementations"], fmt)
+        return
+    versions = {ep.name: ep.dist.version if ep.dist else "" for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    own = version("campaignkit")
+    registered: dict[str, dict[str, list[str]]] = {}
+    for reg in collect_registrations(pm):
+        registered.setdefault(reg.plugin, {}).setdefault(reg.kind, []).append(reg.name)
+    rows: list[dict[str, Any]] = []
+    for plugin in pm.get_plugins():
+        name = pm.get_name(plugin) or repr(plugin)
+        rows.append({
+            "name": name,
+            "version": versions.get(name, own),
+            "hooks": sorted(caller.name for caller in pm.get_hookcallers(plugin) or []),
+            "registers": {kind: sorted(names) for kind, names in registered.get(name, {}).items()},
+        })
+    blocked = [name for name in runtime.settings.plugins.blocked]
+    if fmt is Format.json:
+        render_json({"plugins": rows, "blocked": blocked, "kinds": list(KINDS.values())})
+        return
+    flat = [{**r, "hooks": ", ".join(r["hooks"]),
+             "registers": "; ".join(f"{k}: {', '.join(v)}" for k, v in r["registers"].items())} for r in rows]
+    render(flat, ["name", "version", "hooks", "registers"], fmt, title="Loaded plugins")
+
+
+def _safe_url(runtime: Any) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(runtime.settings.effective_database_url).render_as_string(hide_password=True)
+
+

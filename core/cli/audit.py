@@ -1,0 +1,110 @@
+"""audit (list), audit export, audit verify, audit sinks."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..audit import verify
+from ..audit_dispatch import AuditDispatcher
+from ..audit_queries import AuditFilter, export_audit, list_audit
+from ..clock import utc
+from ..db import reading
+from ..errors import CampaignkitError
+from .output import Format, info, render
+
+group = typer.Typer(help="The audit trail.", invoke_without_command=True)
+COLUMNS = ["audit_id", "audit_timestamp", "user_name", "audit_type", "audit_sub_type", "object_name", "details"]
+TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S"]
+Since = Annotated[datetime | None, typer.Option(help="From this time (UTC unless an offset).", formats=TIME_FORMATS)]
+Until = Annotated[datetime | None, typer.Option(help="Before this time.", formats=TIME_FORMATS)]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(group, name="audit")
+
+
+def _filter(audit_type: str | None, sub_type: str | None, user: str | None, obj: str | None,
+            since: datetime | None, until: datetime | None) -> AuditFilter:
+    return AuditFilter(audit_type, sub_type, user, obj, utc(since) if since else None, utc(until) if until else None)
+
+
+@group.callback()
+def audit(
+    ctx: typer.Context,
+    audit_type: Annotated[str | None, typer.Option("--type", help="e.g. 'Interaction Event'")] = None,
+    sub_type: Annotated[str | None, typer.Option("--sub-type", help="e.g. 'Workflow Started'")] = None,
+    user: Annotated[str | None, typer.Option(help="user_name")] = None,
+    obj: Annotated[str | None, typer.Option("--object", help="Object id or name.")] = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000)] = 100,
+    fmt: Annotated[Format, typer.Option("--format")] = Format.table,
+) -> None:
+    """List audit records, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .state import STATE
+
+    rows = list_audit(STATE.runtime(), _filter(audit_type, sub_type, user, obj, since, until), limit=limit)
+    render(rows, COLUMNS, fmt, title="Audit trail")
+
+
+@group.command()
+def export(
+    audit_type: Annotated[str | None, typer.Option("--type")] = None,
+    sub_type: Annotated[str | None, typer.Option("--sub-type")] = None,
+    user: Annotated[str | None, typer.Option()] = None,
+    obj: Annotated[str | None, typer.Option("--object")] = None,
+    since: Since = None,
+    until: Until = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or jsonl")] = "csv",
+    output: Annotated[Path | None, typer.Option("--output", "-o", dir_okay=False, help="File; default stdout.")]
+    = None,
+) -> None:
+    """Stream matching audit records as CSV or JSON lines (audited as a File Export)."""
+    from ..audit import Actor, AuditSubType, AuditType, record
+    from ..db import writing
+    from .state import STATE
+
+    if fmt not in ("csv", "jsonl"):
+        raise CampaignkitError("--format: csv or jsonl")
+    runtime = STATE.runtime()
+    where = _filter(audit_type, sub_type, user, obj, since, until)
+    if output is None:
+        count = export_audit(runtime, where, sys.stdout, fmt)
+    else:
+        with output.open("w", encoding="utf-8", newline="") as handle:
+            count = export_audit(runtime, where, handle, fmt)
+    with writing(runtime.engine) as conn:
+        record(conn, actor=Actor.local_user(), audit_type=AuditType.CLIENT_JOB, sub_type=AuditSubType.FILE_EXPORT,
+               at=runtime.clock.now(), details=f"audit export of {count} record(s) to {output or 'stdout'}")
+    if output is not None:
+        info(f"exported {count} record(s) to {output}")
+
+
+@group.command("verify")
+def verify_() -> None:
+    """Check the hash chain; name the first edited or deleted record."""
+    from .state import STATE
+
+    with reading(STATE.runtime().engine) as conn:
+        checked, broken = verify(conn)
+    if broken is not None:
+        raise CampaignkitError(f"audit chain broken at record {broken.audit_id}: {broken.reason} "
+                               f"({checked} record(s) before it are intact)")
+    info(f"audit chain intact: {checked} record(s)")
+
+
+@group.command()
+def sinks(fmt: Annotated[Format, typer.Option("--format")] = Format.table) -> None:
+    """Each enabled audit sink with its lag and last error."""
+    from .state import STATE
+
+    rows = [vars(s) for s in AuditDispatcher(STATE.runtime()).status()]
+    render(rows, ["sink", "last_audit_id", "lag", "failures", "last_error", "last_success_at", "next_attempt_at"],
+           fmt, title="Audit sinks")

@@ -1,0 +1,146 @@
+"""campaign create / update / list / show / launch / terminate / pause / resume."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from sqlalchemy import select
+
+from ..campaigns import Campaigns
+from ..clock import utc
+from ..db import reading
+from ..loader import load_definition_file
+from ..queries import campaign_summary, list_campaigns
+from ..schema import campaigns as campaigns_table
+from .output import Format, console, info, render, render_json
+from .state import STATE, actor
+
+group = typer.Typer(help="Define, launch and end campaigns.", no_args_is_help=True)
+Ref = Annotated[str, typer.Argument(help="Campaign id, unique id prefix, or name.")]
+FileArg = Annotated[Path, typer.Argument(help="Campaign definition (YAML or JSON).", dir_okay=False)]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(group, name="campaign")
+
+
+@group.command()
+def create(
+    file: FileArg,
+    update_existing: Annotated[bool, typer.Option("--update-existing", help="Update a campaign of the same "
+                                                  "folder and name instead of failing.")] = False,
+) -> None:
+    """Create a campaign from a definition file (validated first; nothing is kept if it is invalid)."""
+    runtime = STATE.runtime()
+    loaded = load_definition_file(file)
+    service = Campaigns(runtime)
+    if update_existing:
+        with reading(runtime.engine) as conn:
+            existing = conn.execute(select(campaigns_table.c.id).where(
+                campaigns_table.c.name == loaded.definition.name,
+                campaigns_table.c.folder == loaded.definition.folder)).scalar()
+        if existing:
+            major, minor = service.update(existing, loaded, actor())
+            info(f"updated campaign {existing} ({loaded.definition.name!r}, version {major}.{minor})")
+            return
+    campaign_id = service.create(loaded, actor())
+    info(f"created campaign {campaign_id} ({loaded.definition.name!r}, version {loaded.definition.version})")
+
+
+@group.command()
+def update(ref: Ref, file: FileArg) -> None:
+    """Replace a campaign's definition; a campaign with runs gets a new version and its runs keep theirs."""
+    runtime = STATE.runtime()
+    service = Campaigns(runtime)
+    campaign_id = service.resolve(ref)
+    major, minor = service.update(campaign_id, load_definition_file(file), actor())
+    info(f"campaign {campaign_id} is now at version {major}.{minor}")
+
+
+@group.command("list")
+def list_(fmt: Annotated[Format, typer.Option("--format")] = Format.table) -> None:
+    """List campaigns with their state, version and run counts."""
+    rows = list_campaigns(STATE.runtime())
+    render(rows, ["id", "name", "folder", "kind", "state", "version", "runs", "live_runs", "updated_at"], fmt,
+           title="Campaigns")
+
+
+@group.command()
+def show(ref: Ref, fmt: Annotated[Format, typer.Option("--format")] = Format.table) -> None:
+    """Show a campaign: state, version, runs by status and its cycles."""
+    runtime = STATE.runtime()
+    summary = campaign_summary(runtime, Campaigns(runtime).resolve(ref))
+    if fmt is Format.json:
+        render_json(summary)
+        return
+    fields = ["id", "name", "folder", "kind", "state", "version", "source", "created_at", "updated_at", "finished_at"]
+    counts = sorted(summary["runs_by_status"].items())
+    render([{"field": f, "value": summary.get(f)} for f in fields]
+           + [{"field": f"runs {status}", "value": count} for status, count in counts],
+           ["field", "value"], fmt, title=summary["name"])
+    if summary["cycles"]:
+        render(summary["cycles"], ["id", "cycle_at", "status", "target_count", "deadline_at"], fmt, title="Cycles")
+
+
+@group.command()
+def launch(
+    ref: Ref,
+    at: Annotated[datetime | None, typer.Option("--at", help="Launch later (ISO 8601; UTC unless an offset is given).",
+                                                formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S",
+                                                         "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"])] = None,
+    audience: Annotated[Path | None, typer.Option("--audience", help="CSV file instead of the definition's audience.",
+                                                  dir_okay=False)] = None,
+    unless_running: Annotated[bool, typer.Option("--unless-running", help="Do nothing (exit 0) if the campaign "
+                                                 "is already in progress, scheduled or paused.")] = False,
+) -> None:
+    """Turn the audience into runs now, or schedule the launch (--at, or the definition's schedule)."""
+    runtime = STATE.runtime()
+    service = Campaigns(runtime)
+    campaign_id = service.resolve(ref)
+    state = service.get(campaign_id)["state"]
+    if unless_running and state in ("in_progress", "scheduled", "paused"):
+        info(f"campaign {campaign_id} is already {state}; nothing to do")
+        return
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("reading audience", total=None)
+        result = service.launch(campaign_id, actor(), at=utc(at) if at else None, audience=audience,
+                                progress=lambda count: progress.update(task, completed=count))
+    if result.status == "scheduled":
+        info(f"campaign {campaign_id} scheduled for {result.cycle_at.isoformat()} (launch {result.launch_id})")
+    else:
+        info(f"launched campaign {campaign_id}: {result.target_count} run(s) (launch {result.launch_id})")
+
+
+@group.command()
+def terminate(ref: Ref) -> None:
+    """End every unfinished run as terminated and cancel scheduled cycles."""
+    runtime = STATE.runtime()
+    service = Campaigns(runtime)
+    campaign_id = service.resolve(ref)
+    ended = service.terminate(campaign_id, actor())
+    info(f"terminated campaign {campaign_id}: {ended} unfinished run(s) ended")
+
+
+@group.command()
+def pause(ref: Ref) -> None:
+    """Stop a campaign's schedule and its unfinished runs where they are."""
+    runtime = STATE.runtime()
+    service = Campaigns(runtime)
+    campaign_id = service.resolve(ref)
+    info(f"paused campaign {campaign_id}: {service.pause(campaign_id, actor())} run(s) parked")
+
+
+@group.command()
+def resume(ref: Ref) -> None:
+    """Restart a paused campaign's schedule and runs."""
+    runtime = STATE.runtime()
+    service = Campaigns(runtime)
+    campaign_id = service.resolve(ref)
+    info(f"resumed campaign {campaign_id}: {service.resume(campaign_id, actor())} run(s) released")
+
+

@@ -1,0 +1,78 @@
+"""Process roles: work, worker, scheduler, web, serve."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from ..campaigns import Campaigns
+from ..engine import BatchStats, Worker
+from ..serve import run_all, run_scheduler, run_web, run_worker, stop_on_signals
+from .output import console, info
+from .state import STATE, actor
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(work)
+    app.command()(worker)
+    app.command()(scheduler)
+    app.command()(web)
+    app.command()(serve)
+
+
+def work(
+    until_idle: Annotated[bool, typer.Option("--until-idle", help="Stop when nothing is due.")] = False,
+) -> None:
+    """Launch due scheduled cycles and advance due runs (in the foreground)."""
+    runtime = STATE.runtime()
+    if not until_idle:
+        with stop_on_signals() as stop:
+            run_worker(runtime, stop)
+        return
+    Campaigns(runtime).launch_due(actor())
+    engine = Worker(runtime)
+    total = BatchStats()
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                      transient=True) as progress:
+            task = progress.add_task("working", total=None)
+            while True:
+                stats = engine.run_once()
+                if stats.claimed == 0:
+                    break
+                total.claimed += stats.claimed
+                total.steps += stats.steps
+                total.finished += stats.finished
+                progress.update(task, description=f"{total.steps} steps, {total.finished} runs finished")
+    finally:
+        engine.close()
+    info(f"idle: {total.steps} step(s) executed, {total.finished} run(s) finished")
+
+
+def worker() -> None:
+    """Run a worker until SIGINT/SIGTERM; any number may run against one PostgreSQL database."""
+    runtime = STATE.runtime()
+    with stop_on_signals() as stop:
+        run_worker(runtime, stop)
+
+
+def scheduler() -> None:
+    """Run the scheduler (one per deployment) until SIGINT/SIGTERM."""
+    runtime = STATE.runtime()
+    with stop_on_signals() as stop:
+        run_scheduler(runtime, stop)
+
+
+def web() -> None:
+    """Serve the web app and API (uvicorn) on web.host:web.port."""
+    run_web(STATE.runtime())
+
+
+def serve() -> None:
+    """Scheduler, worker and web app in one process: the embedded default."""
+    runtime = STATE.runtime()
+    web = runtime.settings.web
+    info(f"serving on http://{web.host}:{web.port} (Ctrl-C stops)")
+    run_all(runtime)

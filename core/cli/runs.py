@@ -1,0 +1,92 @@
+"""runs (a campaign's run history), run show (one run's timeline), event send."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from ..campaigns import Campaigns
+from ..errors import CampaignkitError
+from ..events import send_event
+from ..queries import RunQuery, list_runs, run_timeline
+from .output import Format, info, render, render_json
+from .state import STATE
+
+RUN_COLUMNS = ["id", "target_key", "status", "current_node", "launch_id", "due_at", "updated_at", "error"]
+STEP_COLUMNS = ["node_id", "step_type", "visit", "attempt", "started_at", "finished_at", "outcome", "edge", "detail"]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("runs")(runs)
+    run = typer.Typer(help="One run: its timeline.", no_args_is_help=True)
+    run.command("show")(show)
+    app.add_typer(run, name="run")
+    event = typer.Typer(help="Signals from outside into runs.", no_args_is_help=True)
+    event.command("send")(send)
+    app.add_typer(event, name="event")
+
+
+def runs(
+    campaign: Annotated[str, typer.Argument(help="Campaign id, unique id prefix, or name.")],
+    status: Annotated[str | None, typer.Option(help="pending, active, waiting, completed, failed, terminated")]
+    = None,
+    search: Annotated[str | None, typer.Option(help="Substring of the target key or current node.")] = None,
+    cycle: Annotated[int | None, typer.Option(help="Only runs of this launch (cycle) id.")] = None,
+    sort: Annotated[str, typer.Option(help="id, target, status, updated, created or due; prefix - to reverse.")]
+    = "id",
+    limit: Annotated[int, typer.Option(min=1, max=100_000)] = 100,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    fmt: Annotated[Format, typer.Option("--format")] = Format.table,
+) -> None:
+    """List a campaign's runs: filtered, searched and sorted in the database, a page at a time."""
+    runtime = STATE.runtime()
+    campaign_id = Campaigns(runtime).resolve(campaign)
+    rows = list_runs(runtime, RunQuery(campaign_id, status=status, search=search, cycle=cycle,
+                                       sort=sort.lstrip("-"), descending=sort.startswith("-"),
+                                       limit=limit, offset=offset))
+    render(rows, RUN_COLUMNS, fmt, title=f"Runs of {campaign}")
+
+
+def show(
+    run_id: Annotated[int, typer.Argument(help="Run id.")],
+    fmt: Annotated[Format, typer.Option("--format")] = Format.table,
+) -> None:
+    """Show a run and its timeline: every executed node with outcome and edge, in order."""
+    timeline = run_timeline(STATE.runtime(), run_id)
+    if fmt is Format.json:
+        render_json(timeline)
+        return
+    run = timeline["run"]
+    summary = ["id", "campaign_name", "target_key", "status", "current_node", "due_at", "error", "created_at",
+               "finished_at"]
+    render([{"field": f, "value": run.get(f)} for f in summary]
+           + [{"field": "context", "value": run["context"]}, {"field": "target", "value": run["target"]}],
+           ["field", "value"], fmt, title=f"Run {run_id}")
+    render(timeline["steps"], STEP_COLUMNS, fmt, title="Timeline")
+    if fmt is Format.table:
+        parts = []
+        for step in timeline["path"]:
+            parts.append(step["node"])
+            if step["edge"]:
+                parts.append(f"-{step['edge']}->")
+            elif step["outcome"] != "ok":
+                parts.append(f"[{step['outcome']}]")
+        info("path: " + " ".join(parts))
+
+
+def send(
+    run_id: Annotated[int, typer.Argument(help="Run id.")],
+    name: Annotated[str, typer.Argument(help="Event name, e.g. opened or approved.")],
+    payload: Annotated[str, typer.Option(help="JSON object with the event's data.")] = "{}",
+) -> None:
+    """Record an event for a run; a run waiting for it becomes due at once."""
+    try:
+        data: Any = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise CampaignkitError(f"--payload: not valid JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise CampaignkitError("--payload: must be a JSON object")
+    event_id = send_event(STATE.runtime(), run_id, name, data, source="cli")
+    info(f"event {event_id} ({name}) recorded for run {run_id}")

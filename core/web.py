@@ -1,0 +1,83 @@
+"""The web app (FastAPI): health, and a JSON API for people who run campaigns, behind a bearer token."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from .errors import CampaignkitError, InvalidState, NotFound
+from .events import send_event
+from .migrate import current_revision, head_revision
+from .queries import RunQuery, campaign_summary, list_campaigns, list_runs, run_timeline
+from .runtime import Runtime
+
+
+class EventIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(title="campaignkit", docs_url=None, redoc_url=None)
+
+    def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
+        token = runtime.settings.api_token
+        if token is None:
+            raise HTTPException(503, "the API is disabled: set api_token (campaignkit init creates one)")
+        expected = f"Bearer {token.get_secret_value()}"
+        if authorization is None or not hmac.compare_digest(authorization.encode(), expected.encode()):
+            raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+
+    api = [Depends(authorised)]
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        revision = current_revision(runtime.engine)
+        return {"status": "ok" if revision == head_revision() else "migrations pending", "revision": revision}
+
+    @app.get("/api/campaigns", dependencies=api)
+    def campaigns() -> list[dict[str, Any]]:
+        return list_campaigns(runtime)
+
+    @app.get("/api/campaigns/{campaign_id}", dependencies=api)
+    def campaign(campaign_id: str) -> dict[str, Any]:
+        return _or_404(lambda: campaign_summary(runtime, campaign_id))
+
+    @app.get("/api/campaigns/{campaign_id}/runs", dependencies=api)
+    def runs(
+        campaign_id: str,
+        status: str | None = None,
+        search: str | None = None,
+        cycle: int | None = None,
+        sort: str = "id",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> list[dict[str, Any]]:
+        query = RunQuery(campaign_id, status=status, search=search, cycle=cycle, sort=sort.lstrip("-"),
+                         descending=sort.startswith("-"), limit=limit, offset=offset)
+        return _or_404(lambda: list_runs(runtime, query))
+
+    @app.get("/api/runs/{run_id}", dependencies=api)
+    def run(run_id: int) -> dict[str, Any]:
+        return _or_404(lambda: run_timeline(runtime, run_id))
+
+    @app.post("/api/runs/{run_id}/events", dependencies=api, status_code=201)
+    def event(run_id: int, body: EventIn) -> dict[str, Any]:
+        event_id = _or_404(lambda: send_event(runtime, run_id, body.name, body.payload, source="api"))
+        return {"event_id": event_id}
+
+    return app
+
+
+def _or_404(call: Any) -> Any:
+    try:
+        return call()
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except InvalidState as exc:
+        raise HTTPException(409, str(exc)) from None
+    except CampaignkitError as exc:
+        raise HTTPException(400, str(exc)) from None
