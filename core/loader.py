@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,19 @@ from .errors import DefinitionError
 from .workflow import CampaignDefinition
 
 Path_ = tuple[str | int, ...]
+
+
+class DefinitionLoader(yaml.SafeLoader):
+    """YAML 1.2's booleans: only true/false. A node called `yes`, `no`, `on` or `off` stays a string."""
+
+
+DefinitionLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+DefinitionLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 @dataclass
@@ -65,14 +79,14 @@ def parse_document(text: str, filename: str) -> tuple[Any, SourceMap]:
     """YAML (JSON is a subset) into Python values plus a SourceMap; syntax errors name line and column."""
     source = SourceMap(filename)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=DefinitionLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
         raise DefinitionError([f"{where}: {exc.problem or exc}"]) from None
     if root is None:
         raise DefinitionError([f"{filename}:1:1: the file is empty"])
-    return _construct(root, (), source, yaml.SafeLoader("")), source
+    return _construct(root, (), source, DefinitionLoader("")), source
 
 
 def pydantic_problems(exc: ValidationError, source: SourceMap, data: Any) -> list[str]:

@@ -48,8 +48,8 @@ def campaign_summary(runtime: Runtime, campaign_id: str) -> dict[str, Any]:
                            .where(campaigns.c.id == campaign_id)).first()
         if row is None:
             raise NotFound(f"no campaign {campaign_id!r}")
-        counts = dict(conn.execute(select(runs.c.status, func.count()).where(runs.c.campaign_id == campaign_id)
-                                   .group_by(runs.c.status)).all())
+        by_status = select(runs.c.status, func.count()).where(runs.c.campaign_id == campaign_id).group_by(runs.c.status)
+        counts: dict[str, int] = {status: count for status, count in conn.execute(by_status)}
         cycles = [dict(r._mapping) for r in conn.execute(
             select(launches.c.id, launches.c.cycle_at, launches.c.status, launches.c.target_count,
                    launches.c.deadline_at).where(launches.c.campaign_id == campaign_id)

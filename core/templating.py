@@ -27,7 +27,9 @@ def make_environment(
     env = ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(search_path),
         undefined=jinja2.StrictUndefined,
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "htm", "xml"), default=False),
+        # Text parts and inline strings are not HTML; HTML files (and inline html parts, see send_message) are.
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "htm", "xml"), default_for_string=False,
+                                            default=False),
         keep_trailing_newline=True,
     )
     if prepare is not None:

@@ -72,12 +72,12 @@ def plugins(
     runtime = STATE.runtime(migrated=False)
     pm = runtime.pm
     if hooks:
-        rows = [{"hook": name, "implementations": [impl.plugin_name for impl in reversed(caller.get_hookimpls())]}
+        hook_rows = [{"hook": name, "implementations": [impl.plugin_name for impl in reversed(caller.get_hookimpls())]}
                 for name, caller in sorted(vars(pm.hook).items()) if hasattr(caller, "get_hookimpls")]
         if fmt is Format.json:
-            render_json(rows)
+            render_json(hook_rows)
         else:
-            render([{**r, "implementations": ", ".join(r["implementations"])} for r in rows],
+            render([{**r, "implementations": ", ".join(r["implementations"])} for r in hook_rows],
                    ["hook", "implementations"], fmt)
         return
     versions = {ep.name: ep.dist.version if ep.dist else "" for ep in entry_points(group=ENTRY_POINT_GROUP)}
