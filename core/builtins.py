@@ -57,15 +57,25 @@ class CsvAudience(AudienceSource):
         path = Path(raw_path) if Path(raw_path).is_absolute() else base_dir / raw_path
         key_column = spec.get("key", "key")
         try:
-            handle = path.open(newline="", encoding=self.config.encoding)
+            handle = path.open("rb")
         except OSError as exc:
             raise AudienceError(f"{path}: cannot open: {exc.strerror or exc}") from None
         with handle:
-            yield from _read_csv(handle, path, key_column, self.config.delimiter)
+            yield from _read_csv(_decoded_lines(handle, self.config.encoding, path), path, key_column,
+                                 self.config.delimiter)
 
 
-def _read_csv(handle: Any, path: Path, key_column: str, delimiter: str) -> Iterator[Target]:
-    reader = csv.reader(handle, delimiter=delimiter, strict=True)
+def _decoded_lines(handle: Any, encoding: str, path: Path) -> Iterator[str]:
+    """Decode line by line, so that a byte the encoding cannot read is reported on its own line."""
+    for number, raw in enumerate(handle, start=1):
+        try:
+            yield raw.decode(encoding if number == 1 else encoding.removesuffix("-sig"))
+        except UnicodeDecodeError as exc:
+            raise AudienceError(f"{path}:{number}: not valid {encoding} text: {exc.reason}") from None
+
+
+def _read_csv(lines: Iterator[str], path: Path, key_column: str, delimiter: str) -> Iterator[Target]:
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     try:
         header = next(reader, None)
         if header is None:
@@ -88,9 +98,6 @@ def _read_csv(handle: Any, path: Path, key_column: str, delimiter: str) -> Itera
             yield Target(key=key, attributes=dict(zip(header, row, strict=True)), line=line)
     except csv.Error as exc:
         raise AudienceError(f"{path}:{reader.line_num}: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise AudienceError(f"{path}:{reader.line_num + 1}: not valid text in the configured encoding: "
-                            f"{exc.reason}") from None
 
 
 @hookimpl(trylast=True)
