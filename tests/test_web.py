@@ -1,0 +1,98 @@
+"""The web app served for real by uvicorn on 127.0.0.1: health, bearer-token API, events that wake runs."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from campaignkit.core.web import create_app
+
+TOKEN = "t" * 48
+FLOW = """
+name: Web
+workflow:
+  nodes:
+    - {id: start, type: entered_campaign, next: wait}
+    - {id: wait, type: wait_for_event, config: {events: [clicked]}, edges: {clicked: done}}
+    - {id: done, type: left_campaign}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def served(make_runtime: Any, actor: Any, tmp_path: Any) -> Iterator[tuple[str, Any]]:
+    from conftest import Harness
+
+    runtime = make_runtime(api_token=TOKEN)
+    harness = Harness(runtime, actor, tmp_path)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the web server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", harness
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def auth(token: str = TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_health_reports_the_schema(served: Any) -> None:
+    url, _ = served
+    assert httpx.get(f"{url}/health").json() == {"status": "ok", "revision": "0001"}
+
+
+def test_the_api_needs_the_token(served: Any) -> None:
+    url, _ = served
+    assert httpx.get(f"{url}/api/campaigns").status_code == 401
+    assert httpx.get(f"{url}/api/campaigns", headers=auth("wrong" * 10)).status_code == 401
+    assert httpx.get(f"{url}/api/campaigns", headers=auth()).json() == []
+
+
+def test_listing_runs_and_posting_an_event_that_wakes_a_run(served: Any) -> None:
+    url, harness = served
+    campaign_id = harness.create(FLOW)
+    harness.launch(campaign_id, harness.csv("key\nk1\nk2\n"))
+    harness.work()
+    listed = httpx.get(f"{url}/api/campaigns/{campaign_id}/runs", params={"status": "waiting", "sort": "-id"},
+                       headers=auth()).json()
+    assert [r["target_key"] for r in listed] == ["k2", "k1"]
+    run_id = listed[1]["id"]
+    posted = httpx.post(f"{url}/api/runs/{run_id}/events", json={"name": "clicked", "payload": {"via": "api"}},
+                        headers=auth())
+    assert posted.status_code == 201
+    harness.work()
+    timeline = httpx.get(f"{url}/api/runs/{run_id}", headers=auth()).json()
+    assert timeline["run"]["status"] == "completed" and timeline["run"]["context"]["last_event"]["via"] == "api"
+    assert [p["edge"] for p in timeline["path"]] == ["next", "clicked", None]
+    summary = httpx.get(f"{url}/api/campaigns/{campaign_id}", headers=auth()).json()
+    assert summary["runs_by_status"] == {"completed": 1, "waiting": 1}
+    assert httpx.post(f"{url}/api/runs/{run_id}/events", json={"name": "clicked"}, headers=auth()).status_code == 409
+    assert httpx.get(f"{url}/api/runs/999999", headers=auth()).status_code == 404
+
+
+def test_without_a_token_configured_the_api_is_off(make_runtime: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    client = TestClient(create_app(make_runtime()))
+    response = client.get("/api/campaigns", headers=auth())
+    assert response.status_code == 503 and "api_token" in response.json()["detail"]
