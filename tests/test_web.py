@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -31,12 +32,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def served(make_runtime: Any, actor: Any, tmp_path: Any) -> Iterator[tuple[str, Any]]:
-    from conftest import Harness
-
-    runtime = make_runtime(api_token=TOKEN)
-    harness = Harness(runtime, actor, tmp_path)
+@contextmanager
+def serving(runtime: Any) -> Iterator[str]:
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -46,10 +43,19 @@ def served(make_runtime: Any, actor: Any, tmp_path: Any) -> Iterator[tuple[str, 
         assert time.monotonic() < deadline, "the web server did not start"
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}", harness
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture
+def served(make_runtime: Any, actor: Any, tmp_path: Any) -> Iterator[tuple[str, Any]]:
+    from conftest import Harness
+
+    runtime = make_runtime(api_token=TOKEN)
+    with serving(runtime) as url:
+        yield url, Harness(runtime, actor, tmp_path)
 
 
 def auth(token: str = TOKEN) -> dict[str, str]:
@@ -91,8 +97,6 @@ def test_listing_runs_and_posting_an_event_that_wakes_a_run(served: Any) -> None
 
 
 def test_without_a_token_configured_the_api_is_off(make_runtime: Any) -> None:
-    from fastapi.testclient import TestClient
-
-    client = TestClient(create_app(make_runtime()))
-    response = client.get("/api/campaigns", headers=auth())
+    with serving(make_runtime()) as url:
+        response = httpx.get(f"{url}/api/campaigns", headers=auth())
     assert response.status_code == 503 and "api_token" in response.json()["detail"]
