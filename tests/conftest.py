@@ -78,11 +78,12 @@ def settings_factory(tmp_path: Path, database_url: str) -> Any:
 
 @pytest.fixture
 def make_runtime(settings_factory: Any, clock: FakeClock) -> Iterator[Any]:
-    """Build a migrated runtime; extra plugins and setting overrides as keyword arguments."""
+    """Build a migrated runtime: plugin objects to register, and settings overrides as keyword arguments
+    (``plugins={"config": ...}`` is the plugins *setting*, as everywhere else)."""
     built: list[Runtime] = []
 
-    def make(plugins: tuple[Any, ...] = (), **overrides: Any) -> Runtime:
-        runtime = Runtime(settings_factory(**overrides), clock=clock, plugins=plugins)
+    def make(extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> Runtime:
+        runtime = Runtime(settings_factory(**overrides), clock=clock, plugins=extra_plugins)
         upgrade(runtime.engine)
         built.append(runtime)
         return runtime

@@ -28,7 +28,6 @@ from campaignkit.core import ConfigurationError
 from campaignkit.core.audit import Actor, AuditObject, AuditSubType, AuditType, record
 from campaignkit.core.audit_dispatch import AuditDispatcher, SinkStatus, as_record
 from campaignkit.core.db import writing
-from campaignkit.core.migrate import upgrade
 from campaignkit.core.runtime import Runtime
 from campaignkit.core.schema import audit_history
 
@@ -46,23 +45,13 @@ workflow:
 
 
 @pytest.fixture
-def sink_runtime(settings_factory: Any, clock: Any) -> Iterator[Any]:
-    """A migrated runtime with audit sinks enabled and their tables set, as an admin would configure them.
-
-    (conftest's make_runtime takes ``plugins`` for extra pluggy plugins, so it cannot set ``plugins.config``.)
-    """
-    built: list[Runtime] = []
+def sink_runtime(make_runtime: Any) -> Any:
+    """A migrated runtime with audit sinks enabled and their tables set, as an admin would configure them."""
 
     def make(sinks: list[str], config: dict[str, Any] | None = None) -> Runtime:
-        settings = settings_factory(audit={"sinks": sinks}, plugins={"config": config or {}})
-        runtime = Runtime(settings, clock=clock)
-        built.append(runtime)
-        upgrade(runtime.engine)
-        return runtime
+        return make_runtime(audit={"sinks": sinks}, plugins={"config": config or {}})
 
-    yield make
-    for runtime in built:
-        runtime.close()
+    return make
 
 
 def add_records(runtime: Any, count: int, details: str = "changed setting", obj: AuditObject | None = None) -> None:

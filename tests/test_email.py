@@ -96,23 +96,12 @@ workflow:
 
 
 @pytest.fixture
-def make_smtp_runtime(settings_factory: Any, clock: Any) -> Iterator[Any]:
-    from campaignkit.core.migrate import upgrade
-    from campaignkit.core.runtime import Runtime
-
-    built: list[Any] = []
-
+def make_smtp_runtime(make_runtime: Any) -> Any:
     def make(port: int, **smtp: Any) -> Any:
         config = {"host": "127.0.0.1", "port": port, "security": "none", "sender": "Reviews <reviews@example.org>"}
-        config.update(smtp)
-        runtime = Runtime(settings_factory(plugins={"config": {"smtp": config}}), clock=clock)
-        upgrade(runtime.engine)
-        built.append(runtime)
-        return runtime
+        return make_runtime(plugins={"config": {"smtp": {**config, **smtp}}})
 
-    yield make
-    for runtime in built:
-        runtime.close()
+    return make
 
 
 def run_campaign(runtime: Any, actor: Any, tmp_path: Path, yaml_text: str) -> tuple[Any, str]:

@@ -73,7 +73,7 @@ def setup(make_runtime: Any, actor: Any, tmp_path: Any, script: dict[str, list[s
     from conftest import Harness
 
     plugin = Flaky(script)
-    harness = Harness(make_runtime(plugins=(plugin,)), actor, tmp_path)
+    harness = Harness(make_runtime(extra_plugins=(plugin,)), actor, tmp_path)
     edges = "edges: {next: done, failure: bounce}" if failure_edge else "next: done"
     extra = "    - {id: bounce, type: left_campaign, config: {reason: bounced}}\n" if failure_edge else ""
     campaign_id = harness.create(FLOW % (edges, extra))

@@ -83,7 +83,7 @@ def ledger(runtime: Any) -> tuple[int, Counter[tuple[int, str, int]], set[str]]:
 
 
 def launch(make_runtime: Any, harness_factory: Any, targets: int) -> Any:
-    runtime = make_runtime(plugins=(KeyLogPlugin(),))
+    runtime = make_runtime(extra_plugins=(KeyLogPlugin(),))
     runtime.clock = SystemClock()  # the worker processes run on real time
     harness = harness_factory(runtime)
     campaign_id = harness.create(FLOW)

@@ -54,7 +54,7 @@ def test_send_message_renders_and_delivers(make_runtime: Any, actor: Any, tmp_pa
     from conftest import Harness
 
     recorder = Recorder()
-    harness = Harness(make_runtime(plugins=(recorder,)), actor, tmp_path)
+    harness = Harness(make_runtime(extra_plugins=(recorder,)), actor, tmp_path)
     campaign_id = harness.create(flow(
         "{id: start, type: entered_campaign, next: mail}",
         "{id: mail, type: send_message, config: {channel: recording, to: '{{ target.email }}', "
@@ -179,7 +179,7 @@ def test_update_field_enforcement_and_send_event(make_runtime: Any, actor: Any, 
     from conftest import Harness
 
     recorder = Recorder()
-    harness = Harness(make_runtime(plugins=(recorder,)), actor, tmp_path)
+    harness = Harness(make_runtime(extra_plugins=(recorder,)), actor, tmp_path)
     campaign_id = harness.create(flow(
         "{id: start, type: entered_campaign, next: field}",
         "{id: field, type: update_custom_field, config: {field: Campaigns Approval, value: '{{ target.verdict }}'}, "
