@@ -76,7 +76,10 @@ def build_plugin_manager(
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin!r} implements an unknown hook: {exc}") from None
+        name = pm.get_name(exc.plugin) or repr(exc.plugin)
+        # pluggy names the hook in its message; the plugin object's repr adds nothing for the reader.
+        problem = str(exc).split(" in plugin ")[0]
+        raise PluginError(f"plugin {name!r}: {problem} (see `campaignkit plugins --hooks` for the hooks)") from None
     return pm
 
 

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +23,8 @@ DEFAULT_VAR_DIR = Path("var")
 
 
 class PluginSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a silent default
+
     enabled: list[str] | None = Field(
         default=None, description="Entry-point plugins to load; unset loads every installed one."
     )
@@ -35,6 +37,8 @@ class PluginSettings(BaseModel):
 
 
 class WorkerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a silent default
+
     batch_size: int = Field(default=500, ge=1, le=10_000, description="Runs claimed per batch.")
     threads: int = Field(default=8, ge=1, le=256, description="Thread-pool size for plugin I/O.")
     lease_seconds: float = Field(default=300, gt=0, description="How long a claim holds before others reclaim.")
@@ -46,11 +50,15 @@ class WorkerSettings(BaseModel):
 
 
 class AuditSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a silent default
+
     task_events: bool = Field(default=False, description="Write System Task Started/Completed records.")
     sinks: list[str] = Field(default_factory=list, description="Audit sinks besides the database table.")
 
 
 class SchedulerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a silent default
+
     misfire_grace_seconds: float = Field(
         default=3600, ge=0, description="A launch missed by less than this still happens at start-up; else missed."
     )
@@ -62,6 +70,8 @@ class SchedulerSettings(BaseModel):
 
 
 class WebSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a silent default
+
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     base_url: str = Field(default="http://127.0.0.1:8080", description="Public URL used in links.")
@@ -103,7 +113,8 @@ class Settings(BaseSettings):
         if secrets_dir.is_dir():
             from pydantic_settings import SecretsSettingsSource
 
-            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
+            # One file per setting, named as the setting (secret_key, api_token), without the env prefix.
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir, env_prefix=""))
         toml_path = config_file_path()
         if toml_path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))

@@ -1,0 +1,102 @@
+"""The plugin manager: defaults, entry points, allow/block lists, duplicates, overrides, config validation."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any
+
+import pytest
+
+from campaignkit.core import Channel, ConfigurationError, Delivery, Message, NoConfig, PluginError, hookimpl
+from campaignkit.core.plugins import DEFAULT_PLUGINS
+from campaignkit.core.runtime import Runtime
+from campaignkit.core.settings import Settings
+
+
+def channel_plugin(plugin_name: str, channel_name: str, config: type = NoConfig) -> Any:
+    class Plugin:
+        __name__ = plugin_name
+
+        class TheChannel(Channel):
+            name = channel_name
+            Config = config
+
+            def send(self, message: Message) -> Delivery:
+                return Delivery(message_id=plugin_name)
+
+        @hookimpl
+        def register_channels(self) -> list[type[Channel]]:
+            return [self.TheChannel]
+
+    return Plugin()
+
+
+def runtime(tmp_path: Any, *plugins: Any, **settings: Any) -> Runtime:
+    return Runtime(Settings(var_dir=tmp_path, database_url="sqlite://", **settings), plugins=plugins)
+
+
+def test_defaults_and_bundled_entry_points_load(tmp_path: Any) -> None:
+    rt = runtime(tmp_path)
+    names = {rt.pm.get_name(p) for p in rt.pm.get_plugins()}
+    bundled = {ep.name for ep in entry_points(group="campaignkit")}
+    assert {"email", "enforcement", "custom_field", "audit_sinks"} <= bundled
+    assert set(DEFAULT_PLUGINS) | bundled <= names
+    assert rt.registry.names("channel") == ["file", "log", "null", "smtp"]
+
+
+def test_block_and_allow_lists(tmp_path: Any) -> None:
+    blocked = runtime(tmp_path, plugins={"blocked": ["email"]})
+    assert "smtp" not in blocked.registry.names("channel")
+    only = runtime(tmp_path, plugins={"enabled": ["enforcement"]})
+    assert only.registry.names("channel") == ["log", "null"] and only.registry.names("enforcement action") == ["noop"]
+
+
+def test_duplicate_names_are_a_start_up_error(tmp_path: Any) -> None:
+    with pytest.raises(PluginError, match="duplicate channel name 'pager': registered by both 'one' and 'two'"):
+        runtime(tmp_path, channel_plugin("one", "pager"), channel_plugin("two", "pager"))
+    with pytest.raises(PluginError, match="duplicate channel name 'smtp'"):
+        runtime(tmp_path, channel_plugin("mine", "smtp"))  # bundled plugins are plugins like any other
+
+
+def test_a_plugin_may_override_a_built_in(tmp_path: Any) -> None:
+    rt = runtime(tmp_path, channel_plugin("quiet", "log"))
+    assert rt.registry.channel("log", rt).send(None).message_id == "quiet"  # type: ignore[arg-type]
+
+
+def test_a_hook_that_does_not_exist_is_refused(tmp_path: Any) -> None:
+    class Typo:
+        __name__ = "typo"
+
+        @hookimpl
+        def register_chanels(self) -> list[Any]:
+            return []
+
+    with pytest.raises(PluginError, match="typo"):
+        runtime(tmp_path, Typo())
+
+
+def test_plugin_config_is_validated_by_the_plugin_s_model(tmp_path: Any) -> None:
+    from pydantic import BaseModel, ConfigDict
+
+    class PagerConfig(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        port: int
+
+    plugin = channel_plugin("pager_plugin", "pager", PagerConfig)
+    with pytest.raises(ConfigurationError, match=r"plugins\.config\.pager\.port: Input should be a valid integer"):
+        runtime(tmp_path, plugin, plugins={"config": {"pager": {"port": "eighty"}}})
+    rt = runtime(tmp_path, plugin, plugins={"config": {"pager": {"port": "80"}}})
+    assert rt.registry.channel("pager", rt).config.port == 80
+
+
+def test_an_unknown_audit_sink_or_its_missing_settings_stop_start_up(tmp_path: Any) -> None:
+    with pytest.raises(ConfigurationError, match=r"audit\.sinks: no audit sink named 'kafka'"):
+        runtime(tmp_path, audit={"sinks": ["kafka"]})
+    with pytest.raises(ConfigurationError, match=r"plugins\.config\.jsonl\.path"):
+        runtime(tmp_path, audit={"sinks": ["jsonl"]})
+
+
+def test_each_manager_is_fresh(tmp_path: Any) -> None:
+    first = runtime(tmp_path, channel_plugin("once", "pager"))
+    second = runtime(tmp_path)
+    assert "pager" in first.registry.names("channel") and "pager" not in second.registry.names("channel")
