@@ -19,6 +19,8 @@ from .schema import audit_chain, audit_history
 
 
 class AuditType(StrEnum):
+    """Audit types of the AuditHistory vocabulary; Object Change is ours (defining and editing campaigns)."""
+
     INTERACTION_EVENT = "Interaction Event"
     OPERATIONS = "Operations"
     SYSTEM_ACCESS = "System Access"
@@ -32,24 +34,48 @@ class AuditType(StrEnum):
 
 
 class AuditSubType(StrEnum):
+    """Sub-types reused from AuditHistory where an action of ours matches; ours are marked below."""
+
+    # Interaction Event: a campaign (workflow) and its steps (activities)
     WORKFLOW_STARTED = "Workflow Started"
     WORKFLOW_COMPLETED = "Workflow Completed"
     WORKFLOW_FAILED = "Workflow Failed"
+    WORKFLOW_PAUSED = "Workflow Paused"
+    WORKFLOW_RESTARTED = "Workflow Restarted"
     WORKFLOW_STOPPED = "Workflow Stopped"
-    TERMINATION_REQUEST = "Termination Request"
+    STOP_REQUEST = "Stop Request"
     PAUSE_REQUEST = "Pause Request"
     RESUME_REQUEST = "Resume Request"
+    TERMINATION_REQUEST = "Termination Request"
     TRIGGER_REQUEST = "Trigger Request"
+    ACTIVITY_STARTED = "Activity Started"
+    ACTIVITY_COMPLETED = "Activity Completed"
+    ACTIVITY_FAILED = "Activity Failed"
+    # Operations
     FORCE_WORKFLOW_STATUS = "Force Workflow Status"
+    # System Access
+    LOGIN = "Login"
+    LOGIN_FAILED = "Login Failed"
+    LOG_OUT = "Log Out"
+    CHANGE_PASSWORD = "Change Password"
+    # Client Job
     FILE_IMPORT = "File Import"
     FILE_EXPORT = "File Export"
+    EMAIL_DELIVERY_TEST = "Email Delivery Test"
+    CONNECTIVITY_TEST = "Connectivity Test"
+    # Object Execution
+    OFFER_TEST_EMAIL = "Offer Test Email"
+    # File Access (template files)
+    FILE_READ = "File Read"
+    # System Task
     STARTED = "Started"
     COMPLETED = "Completed"
-    # No AuditHistory sub-type fits these; they are ours.
-    LAUNCH_MISSED = "Launch Missed"
-    DEADLINE = "Deadline Reached"
-    CREATED = "Created"
-    EDITED = "Edited"
+    # Ours, where nothing in AuditHistory fits:
+    LAUNCH_MISSED = "Launch Missed"  # Interaction Event: a scheduled cycle later than the grace period
+    DEADLINE = "Deadline Reached"  # Interaction Event: a cycle's end_after passed
+    CREATED = "Created"  # Object Change: a campaign defined
+    EDITED = "Edited"  # Object Change: a campaign's definition replaced
+    LINK_REJECTED = "Link Rejected"  # Security: a forged, tampered or expired link
 
 
 @dataclass(frozen=True)

@@ -171,6 +171,10 @@ class Campaigns:
                                          deadline=_deadline(definition, now))
             count = insert_runs(conn, targets, campaign_id=campaign_id, launch_id=launch_id,
                                 version_id=version_id, due_at=now, now=now, progress=progress)
+            if audience is not None:
+                record(conn, actor=actor, audit_type=AuditType.CLIENT_JOB, sub_type=AuditSubType.FILE_IMPORT, at=now,
+                       obj=_obj(campaign_id, definition), code=self,
+                       details=f"audience {audience}: {count} target(s) for launch {launch_id}")
             self._mark_launched(conn, campaign, definition, launch_id, count, actor, now)
         self._notify_started(campaign_id, launch_id, count)
         return LaunchResult(campaign_id, launch_id, now, "launched", count)

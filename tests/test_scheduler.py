@@ -263,3 +263,21 @@ def test_pausing_holds_a_scheduled_cycle(harness: Any, clock: FakeClock) -> None
     assert harness.campaigns.get(campaign_id)["state"] == "scheduled"
     (outcome,) = harness.campaigns.launch_due(harness.actor)
     assert outcome.status == "launched"
+
+
+def test_retention_prunes_the_ledger_of_long_finished_runs_only(harness: Any, clock: FakeClock) -> None:
+    from campaignkit.core.housekeeping import prune_step_records
+
+    harness.csv(AUDIENCE)
+    campaign_id = harness.create(definition("null"))
+    harness.campaigns.launch(campaign_id, harness.actor, audience=harness.tmp_path / "audience.csv")
+    harness.work()
+    finished = harness.runs(campaign_id)
+    assert all(len(harness.steps(r.id)) == 2 for r in finished)
+    clock.advance(timedelta(days=29))
+    assert prune_step_records(harness.runtime, older_than=timedelta(days=30)) == 0
+    clock.advance(timedelta(days=2))
+    assert prune_step_records(harness.runtime, older_than=timedelta(days=30)) == 6
+    assert all(harness.steps(r.id) == [] for r in finished)
+    assert {r.status for r in harness.runs(campaign_id)} == {"completed"}  # the runs themselves stay
+    assert "File Import" in audit_subtypes(harness.runtime)
