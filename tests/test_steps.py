@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from campaignkit.core import Channel, Delivery, Message, hookimpl
@@ -46,15 +47,20 @@ def flow(*nodes: str, name: str = "Steps") -> str:
     return f"name: {name}\nworkflow:\n  nodes:\n{body}\n"
 
 
+@pytest.fixture
+def recorded(make_runtime: Any, actor: Any, tmp_path: Any) -> tuple[Any, Recorder]:
+    from conftest import Harness
+
+    recorder = Recorder()
+    return Harness(make_runtime(extra_plugins=(recorder,)), actor, tmp_path), recorder
+
+
 def edges_taken(harness: Any, run_id: int) -> dict[str, str | None]:
     return {s.node_id: s.edge for s in harness.steps(run_id)}
 
 
-def test_send_message_renders_and_delivers(make_runtime: Any, actor: Any, tmp_path: Any) -> None:
-    from conftest import Harness
-
-    recorder = Recorder()
-    harness = Harness(make_runtime(extra_plugins=(recorder,)), actor, tmp_path)
+def test_send_message_renders_and_delivers(recorded: Any) -> None:
+    harness, recorder = recorded
     campaign_id = harness.create(flow(
         "{id: start, type: entered_campaign, next: mail}",
         "{id: mail, type: send_message, config: {channel: recording, to: '{{ target.email }}', "
@@ -175,11 +181,8 @@ def test_wait_for_event_takes_the_event_edge_or_the_timeout(harness: Any, clock:
     assert harness.runs(campaign_id)[2].current_node == "late"
 
 
-def test_update_field_enforcement_and_send_event(make_runtime: Any, actor: Any, tmp_path: Any) -> None:
-    from conftest import Harness
-
-    recorder = Recorder()
-    harness = Harness(make_runtime(extra_plugins=(recorder,)), actor, tmp_path)
+def test_update_field_enforcement_and_send_event(recorded: Any) -> None:
+    harness, recorder = recorded
     campaign_id = harness.create(flow(
         "{id: start, type: entered_campaign, next: field}",
         "{id: field, type: update_custom_field, config: {field: Campaigns Approval, value: '{{ target.verdict }}'}, "

@@ -54,9 +54,7 @@ def create(
 @group.command()
 def update(ref: Ref, file: FileArg) -> None:
     """Replace a campaign's definition; a campaign with runs gets a new version and its runs keep theirs."""
-    runtime = STATE.runtime()
-    service = Campaigns(runtime)
-    campaign_id = service.resolve(ref)
+    service, campaign_id = _resolved(ref)
     major, minor = service.update(campaign_id, load_definition_file(file), actor())
     info(f"campaign {campaign_id} is now at version {major}.{minor}")
 
@@ -116,31 +114,27 @@ def launch(
         info(f"launched campaign {campaign_id}: {result.target_count} run(s) (launch {result.launch_id})")
 
 
+def _resolved(ref: str) -> tuple[Campaigns, str]:
+    service = Campaigns(STATE.runtime())
+    return service, service.resolve(ref)
+
+
 @group.command()
 def terminate(ref: Ref) -> None:
     """End every unfinished run as terminated and cancel scheduled cycles."""
-    runtime = STATE.runtime()
-    service = Campaigns(runtime)
-    campaign_id = service.resolve(ref)
-    ended = service.terminate(campaign_id, actor())
-    info(f"terminated campaign {campaign_id}: {ended} unfinished run(s) ended")
+    service, campaign_id = _resolved(ref)
+    info(f"terminated campaign {campaign_id}: {service.terminate(campaign_id, actor())} unfinished run(s) ended")
 
 
 @group.command()
 def pause(ref: Ref) -> None:
     """Stop a campaign's schedule and its unfinished runs where they are."""
-    runtime = STATE.runtime()
-    service = Campaigns(runtime)
-    campaign_id = service.resolve(ref)
+    service, campaign_id = _resolved(ref)
     info(f"paused campaign {campaign_id}: {service.pause(campaign_id, actor())} run(s) parked")
 
 
 @group.command()
 def resume(ref: Ref) -> None:
     """Restart a paused campaign's schedule and runs."""
-    runtime = STATE.runtime()
-    service = Campaigns(runtime)
-    campaign_id = service.resolve(ref)
+    service, campaign_id = _resolved(ref)
     info(f"resumed campaign {campaign_id}: {service.resume(campaign_id, actor())} run(s) released")
-
-
