@@ -76,6 +76,7 @@ class AuditSubType(StrEnum):
     CREATED = "Created"  # Object Change: a campaign defined
     EDITED = "Edited"  # Object Change: a campaign's definition replaced
     LINK_REJECTED = "Link Rejected"  # Security: a forged, tampered or expired link
+    DECISION_RECORDED = "Decision Recorded"  # Interaction Event: an approver approved or revoked an item
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import logging
 from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+import jinja2
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from .errors import AudienceError
 from .hookspecs import hookimpl
@@ -55,13 +57,14 @@ class CsvAudience(AudienceSource):
         if not raw_path:
             raise AudienceError("audience.path: the csv source needs a file path")
         path = Path(raw_path) if Path(raw_path).is_absolute() else base_dir / raw_path
-        key_column = spec.get("key", "key")
+        key = spec.get("key", "key")
+        key_columns = [key] if isinstance(key, str) else list(key)
         try:
             handle = path.open("rb")
         except OSError as exc:
             raise AudienceError(f"{path}: cannot open: {exc.strerror or exc}") from None
         with handle:
-            yield from _read_csv(_decoded_lines(handle, self.config.encoding, path), path, key_column,
+            yield from _read_csv(_decoded_lines(handle, self.config.encoding, path), path, key_columns,
                                  self.config.delimiter)
 
 
@@ -74,30 +77,43 @@ def _decoded_lines(handle: Any, encoding: str, path: Path) -> Iterator[str]:
             raise AudienceError(f"{path}:{number}: not valid {encoding} text: {exc.reason}") from None
 
 
-def _read_csv(lines: Iterator[str], path: Path, key_column: str, delimiter: str) -> Iterator[Target]:
+def _read_csv(lines: Iterator[str], path: Path, key_columns: list[str], delimiter: str) -> Iterator[Target]:
     reader = csv.reader(lines, delimiter=delimiter, strict=True)
     try:
         header = next(reader, None)
         if header is None:
             raise AudienceError(f"{path}:1: the file is empty; expected a header row")
         header = [h.strip() for h in header]
-        if key_column not in header:
-            raise AudienceError(f"{path}:1: no {key_column!r} column in the header ({', '.join(header)})")
+        for key_column in key_columns:
+            if key_column not in header:
+                raise AudienceError(f"{path}:1: no {key_column!r} column in the header ({', '.join(header)})")
         if len(set(header)) != len(header) or "" in header:
             raise AudienceError(f"{path}:1: header has empty or repeated column names")
-        key_index = header.index(key_column)
+        key_indexes = [header.index(column) for column in key_columns]
         for row in reader:
             line = reader.line_num
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             if len(row) != len(header):
                 raise AudienceError(f"{path}:{line}: expected {len(header)} fields, found {len(row)}")
-            key = row[key_index].strip()
-            if not key:
-                raise AudienceError(f"{path}:{line}: empty {key_column!r}")
+            parts = [row[i].strip() for i in key_indexes]
+            for column, part in zip(key_columns, parts, strict=True):
+                if not part:
+                    raise AudienceError(f"{path}:{line}: empty {column!r}")
+            key = "|".join(parts)
             yield Target(key=key, attributes=dict(zip(header, row, strict=True)), line=line)
     except csv.Error as exc:
         raise AudienceError(f"{path}:{reader.line_num}: {exc}") from None
+
+
+def after(moment: datetime, duration: str) -> datetime:
+    """Template filter: ``{{ now | after('P3D') }}``, a time plus an ISO 8601 duration."""
+    return moment + TypeAdapter(timedelta).validate_python(duration)
+
+
+@hookimpl(trylast=True)
+def prepare_jinja_environment(env: jinja2.Environment, purpose: str) -> None:
+    env.filters["after"] = after
 
 
 @hookimpl(trylast=True)

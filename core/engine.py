@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 # Engine bookkeeping inside a run's context; user data never starts with an underscore.
 VISITS, VISIT, WAIT = "_visits", "_visit", "_wait"
+FACETS = ("assignee", "response", "response_at", "result")
 
 
 def idempotency_key(run_id: int, node_id: str, visit: int) -> str:
@@ -54,6 +55,7 @@ class RunState:
     steps_taken: int = 0
     events: list[RunEvent] = field(default_factory=list)
     consumed: list[int] = field(default_factory=list)
+    facets: dict[str, Any] = field(default_factory=dict)
 
     @property
     def visit(self) -> int:
@@ -177,6 +179,7 @@ class Worker:
             id=row.id, campaign_id=row.campaign_id, lease_token=row.lease_token, workflow=workflow,
             target_key=row.target_key, target=row.target, context=context,
             node_id=row.current_node or workflow.start, attempt=row.attempt,
+            facets={name: getattr(row, name) for name in FACETS},
         )
         if row.current_node is None:
             state.enter(workflow.start)
@@ -206,7 +209,7 @@ class Worker:
             target=state.target, context=state.context, node_id=node.id, visit=state.visit,
             attempt=state.attempt + 1, now=now, config=node.config,
             idempotency_key=idempotency_key(state.id, node.id, state.visit), runtime=self.runtime,
-            edges=node.edges, wait=state.context.get(WAIT), events=state.events,
+            edges=node.edges, wait=state.context.get(WAIT), events=state.events, facets=state.facets,
         )
 
     def _apply(
@@ -227,6 +230,12 @@ class Worker:
         result: StepResult = outcome
         if result.context_updates:
             state.context.update(result.context_updates)
+        if result.facets:
+            unknown = set(result.facets) - set(FACETS)
+            if unknown:
+                return self._fail(state, node, StepError(f"unknown run facets: {', '.join(sorted(unknown))}",
+                                                         temporary=False), base, finished, records)
+            state.facets.update(result.facets)
         if result.consumed_events:
             state.consumed.extend(result.consumed_events)
             taken = set(result.consumed_events)
@@ -325,6 +334,7 @@ class Worker:
             "b_due": None if s.finished else s.due_at if s.status == "waiting" else (s.due_at or now),
             "b_attempt": s.attempt, "b_error": s.error, "b_now": now,
             "b_finished": now if s.finished else None,
+            **{f"b_{name}": s.facets.get(name) for name in FACETS},
         }
 
     def _wake_waiting_with_new_events(self, conn: Connection, waiting_ids: list[int], now: datetime) -> None:
@@ -396,7 +406,8 @@ class _Statements:
             .values(due_at=bindparam("lease_until"), lease_owner=bindparam("owner"),
                     lease_token=runs.c.lease_token + 1)
             .returning(runs.c.id, runs.c.campaign_id, runs.c.version_id, runs.c.target_key, runs.c.target,
-                       runs.c.status, runs.c.current_node, runs.c.context, runs.c.attempt, runs.c.lease_token)
+                       runs.c.status, runs.c.current_node, runs.c.context, runs.c.attempt, runs.c.lease_token,
+                       runs.c.assignee, runs.c.response, runs.c.response_at, runs.c.result)
         )
         insert = postgresql.insert if postgres else sqlite.insert
         stmt = insert(step_records)
@@ -423,5 +434,6 @@ class _Statements:
                 error=bindparam("b_error"),
                 updated_at=bindparam("b_now", type_=runs.c.updated_at.type),
                 finished_at=bindparam("b_finished", type_=runs.c.finished_at.type),
+                **{name: bindparam(f"b_{name}", type_=runs.c[name].type) for name in FACETS},
             )
         )

@@ -25,15 +25,21 @@ def send_event(
     """
     now = runtime.clock.now()
     with writing(runtime.engine) as conn:
-        row = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).first()
-        if row is None:
-            raise NotFound(f"no run {run_id}")
-        if row.status in FINAL_STATUSES:
-            raise InvalidState(f"run {run_id} is {row.status}; it takes no more events")
-        event_id = conn.execute(insert(events).values(
-            run_id=run_id, name=name, payload=dict(payload or {}), source=source, created_at=now,
-        ).returning(events.c.id)).scalar_one()
-        wake_waiting(conn, runs.c.id == run_id, now)
+        return record_event(conn, run_id, name, payload, source=source, now=now)
+
+
+def record_event(conn: Connection, run_id: int, name: str, payload: Mapping[str, Any] | None, *,
+                 source: str | None, now: datetime) -> int:
+    """send_event inside the caller's transaction, so that what caused it (and its audit) commits with it."""
+    row = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).first()
+    if row is None:
+        raise NotFound(f"no run {run_id}")
+    if row.status in FINAL_STATUSES:
+        raise InvalidState(f"run {run_id} is {row.status}; it takes no more events")
+    event_id = conn.execute(insert(events).values(
+        run_id=run_id, name=name, payload=dict(payload or {}), source=source, created_at=now,
+    ).returning(events.c.id)).scalar_one()
+    wake_waiting(conn, runs.c.id == run_id, now)
     return int(event_id)
 
 

@@ -120,12 +120,20 @@ runs = Table(
     Column("lease_token", Integer, nullable=False, default=0),
     Column("attempt", Integer, nullable=False, default=0),
     Column("error", Text, nullable=True),
+    # Facets a campaign family reports per run (set by steps): who must act, what they answered and when,
+    # and what acting on it achieved. Access reviews: approver, Approved/Revoked, action time, Success/Failure.
+    Column("assignee", String(320), nullable=True),
+    Column("response", String(40), nullable=True),
+    Column("response_at", UTCDateTime, nullable=True),
+    Column("result", String(20), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
     UniqueConstraint("launch_id", "target_key"),
     Index("ix_runs_due_at", "due_at"),
     Index("ix_runs_campaign_id_status", "campaign_id", "status"),
+    Index("ix_runs_campaign_id_response_status", "campaign_id", "response", "status"),
+    Index("ix_runs_campaign_id_assignee", "campaign_id", "assignee"),
 )
 
 # The ledger: one row per executed node of a run, per visit.

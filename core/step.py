@@ -47,12 +47,16 @@ class StepContext:
     edges: Mapping[str, str] = field(default_factory=dict)  # this node's edges, label -> node id
     wait: Mapping[str, Any] | None = None  # the wait this node started on this visit, if any
     events: list[RunEvent] = field(default_factory=list)  # unconsumed events of this run
+    facets: Mapping[str, Any] = field(default_factory=dict)  # the run's assignee, response, response_at, result
 
     def template_vars(self) -> dict[str, Any]:
+        from .links import RunLinks
+
         return {
+            "links": RunLinks(self.runtime, self.run_id, self.now),
             "target": self.target,
             "context": self.context,
-            "run": {"id": self.run_id, "campaign_id": self.campaign_id, "node": self.node_id},
+            "run": {"id": self.run_id, "campaign_id": self.campaign_id, "node": self.node_id, **self.facets},
             "now": self.now,
         }
 
@@ -68,6 +72,7 @@ class StepResult:
     wait_for: tuple[str, ...] = ()
     consumed_events: tuple[int, ...] = ()
     context_updates: Mapping[str, Any] | None = None
+    facets: Mapping[str, Any] | None = None  # assignee, response, response_at, result: see schema.runs
 
     @classmethod
     def follow(cls, edge: str = NEXT, **detail: Any) -> StepResult:

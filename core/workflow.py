@@ -74,7 +74,9 @@ class AudienceSpec(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     source: str = "csv"
-    key: str = Field(default="key", description="The attribute that identifies a target.")
+    key: str | list[str] = Field(
+        default="key", description="The attribute that identifies a target, or several (joined with '|')."
+    )
 
 
 class Schedule(BaseModel):

@@ -6,6 +6,7 @@ from ..hookspecs import hookimpl
 from ..step import StepType
 from .actions import Enforcement, SendEvent, SendMessage, UpdateCustomField
 from .flow import Branch, EnteredCampaign, LeftCampaign, RandomCohort, TimeDelay, TimeWindow, WaitForEvent
+from .outcome import RecordOutcome
 
 BUILTIN_STEP_TYPES: list[type[StepType]] = [
     EnteredCampaign,
@@ -18,6 +19,7 @@ BUILTIN_STEP_TYPES: list[type[StepType]] = [
     UpdateCustomField,
     Enforcement,
     SendEvent,
+    RecordOutcome,
     LeftCampaign,
 ]
 

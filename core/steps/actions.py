@@ -27,6 +27,10 @@ def _require(runtime: Runtime, kind: str, name: str) -> None:
         raise ConfigurationError(f"no {kind} named {name!r} is registered (known: {known})")
 
 
+def _compile_all(runtime: Runtime, sources: dict[str, str]) -> dict[str, jinja2.Template]:
+    return {name: runtime.jinja.from_string(source) for name, source in sources.items()}
+
+
 def _render(template: jinja2.Template, ctx: StepContext) -> str:
     try:
         return template.render(ctx.template_vars())
@@ -121,21 +125,23 @@ class UpdateCustomField(StepType):
         updater: str = "database"
         field: str = Field(min_length=1)
         value: str = Field(description="A template, e.g. Approved")
+        metadata: dict[str, str] = Field(default_factory=dict, description="Stored with the value (templates).")
 
     def compile(self, config: Any, runtime: Runtime) -> Any:
         parsed = self.Config.model_validate(dict(config))
         _require(runtime, "field updater", parsed.updater)
-        return parsed, runtime.jinja.from_string(parsed.value)
+        return parsed, runtime.jinja.from_string(parsed.value), _compile_all(runtime, parsed.metadata)
 
     def templates(self, config: Any) -> dict[str, str]:
-        return {"value": config[0].value}
+        return {"value": config[0].value, **{f"metadata.{k}": v for k, v in config[0].metadata.items()}}
 
     def execute(self, ctx: StepContext) -> StepResult:
-        parsed, value_template = ctx.config
+        parsed, value_template, metadata = ctx.config
         value = _render(value_template, ctx)
         ctx.runtime.registry.field_updater(parsed.updater, ctx.runtime).update(FieldUpdate(
             target_key=ctx.target_key, field=parsed.field, value=value, idempotency_key=ctx.idempotency_key,
             run_id=ctx.run_id, campaign_id=ctx.campaign_id, at=ctx.now,
+            metadata={k: _render(t, ctx) for k, t in metadata.items()},
         ))
         return StepResult.follow(field=parsed.field, value=value, updater=parsed.updater)
 
@@ -149,21 +155,28 @@ class Enforcement(StepType):
 
     class Config(_Config):
         action: str = Field(min_length=1)
-        params: dict[str, Any] = Field(default_factory=dict)
+        params: dict[str, str] = Field(default_factory=dict, description="Values are templates.")
 
     def compile(self, config: Any, runtime: Runtime) -> Any:
         parsed = self.Config.model_validate(dict(config))
         _require(runtime, "enforcement action", parsed.action)
-        return parsed
+        return parsed, _compile_all(runtime, parsed.params)
+
+    def templates(self, config: Any) -> dict[str, str]:
+        return {f"params.{k}": v for k, v in config[0].params.items()}
 
     def execute(self, ctx: StepContext) -> StepResult:
-        result = ctx.runtime.registry.enforcement_action(ctx.config.action, ctx.runtime).enforce(
+        parsed, params = ctx.config
+        result = ctx.runtime.registry.enforcement_action(parsed.action, ctx.runtime).enforce(
             EnforcementRequest(
-                target_key=ctx.target_key, target=ctx.target, params=ctx.config.params,
+                target_key=ctx.target_key, target=ctx.target, params={k: _render(t, ctx) for k, t in params.items()},
                 idempotency_key=ctx.idempotency_key, run_id=ctx.run_id, campaign_id=ctx.campaign_id,
             )
         )
-        return StepResult.follow(action=ctx.config.action, removed=result.removed, **dict(result.detail))
+        if not result.removed:
+            # The action ran but the access is still there: a failure that the run's failure edge handles.
+            raise PermanentStepError(f"{parsed.action}: access not removed: {dict(result.detail)}")
+        return StepResult.follow(action=parsed.action, removed=True, **dict(result.detail))
 
 
 class SendEvent(StepType):
@@ -179,7 +192,7 @@ class SendEvent(StepType):
 
     def compile(self, config: Any, runtime: Runtime) -> Any:
         parsed = self.Config.model_validate(dict(config))
-        return parsed, {k: runtime.jinja.from_string(v) for k, v in parsed.payload.items()}
+        return parsed, _compile_all(runtime, parsed.payload)
 
     def templates(self, config: Any) -> dict[str, str]:
         return {f"payload.{k}": v for k, v in config[0].payload.items()}

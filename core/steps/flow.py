@@ -216,7 +216,8 @@ class WaitForEvent(StepType):
                     edge=event.name if event.name in ctx.edges else NEXT,
                     detail={"event": event.name, "event_id": event.id},
                     consumed_events=(event.id,),
-                    context_updates={"last_event": {"name": event.name, **dict(event.payload)}},
+                    context_updates={"last_event": {"name": event.name, "at": event.created_at.isoformat(),
+                                                    **dict(event.payload)}},
                 )
         until = None
         if ctx.config.timeout is not None:

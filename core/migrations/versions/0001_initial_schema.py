@@ -132,6 +132,10 @@ def upgrade() -> None:
     sa.Column('lease_token', sa.Integer(), nullable=False),
     sa.Column('attempt', sa.Integer(), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('assignee', sa.String(length=320), nullable=True),
+    sa.Column('response', sa.String(length=40), nullable=True),
+    sa.Column('response_at', sa.DateTime(), nullable=True),
+    sa.Column('result', sa.String(length=20), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.Column('finished_at', sa.DateTime(), nullable=True),
@@ -143,6 +147,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.create_index('ix_runs_campaign_id_status', ['campaign_id', 'status'], unique=False)
+        batch_op.create_index('ix_runs_campaign_id_response_status', ['campaign_id', 'response', 'status'], unique=False)
+        batch_op.create_index('ix_runs_campaign_id_assignee', ['campaign_id', 'assignee'], unique=False)
         batch_op.create_index('ix_runs_due_at', ['due_at'], unique=False)
 
     op.create_table('events',
@@ -186,6 +192,8 @@ def downgrade() -> None:
     op.drop_table('events')
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.drop_index('ix_runs_due_at')
+        batch_op.drop_index('ix_runs_campaign_id_response_status')
+        batch_op.drop_index('ix_runs_campaign_id_assignee')
         batch_op.drop_index('ix_runs_campaign_id_status')
 
     op.drop_table('runs')
