@@ -188,6 +188,15 @@ class Campaigns:
         grace = timedelta(seconds=self.runtime.settings.scheduler.misfire_grace_seconds)
         return [self.run_cycle(launch_id, actor, grace=grace) for launch_id in due]
 
+    def apply_due_deadlines(self, actor: Actor) -> int:
+        """Apply every cycle deadline that has passed (for processes without the scheduler role)."""
+        now = self.runtime.clock.now()
+        with reading(self.runtime.engine) as conn:
+            due = conn.execute(select(launches.c.id).where(launches.c.status == "launched",
+                                                           launches.c.deadline_at <= now,
+                                                           launches.c.ended_at.is_(None))).scalars().all()
+        return sum(self.cycle_deadline(launch_id, actor) for launch_id in due)
+
     def run_cycle(self, launch_id: int, actor: Actor, *, grace: timedelta) -> CycleOutcome:
         """Launch one scheduled cycle — or record it missed when later than ``grace`` — then schedule the next
         cycle of a recurring campaign. Claiming the launch row makes a second scheduler a no-op."""

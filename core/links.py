@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import select
 
 from .clock import utc
-from .errors import CampaignkitError
+from .errors import CampaignkitError, PermanentStepError
+from .schema import launches, runs
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
 
 
 class LinkError(CampaignkitError):
@@ -42,3 +47,30 @@ class LinkSigner:
         if utc(now).timestamp() >= data["exp"]:
             raise LinkError("this link has expired", expired=True)
         return {k: v for k, v in data.items() if k != "exp"}
+
+
+DECISION = "access-review-decision"
+DEFAULT_LINK_DAYS = 30
+
+
+class RunLinks:
+    """The ``links`` template variable: signed URLs for one run, valid until its cycle's deadline."""
+
+    def __init__(self, runtime: Runtime, run_id: int, now: datetime) -> None:
+        self._runtime = runtime
+        self._run_id = run_id
+        self._now = now
+
+    def _expiry(self) -> datetime:
+        with self._runtime.engine.connect() as conn:
+            deadline = conn.execute(select(launches.c.deadline_at).join(runs, runs.c.launch_id == launches.c.id)
+                                    .where(runs.c.id == self._run_id)).scalar()
+        return deadline or self._now + timedelta(days=DEFAULT_LINK_DAYS)
+
+    def decision(self) -> str:
+        """The page where an approver sees the item and approves or revokes it."""
+        key = self._runtime.settings.secret_key
+        if key is None:
+            raise PermanentStepError("secret_key is not set: run `campaignkit init` before sending links")
+        token = LinkSigner(key.get_secret_value()).sign(DECISION, {"run": self._run_id}, self._expiry())
+        return f"{self._runtime.settings.web.base_url.rstrip('/')}/review/{token}"

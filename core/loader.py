@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from .errors import DefinitionError
+from .presets import PRESETS
 from .workflow import CampaignDefinition
 
 Path_ = tuple[str | int, ...]
@@ -111,6 +112,28 @@ def _node_id_at(data: Any, loc: Path_) -> str | None:
     return None
 
 
+def expand_preset(data: dict[str, Any], source: SourceMap) -> dict[str, Any]:
+    """A `kind` with a preset (access_review) and no workflow gets the preset's workflow from its settings."""
+    preset = PRESETS.get(str(data.get("kind")))
+    if preset is None or "workflow" in data:
+        return data
+    model, build = preset
+    try:
+        settings = model.model_validate(data.get("settings") or {})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ("settings", *err["loc"])
+            problems.append(f"{source.where(loc)}: {describe_path(loc)}: {err['msg']}")
+        raise DefinitionError(problems) from None
+    expanded = {**data, "workflow": build(settings)}
+    audience = expanded.get("audience")
+    key_columns = getattr(settings, "key_columns", None)
+    if isinstance(audience, dict) and "key" not in audience and key_columns:
+        expanded["audience"] = {**audience, "key": key_columns}
+    return expanded
+
+
 @dataclass
 class LoadedDefinition:
     definition: CampaignDefinition
@@ -123,6 +146,7 @@ def load_definition_text(text: str, filename: str = "<definition>") -> LoadedDef
     data, source = parse_document(text, filename)
     if not isinstance(data, dict):
         raise DefinitionError([f"{filename}:1:1: a campaign definition must be a mapping"])
+    data = expand_preset(data, source)
     try:
         definition = CampaignDefinition.model_validate(data)
     except ValidationError as exc:

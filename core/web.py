@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import hmac
 from typing import Annotated, Any
+from urllib.parse import parse_qs
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from .errors import CampaignkitError, InvalidState, NotFound
 from .events import send_event
+from .history import HistoryQuery, history_page, history_summary
+from .links import LinkError
 from .migrate import current_revision, head_revision
 from .queries import RunQuery, campaign_summary, list_campaigns, list_runs, run_timeline
+from .review import CHOICES, ReviewService
 from .runtime import Runtime
 
 
@@ -20,8 +25,45 @@ class EventIn(BaseModel):
     payload: dict[str, Any] = Field(default_factory=dict)
 
 
+PAGE_HEADERS = {
+    # Decision links are credentials: never leak them through Referer, caches or frames.
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+}
+
+
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title="campaignkit", docs_url=None, redoc_url=None)
+    reviews = ReviewService(runtime)
+
+    def page(name: str, status: int = 200, **variables: Any) -> HTMLResponse:
+        html = runtime.pages.get_template(f"pages/{name}.html").render(**variables)
+        return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
+
+    def link_error(exc: LinkError) -> HTMLResponse:
+        return page("link_error", 410 if exc.expired or "closed" in str(exc) else 404, message=str(exc))
+
+    @app.get("/review/{token}")
+    def review_page(token: str, request: Request) -> HTMLResponse:
+        try:
+            item = reviews.open(token, _client(request))
+        except LinkError as exc:
+            return link_error(exc)
+        return page("review", item=item, action=f"/review/{token}")
+
+    @app.post("/review/{token}")
+    async def review_decide(token: str, request: Request) -> HTMLResponse:
+        choice = parse_qs((await request.body()).decode(errors="replace")).get("choice", [""])[0]
+        if choice not in CHOICES:
+            return page("link_error", 400, message="choose approve or revoke")
+        try:
+            item, decided = reviews.decide(token, choice, _client(request))
+        except LinkError as exc:
+            return link_error(exc)
+        return page("review_done", item=item, decided=decided)
 
     def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
         token = runtime.settings.api_token
@@ -60,6 +102,24 @@ def create_app(runtime: Runtime) -> FastAPI:
                          descending=sort.startswith("-"), limit=limit, offset=offset)
         return _or_404(lambda: list_runs(runtime, query))
 
+    @app.get("/api/campaigns/{campaign_id}/history", dependencies=api)
+    def history(
+        campaign_id: str,
+        status: str | None = None,
+        result: str | None = None,
+        approver: str | None = None,
+        application: str | None = None,
+        cycle: int | None = None,
+        sort: str = "user",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        query = HistoryQuery(campaign_id, status=status, result=result, approver=approver, application=application,
+                             cycle=cycle, sort=sort.lstrip("-"), descending=sort.startswith("-"), limit=limit,
+                             offset=offset)
+        return {"rows": _or_404(lambda: history_page(runtime, query)),
+                "summary": _or_404(lambda: history_summary(runtime, campaign_id, cycle))}
+
     @app.get("/api/runs/{run_id}", dependencies=api)
     def run(run_id: int) -> dict[str, Any]:
         return _or_404(lambda: run_timeline(runtime, run_id))
@@ -70,6 +130,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         return {"event_id": event_id}
 
     return app
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def _or_404(call: Any) -> Any:

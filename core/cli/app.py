@@ -39,9 +39,9 @@ def root(
 
 
 def register() -> None:
-    from . import admin, audit, campaign, roles, runs, schedule
+    from . import admin, audit, campaign, history, roles, runs, schedule
 
-    for module in (admin, campaign, runs, roles, audit, schedule):
+    for module in (admin, campaign, runs, history, roles, audit, schedule):
         module.register(app)
 
 

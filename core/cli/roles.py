@@ -31,7 +31,9 @@ def work(
         with stop_on_signals() as stop:
             run_worker(runtime, stop)
         return
-    Campaigns(runtime).launch_due(actor())
+    campaigns = Campaigns(runtime)
+    campaigns.launch_due(actor())
+    campaigns.apply_due_deadlines(actor())
     engine = Worker(runtime)
     total = BatchStats()
     try:

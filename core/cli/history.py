@@ -1,0 +1,69 @@
+"""history (an access review's run history with its summary) and target show (a target's custom fields)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from sqlalchemy import select
+
+from ..campaigns import Campaigns
+from ..db import reading
+from ..errors import NotFound
+from ..history import COLUMNS, HistoryQuery, history_page, history_summary
+from ..schema import targets
+from .output import Format, render, render_json
+from .state import STATE
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(history)
+    target = typer.Typer(help="Targets and their custom fields.", no_args_is_help=True)
+    target.command("show")(show_target)
+    app.add_typer(target, name="target")
+
+
+def history(
+    campaign: Annotated[str, typer.Argument(help="Campaign id, unique id prefix, or name.")],
+    status: Annotated[str | None, typer.Option(help="Pending Response, Message Delivery Failed, Approved, Revoked, "
+                                               "Terminated")] = None,
+    result: Annotated[str | None, typer.Option(help="Success or Failure")] = None,
+    approver: Annotated[str | None, typer.Option()] = None,
+    application: Annotated[str | None, typer.Option()] = None,
+    cycle: Annotated[int | None, typer.Option(help="Only this launch (cycle) id.")] = None,
+    sort: Annotated[str, typer.Option(help="user, application, approver, status, time or result; - reverses")]
+    = "user",
+    limit: Annotated[int, typer.Option(min=1, max=100_000)] = 100,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    fmt: Annotated[Format, typer.Option("--format")] = Format.table,
+) -> None:
+    """An access review's run history: User, Application, Approver, Response Status, Action Time, Result."""
+    runtime = STATE.runtime()
+    campaign_id = Campaigns(runtime).resolve(campaign)
+    rows = history_page(runtime, HistoryQuery(campaign_id, status=status, result=result, approver=approver,
+                                              application=application, cycle=cycle, sort=sort.lstrip("-"),
+                                              descending=sort.startswith("-"), limit=limit, offset=offset))
+    if fmt is Format.json:
+        render_json({"rows": [{c: r[c] for c in COLUMNS} for r in rows],
+                     "summary": history_summary(runtime, campaign_id, cycle)})
+        return
+    render(rows, COLUMNS, fmt, title=f"Run history of {campaign}")
+    if fmt is Format.table:
+        summary = history_summary(runtime, campaign_id, cycle)
+        render([{"Response Status": k, "Runs": v} for k, v in summary.items()], ["Response Status", "Runs"], fmt)
+
+
+def show_target(
+    key: Annotated[str, typer.Argument(help="Target key, e.g. ada|Payroll.")],
+    fmt: Annotated[Format, typer.Option("--format")] = Format.table,
+) -> None:
+    """A target's custom fields (e.g. Campaigns Approval) with when and by whom they were set."""
+    with reading(STATE.runtime().engine) as conn:
+        row = conn.execute(select(targets).where(targets.c.key == key)).first()
+    if row is None:
+        raise NotFound(f"no custom fields recorded for target {key!r}")
+    if fmt is Format.json:
+        render_json({"key": key, "custom_fields": row.custom_fields, "updated_at": row.updated_at})
+        return
+    render([{"field": name, **entry} for name, entry in row.custom_fields.items()],
+           ["field", "value", "at", "approver", "run_id", "campaign_id"], fmt, title=f"Target {key}")
