@@ -1,0 +1,217 @@
+"""Access reviews end to end: emails through a real SMTP server, decisions through the real web app."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from campaignkit.core.history import HistoryQuery, history_page, history_summary
+from campaignkit.core.schema import audit_history, targets
+from campaignkit.core.web import create_app
+
+AUDIENCE = """user,user_email,application,approver
+ada,ada@example.org,Payroll,grace@example.org
+ada,ada@example.org,Git,linus@example.org
+linus,linus@example.org,Git,linus@example.org
+margaret,margaret@example.org,Payroll,
+alan,alan@example.org,CRM,not-an-address
+barbara,barbara@example.org,CRM,grace@example.org
+"""
+REVIEW = """
+name: Quarterly access review
+kind: access_review
+audience: {{source: csv, path: {path}}}
+schedule: {{end_after: P14D}}
+settings:
+  channel: smtp
+  remind_every: P3D
+  escalate_after: P5D
+  fallback_approver: security@example.org
+{extra}
+"""
+LINK = re.compile(r"http://127\.0\.0\.1:\d+/review/[A-Za-z0-9_.\-]+")
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str, str]] = []  # to, subject, text
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        import email
+        import email.policy
+
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        body = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        self.messages.append((str(parsed["To"]), str(parsed["Subject"]), body))
+        return "250 OK"
+
+    def links_for(self, to: str) -> list[str]:
+        return [LINK.search(text).group(0) for rcpt, _, text in self.messages if rcpt == to]  # type: ignore[union-attr]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(app: Any, port: int) -> Iterator[str]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def review(make_runtime: Any, actor: Any, tmp_path: Any) -> Iterator[Any]:
+    from conftest import Harness
+
+    inbox = Inbox()
+    smtp_port, web_port = free_port(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    runtime = make_runtime(secret_key="k" * 48, web={"base_url": f"http://127.0.0.1:{web_port}"},
+                           plugins={"config": {"smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none",
+                                                        "sender": "reviews@example.org"}}})
+    harness = Harness(runtime, actor, tmp_path)
+    audience = harness.csv(AUDIENCE)
+
+    def launch(extra: str = "") -> str:
+        campaign_id = harness.create(REVIEW.format(path=audience, extra=extra))
+        harness.campaigns.launch(campaign_id, actor)
+        harness.work()
+        return campaign_id
+
+    try:
+        with serving(create_app(runtime), web_port) as url:
+            yield harness, inbox, launch, url
+    finally:
+        controller.stop()
+
+
+def rows(harness: Any, campaign_id: str) -> dict[tuple[str, str], dict[str, Any]]:
+    page = history_page(harness.runtime, HistoryQuery(campaign_id, limit=1000))
+    return {(r["User"], r["Application"]): r for r in page}
+
+
+def audits(harness: Any, sub_type: str) -> list[Any]:
+    with harness.runtime.engine.connect() as conn:
+        return list(conn.execute(select(audit_history).where(audit_history.c.audit_sub_type == sub_type)))
+
+
+def test_requests_decisions_history_and_fields(review: Any, clock: Any) -> None:
+    harness, inbox, launch, _ = review
+    campaign_id = launch()
+    assert sorted(to for to, _, _ in inbox.messages) == [
+        "grace@example.org", "grace@example.org", "linus@example.org", "security@example.org"]
+    history = rows(harness, campaign_id)
+    assert history[("linus", "Git")]["Approver"] == "security@example.org"  # no self-review
+    assert history[("margaret", "Payroll")]["Response Status"] == "Message Delivery Failed"
+    assert history[("alan", "CRM")]["Response Status"] == "Message Delivery Failed"
+    assert history[("ada", "Payroll")]["Response Status"] == "Pending Response"
+
+    grace_links = inbox.links_for("grace@example.org")
+    page = httpx.get(grace_links[0])  # a GET (or a mail scanner) decides nothing
+    assert page.status_code == 200 and 'id="approve"' in page.text and "no-referrer" in page.headers[
+        "Referrer-Policy"]
+    user = re.search(r'id="user">([^<]+)<', page.text).group(1)  # type: ignore[union-attr]
+    decided = httpx.post(grace_links[0], data={"choice": "approve"})
+    assert decided.status_code == 200 and "Approved" in decided.text
+    other = grace_links[1]
+    assert "Revoked" in httpx.post(other, data={"choice": "revoke"}).text
+    replay = httpx.post(grace_links[0], data={"choice": "revoke"})
+    assert replay.status_code == 200 and "Already decided" in replay.text and "Approved" in replay.text
+    clock.advance(60)
+    harness.work()
+
+    history = rows(harness, campaign_id)
+    approved = next(r for (u, _), r in history.items() if u == user and r["Response Status"] == "Approved")
+    assert approved["Result"] == "Success" and approved["Action Time"] is not None
+    assert approved["Approver"] == "grace@example.org"
+    revoked = [r for r in history.values() if r["Response Status"] == "Revoked"]
+    assert len(revoked) == 1 and revoked[0]["Result"] == "Success"
+    with harness.runtime.engine.connect() as conn:
+        fields = dict(conn.execute(select(targets.c.key, targets.c.custom_fields)).all())
+    approved_key = f"{approved['User']}|{approved['Application']}"
+    assert fields[approved_key]["Campaigns Approval"]["value"] == "Approved"
+    assert fields[approved_key]["Campaigns Approval"]["approver"] == "grace@example.org"
+    decisions = audits(harness, "Decision Recorded")
+    assert {a.user_name for a in decisions} == {"grace@example.org"} and len(decisions) == 2
+    assert history_summary(harness.runtime, campaign_id) == {
+        "Pending Response": 2, "Message Delivery Failed": 2, "Approved": 1, "Revoked": 1, "Terminated": 0}
+
+    harness.campaigns.terminate(campaign_id, harness.actor)
+    summary = history_summary(harness.runtime, campaign_id)
+    assert summary["Terminated"] == 2 and summary["Pending Response"] == 0
+    closed = httpx.post(inbox.links_for("linus@example.org")[0], data={"choice": "approve"})
+    assert closed.status_code == 410 and "closed" in closed.text
+    assert rows(harness, campaign_id)[("ada", "Git")]["Response Status"] == "Terminated"
+
+
+def test_forged_tampered_and_expired_links_change_nothing(review: Any, clock: Any) -> None:
+    harness, inbox, launch, url = review
+    campaign_id = launch()
+    link = inbox.links_for("linus@example.org")[0]
+    assert httpx.post(f"{url}/review/not-a-token", data={"choice": "approve"}).status_code == 404
+    tampered = link[:-3] + ("abc" if not link.endswith("abc") else "xyz")
+    assert httpx.post(tampered, data={"choice": "approve"}).status_code == 404
+    clock.advance(timedelta(days=14, seconds=1))
+    expired = httpx.post(link, data={"choice": "approve"})
+    assert expired.status_code == 410 and "expired" in expired.text
+    assert history_summary(harness.runtime, campaign_id)["Approved"] == 0
+    rejected = audits(harness, "Link Rejected")
+    assert len(rejected) == 3 and all(a.audit_type == "Security" for a in rejected)
+    assert all(link.rsplit("/", 1)[1] not in (a.details or "") for a in rejected)  # tokens are never logged
+
+
+def test_reminders_then_escalation_then_deadline(review: Any, clock: Any) -> None:
+    harness, inbox, launch, _ = review
+    campaign_id = launch()
+    sent_before = len(inbox.messages)
+    clock.advance(timedelta(days=3, seconds=1))
+    harness.work()
+    reminders = [m for m in inbox.messages[sent_before:] if m[1].startswith("Reminder")]
+    assert sorted(to for to, _, _ in reminders) == ["grace@example.org", "grace@example.org",
+                                                    "linus@example.org", "security@example.org"]
+    clock.advance(timedelta(days=3))
+    harness.work()
+    history = rows(harness, campaign_id)
+    assert history[("ada", "Git")]["Approver"] == "security@example.org"  # escalated after 5 days
+    escalated = [m for m in inbox.messages if m[0] == "security@example.org" and "ada" in m[1]]
+    assert escalated and escalated[-1][1].startswith("Access review")
+    clock.advance(timedelta(days=9))
+    assert harness.campaigns.apply_due_deadlines(harness.actor) == 4
+    harness.work()
+    assert history_summary(harness.runtime, campaign_id)["Pending Response"] == 4  # if_no_response: keep
+    assert harness.campaigns.get(campaign_id)["state"] == "completed"
+
+
+def test_no_response_can_revoke_at_the_deadline(review: Any, clock: Any) -> None:
+    harness, _, launch, _ = review
+    campaign_id = launch("  if_no_response: revoke")
+    clock.advance(timedelta(days=14))
+    harness.campaigns.apply_due_deadlines(harness.actor)
+    harness.work()
+    summary = history_summary(harness.runtime, campaign_id)
+    assert summary["Revoked"] == 4 and summary["Pending Response"] == 0
