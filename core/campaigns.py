@@ -336,7 +336,7 @@ class Campaigns:
             ended = conn.execute(update(runs).where(runs.c.campaign_id == campaign_id,
                                                     runs.c.status.in_(LIVE_STATUSES)).values(
                 status="terminated", due_at=None, paused_due_at=None, lease_owner=None,
-                lease_token=runs.c.lease_token + 1,
+                lease_token=runs.c.lease_token + 1, response=func.coalesce(runs.c.response, "Terminated"),
                 finished_at=now, updated_at=now).returning(runs.c.id, runs.c.target_key, runs.c.current_node)
             ).all()
             conn.execute(update(launches).where(launches.c.campaign_id == campaign_id,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, case, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 
 from .db import reading
 from .errors import CampaignkitError
@@ -22,11 +22,8 @@ COLUMNS = ["User", "Application", "Approver", "Response Status", "Action Time", 
 STATUSES = ["Pending Response", "Message Delivery Failed", "Approved", "Revoked", "Terminated"]
 RESULTS = ["Success", "Failure"]
 
-RESPONSE_STATUS: ColumnElement[str] = case(
-    (runs.c.response.is_not(None), runs.c.response),
-    (runs.c.status == "terminated", "Terminated"),
-    else_="Pending Response",
-)
+# No response yet is Pending Response; termination writes "Terminated" into runs without one.
+RESPONSE_STATUS: ColumnElement[str] = func.coalesce(runs.c.response, "Pending Response")
 
 
 @dataclass(frozen=True)
@@ -76,19 +73,16 @@ def _filtered(query: HistoryQuery, user: Any, application: Any, statement: Selec
 
 
 def _status_condition(status: str) -> tuple[ColumnElement[bool], ...]:
-    """The filter for one Response Status, on the (campaign_id, response, status) index rather than the CASE."""
-    if status == "Pending Response":
-        return runs.c.response.is_(None), runs.c.status != "terminated"
-    if status == "Terminated":
-        return runs.c.response.is_(None), runs.c.status == "terminated"
-    return (runs.c.response == status,)
+    """The filter for one Response Status, on the (campaign_id, response, target_key) index."""
+    return (runs.c.response.is_(None),) if status == "Pending Response" else (runs.c.response == status,)
 
 
 def history_page(runtime: Runtime, query: HistoryQuery) -> list[dict[str, Any]]:
     with reading(runtime.engine) as conn:
         user, application = _columns(query.campaign_id, conn)
-        sorts = {"user": user, "application": application, "approver": runs.c.assignee,
-                 "status": RESPONSE_STATUS, "time": runs.c.response_at, "result": runs.c.result, "id": runs.c.id}
+        # The target key is "user|application", so its index gives the user order for free.
+        sorts = {"user": runs.c.target_key, "application": application, "approver": runs.c.assignee,
+                 "status": runs.c.response, "time": runs.c.response_at, "result": runs.c.result, "id": runs.c.id}
         if query.sort not in sorts:
             raise CampaignkitError(f"--sort: one of {', '.join(sorts)}")
         order = sorts[query.sort].desc() if query.descending else sorts[query.sort].asc()
@@ -104,11 +98,11 @@ def history_summary(runtime: Runtime, campaign_id: str, cycle: int | None = None
     """How many runs have each Response Status (every status listed, zero included)."""
     with reading(runtime.engine) as conn:
         _columns(campaign_id, conn)
-        statement = select(runs.c.response, runs.c.status, func.count()).where(runs.c.campaign_id == campaign_id)
+        statement = select(runs.c.response, func.count()).where(runs.c.campaign_id == campaign_id)
         if cycle is not None:
             statement = statement.where(runs.c.launch_id == cycle)
         counts = dict.fromkeys(STATUSES, 0)
-        for response, status, count in conn.execute(statement.group_by(runs.c.response, runs.c.status)):
-            label = response or ("Terminated" if status == "terminated" else "Pending Response")
+        for response, count in conn.execute(statement.group_by(runs.c.response)):
+            label = response or "Pending Response"
             counts[label] = counts.get(label, 0) + count
     return counts

@@ -132,8 +132,11 @@ runs = Table(
     UniqueConstraint("launch_id", "target_key"),
     Index("ix_runs_due_at", "due_at"),
     Index("ix_runs_campaign_id_status", "campaign_id", "status"),
-    Index("ix_runs_campaign_id_response_status", "campaign_id", "response", "status"),
+    # History listings: filtered by response and paged in target order, by assignee, or by response time.
+    Index("ix_runs_campaign_id_response_target_key", "campaign_id", "response", "target_key"),
+    Index("ix_runs_campaign_id_target_key", "campaign_id", "target_key"),
     Index("ix_runs_campaign_id_assignee", "campaign_id", "assignee"),
+    Index("ix_runs_campaign_id_response_at", "campaign_id", "response_at"),
 )
 
 # The ledger: one row per executed node of a run, per visit.

@@ -147,8 +147,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.create_index('ix_runs_campaign_id_status', ['campaign_id', 'status'], unique=False)
-        batch_op.create_index('ix_runs_campaign_id_response_status', ['campaign_id', 'response', 'status'], unique=False)
+        batch_op.create_index('ix_runs_campaign_id_response_target_key', ['campaign_id', 'response', 'target_key'], unique=False)
+        batch_op.create_index('ix_runs_campaign_id_target_key', ['campaign_id', 'target_key'], unique=False)
         batch_op.create_index('ix_runs_campaign_id_assignee', ['campaign_id', 'assignee'], unique=False)
+        batch_op.create_index('ix_runs_campaign_id_response_at', ['campaign_id', 'response_at'], unique=False)
         batch_op.create_index('ix_runs_due_at', ['due_at'], unique=False)
 
     op.create_table('events',
@@ -192,8 +194,10 @@ def downgrade() -> None:
     op.drop_table('events')
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.drop_index('ix_runs_due_at')
-        batch_op.drop_index('ix_runs_campaign_id_response_status')
+        batch_op.drop_index('ix_runs_campaign_id_response_target_key')
+        batch_op.drop_index('ix_runs_campaign_id_target_key')
         batch_op.drop_index('ix_runs_campaign_id_assignee')
+        batch_op.drop_index('ix_runs_campaign_id_response_at')
         batch_op.drop_index('ix_runs_campaign_id_status')
 
     op.drop_table('runs')
