@@ -67,7 +67,7 @@ class Campaigns:
                 conn.execute(update(campaigns).where(campaigns.c.id == campaign_id)
                              .values(current_version_id=version_id))
                 record(conn, actor=actor, audit_type=AuditType.OBJECT_CHANGE, sub_type=AuditSubType.CREATED,
-                       at=now, obj=_obj(campaign_id, definition), code=self,
+                       at=now, obj=audit_object(campaign_id, definition), code=self,
                        details=f"created from {loaded.path or 'definition'}")
         except IntegrityError:
             raise InvalidState(
@@ -103,7 +103,7 @@ class Campaigns:
                 name=definition.name, folder=definition.folder, kind=definition.kind,
                 current_version_id=version_id, updated_at=now))
             record(conn, actor=actor, audit_type=AuditType.OBJECT_CHANGE, sub_type=AuditSubType.EDITED, at=now,
-                   obj=_obj(campaign_id, definition), code=self, details=f"version {definition.version}")
+                   obj=audit_object(campaign_id, definition), code=self, details=f"version {definition.version}")
         return definition.version_tuple
 
     def _insert_version(self, conn: Connection, campaign_id: str, definition: CampaignDefinition,
@@ -173,7 +173,7 @@ class Campaigns:
                                 version_id=version_id, due_at=now, now=now, progress=progress)
             if audience is not None:
                 record(conn, actor=actor, audit_type=AuditType.CLIENT_JOB, sub_type=AuditSubType.FILE_IMPORT, at=now,
-                       obj=_obj(campaign_id, definition), code=self,
+                       obj=audit_object(campaign_id, definition), code=self,
                        details=f"audience {audience}: {count} target(s) for launch {launch_id}")
             self._mark_launched(conn, campaign, definition, launch_id, count, actor, now)
         self._notify_started(campaign_id, launch_id, count)
@@ -216,8 +216,8 @@ class Campaigns:
             with writing(self.runtime.engine) as conn:
                 if not self._claim_launch(conn, launch_id, "missed", now):
                     return CycleOutcome(launch_id, "taken")
-                record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT,
-                       sub_type=AuditSubType.LAUNCH_MISSED, at=now, obj=_obj(campaign["id"], definition), code=self,
+                record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT, sub_type=AuditSubType.LAUNCH_MISSED,
+                       at=now, obj=audit_object(campaign["id"], definition), code=self,
                        details=f"cycle {launch.cycle_at.isoformat()} missed by {now - launch.cycle_at} "
                                f"(grace {grace})")
         else:
@@ -281,7 +281,7 @@ class Campaigns:
             wake_waiting(conn, runs.c.launch_id == launch_id, now)
             conn.execute(update(launches).where(launches.c.id == launch_id).values(ended_at=now))
             record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT, sub_type=AuditSubType.DEADLINE,
-                   at=now, obj=_obj(launch.campaign_id, definition), code=self,
+                   at=now, obj=audit_object(launch.campaign_id, definition), code=self,
                    details=f"launch {launch_id}: deadline reached, {count} unfinished run(s) notified")
         return count
 
@@ -292,7 +292,7 @@ class Campaigns:
             conn.execute(update(campaigns).where(campaigns.c.id == campaign["id"])
                          .values(state="scheduled", updated_at=now))
             record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT,
-                   sub_type=AuditSubType.TRIGGER_REQUEST, at=now, obj=_obj(campaign["id"], definition),
+                   sub_type=AuditSubType.TRIGGER_REQUEST, at=now, obj=audit_object(campaign["id"], definition),
                    code=self, details=f"launch scheduled for {at.isoformat()}")
         return LaunchResult(campaign["id"], launch_id, at, "scheduled", 0)
 
@@ -314,7 +314,7 @@ class Campaigns:
         conn.execute(update(campaigns).where(campaigns.c.id == campaign["id"])
                      .values(state="in_progress", updated_at=now, finished_at=None))
         record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT, sub_type=AuditSubType.WORKFLOW_STARTED,
-               at=now, obj=_obj(campaign["id"], definition), code=self,
+               at=now, obj=audit_object(campaign["id"], definition), code=self,
                details=f"launch {launch_id}: {count} run(s)")
 
     def _notify_started(self, campaign_id: str, launch_id: int, count: int) -> None:
@@ -345,7 +345,7 @@ class Campaigns:
             conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(
                 state="terminated", finished_at=now, updated_at=now))
             record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT,
-                   sub_type=AuditSubType.TERMINATION_REQUEST, at=now, obj=_obj(campaign_id, definition),
+                   sub_type=AuditSubType.TERMINATION_REQUEST, at=now, obj=audit_object(campaign_id, definition),
                    code=self, details=f"{len(ended)} unfinished run(s) terminated")
         for run in ended:
             self.runtime.notify("on_run_finished", run={
@@ -392,7 +392,7 @@ class Campaigns:
             conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(state=state, updated_at=now))
             record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT,
                    sub_type=AuditSubType.PAUSE_REQUEST if pause else AuditSubType.RESUME_REQUEST, at=now,
-                   obj=_obj(campaign_id, definition), code=self,
+                   obj=audit_object(campaign_id, definition), code=self,
                    details=f"{moved} unfinished run(s) {'parked' if pause else 'released'}")
         return int(moved)
 
@@ -407,5 +407,5 @@ def _deadline(definition: CampaignDefinition, start: datetime) -> datetime | Non
     return start + end_after if end_after else None
 
 
-def _obj(campaign_id: str, definition: CampaignDefinition) -> AuditObject:
+def audit_object(campaign_id: str, definition: CampaignDefinition) -> AuditObject:
     return AuditObject(campaign_id, definition.name, definition.folder, definition.version_tuple)

@@ -38,6 +38,15 @@ def idempotency_key(run_id: int, node_id: str, visit: int) -> str:
     return f"ck:{run_id}:{node_id}:{visit}"
 
 
+def entering(context: dict[str, Any], node_id: str) -> dict[str, Any]:
+    """Count a new visit of ``node_id`` in a run's context (a new visit gets a new idempotency key)."""
+    visits = context.setdefault(VISITS, {})
+    visits[node_id] = visits.get(node_id, 0) + 1
+    context[VISIT] = visits[node_id]
+    context.pop(WAIT, None)
+    return context
+
+
 @dataclass
 class RunState:
     id: int
@@ -66,10 +75,7 @@ class RunState:
         return self.status in ("completed", "failed", "terminated")
 
     def enter(self, node_id: str) -> None:
-        visits = self.context.setdefault(VISITS, {})
-        visits[node_id] = visits.get(node_id, 0) + 1
-        self.context[VISIT] = visits[node_id]
-        self.context.pop(WAIT, None)
+        entering(self.context, node_id)
         self.node_id = node_id
         self.attempt = 0
 

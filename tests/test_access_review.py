@@ -215,3 +215,78 @@ def test_no_response_can_revoke_at_the_deadline(review: Any, clock: Any) -> None
     harness.work()
     summary = history_summary(harness.runtime, campaign_id)
     assert summary["Revoked"] == 4 and summary["Pending Response"] == 0
+
+
+class FlakyRevoker:
+    """An enforcement action that fails until told to work, as a directory that is down would."""
+
+    __name__ = "flaky_revoker"
+
+    def __init__(self) -> None:
+        from campaignkit.core import EnforcementAction, EnforcementRequest, EnforcementResult, hookimpl
+
+        self.working = False
+        self.calls: list[tuple[str, str]] = []
+        plugin = self
+
+        class Revoker(EnforcementAction):
+            name = "flaky"
+
+            def enforce(self, request: EnforcementRequest) -> EnforcementResult:
+                plugin.calls.append((request.params["user"], request.idempotency_key))
+                return EnforcementResult(removed=plugin.working, detail={"directory": "up" if plugin.working
+                                                                         else "down"})
+
+        self.action = Revoker
+        self.register_enforcement_actions = hookimpl(lambda: [self.action])
+
+
+def test_revoke_with_enforcement_failure_then_retry(make_runtime: Any, actor: Any, tmp_path: Any) -> None:
+    from conftest import Harness
+
+    from campaignkit.core.access_reviews import AccessReviews
+    from campaignkit.core.events import send_event
+
+    revoker = FlakyRevoker()
+    harness = Harness(make_runtime(extra_plugins=(revoker,), secret_key="k" * 48), actor, tmp_path)
+    audience = harness.csv(AUDIENCE)
+    campaign_id = harness.create(REVIEW.format(path=audience, extra="  on_revoke: revoke\n  enforcement: flaky")
+                                 .replace("channel: smtp", "channel: log"))
+    harness.campaigns.launch(campaign_id, actor)
+    harness.work()
+    ada_git = next(r for r in harness.runs(campaign_id) if r.target_key == "ada|Git")
+    send_event(harness.runtime, ada_git.id, "revoked", {"approver": "linus@example.org"})
+    harness.work()
+    row = rows(harness, campaign_id)[("ada", "Git")]
+    assert (row["Response Status"], row["Result"]) == ("Revoked", "Failure")
+    revoker.working = True
+    assert AccessReviews(harness.runtime).retry_enforcement(campaign_id, actor) == 1
+    harness.work()
+    row = rows(harness, campaign_id)[("ada", "Git")]
+    assert (row["Response Status"], row["Result"]) == ("Revoked", "Success")
+    assert [user for user, _ in revoker.calls] == ["ada", "ada"] and len({k for _, k in revoker.calls}) == 2
+    assert [a.details for a in audits(harness, "Force Workflow Status")] == [
+        f"retry enforcement for ada|Git (run {ada_git.id})"]
+
+
+def test_a_revoking_review_needs_confirmation_at_launch(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "review.csv").write_text(AUDIENCE)
+    (tmp_path / "review.yaml").write_text(REVIEW.format(path="review.csv", extra="  if_no_response: revoke")
+                                          .replace("channel: smtp", "channel: log"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPAIGNKIT_")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", "from campaignkit.core.cli import main; main()", *args],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+    cli("init")
+    cli("campaign", "create", "review.yaml")
+    refused = cli("campaign", "launch", "Quarterly access review")
+    assert refused.returncode == 1 and "6 access(es) could be removed" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    launched = cli("campaign", "launch", "Quarterly access review", "--yes")
+    assert launched.returncode == 0 and "6 run(s)" in launched.stdout

@@ -10,9 +10,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
 
+from ..access_reviews import AccessReviews
 from ..campaigns import Campaigns
 from ..clock import utc
 from ..db import reading
+from ..errors import CampaignkitError
 from ..loader import load_definition_file
 from ..queries import campaign_summary, list_campaigns
 from ..schema import campaigns as campaigns_table
@@ -94,6 +96,7 @@ def launch(
                                                   dir_okay=False)] = None,
     unless_running: Annotated[bool, typer.Option("--unless-running", help="Do nothing (exit 0) if the campaign "
                                                  "is already in progress, scheduled or paused.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm a review that revokes unanswered access.")] = False,
 ) -> None:
     """Turn the audience into runs now, or schedule the launch (--at, or the definition's schedule)."""
     runtime = STATE.runtime()
@@ -103,6 +106,10 @@ def launch(
     if unless_running and state in ("in_progress", "scheduled", "paused"):
         info(f"campaign {campaign_id} is already {state}; nothing to do")
         return
+    at_risk = AccessReviews(runtime).revocations_at_deadline(campaign_id, audience)
+    if at_risk and not yes:
+        raise CampaignkitError(f"this review revokes unanswered access at its deadline: {at_risk} access(es) could "
+                               "be removed; run again with --yes to launch it")
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as progress:
         task = progress.add_task("reading audience", total=None)
@@ -124,6 +131,15 @@ def terminate(ref: Ref) -> None:
     """End every unfinished run as terminated and cancel scheduled cycles."""
     service, campaign_id = _resolved(ref)
     info(f"terminated campaign {campaign_id}: {service.terminate(campaign_id, actor())} unfinished run(s) ended")
+
+
+@group.command("retry-enforcement")
+def retry_enforcement(ref: Ref) -> None:
+    """Retry the enforcement of every run whose revocation failed (each retry is audited)."""
+    _, campaign_id = _resolved(ref)
+    retried = AccessReviews(STATE.runtime()).retry_enforcement(campaign_id, actor())
+    info(f"campaign {campaign_id}: {retried} enforcement(s) to retry; "
+         "the workers will run them")
 
 
 @group.command()
