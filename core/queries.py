@@ -91,8 +91,13 @@ class RunQuery:
 
 
 def list_runs(runtime: Runtime, query: RunQuery) -> list[dict[str, Any]]:
+    """One page of a campaign's runs; an unknown campaign is NotFound rather than an empty page."""
     with reading(runtime.engine) as conn:
-        return [dict(row._mapping) for row in conn.execute(query.statement())]
+        rows = [dict(row._mapping) for row in conn.execute(query.statement())]
+        # Only an empty page needs the extra lookup, so the common case stays one query.
+        if not rows and conn.execute(select(campaigns.c.id).where(campaigns.c.id == query.campaign_id)).first() is None:
+            raise NotFound(f"no campaign {query.campaign_id!r}")
+    return rows
 
 
 def run_timeline(runtime: Runtime, run_id: int) -> dict[str, Any]:

@@ -56,19 +56,24 @@ def web_server(runtime: Runtime) -> uvicorn.Server:
 
 
 def run_web(runtime: Runtime) -> None:
-    web_server(runtime).run()  # uvicorn handles SIGINT/SIGTERM itself
+    # uvicorn handles SIGINT/SIGTERM itself, then re-raises the signal to the handler it found: ours, so the
+    # process ends with status 0 after a graceful shutdown instead of dying of the re-raised signal.
+    with stop_on_signals():
+        web_server(runtime).run()
 
 
 def run_all(runtime: Runtime) -> None:
     """Scheduler and worker on threads, the web server in the foreground; stopping it stops them all."""
-    stop = threading.Event()
-    threads = [threading.Thread(target=role, args=(runtime, stop), name=role.__name__, daemon=True)
-               for role in (run_scheduler, run_worker)]
-    for thread in threads:
-        thread.start()
-    try:
-        web_server(runtime).run()
-    finally:
-        stop.set()
+    with stop_on_signals() as stop:
+        threads = [threading.Thread(target=role, args=(runtime, stop), name=role.__name__, daemon=True)
+                   for role in (run_scheduler, run_worker)]
         for thread in threads:
-            thread.join(timeout=30)
+            thread.start()
+        try:
+            web_server(runtime).run()  # returns once uvicorn has shut down gracefully on SIGINT/SIGTERM
+        finally:
+            stop.set()  # the worker finishes its batch, the scheduler its jobs
+            for thread in threads:
+                thread.join(timeout=runtime.settings.worker.step_timeout_seconds + 30)
+                if thread.is_alive():
+                    log.warning("%s did not stop in time; exiting anyway", thread.name)

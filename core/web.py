@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 
 from .errors import CampaignkitError, InvalidState, NotFound
 from .events import send_event
@@ -18,6 +20,8 @@ from .migrate import current_revision, head_revision
 from .queries import RunQuery, campaign_summary, list_campaigns, list_runs, run_timeline
 from .review import CHOICES, ReviewService
 from .runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 class EventIn(BaseModel):
@@ -76,9 +80,17 @@ def create_app(runtime: Runtime) -> FastAPI:
     api = [Depends(authorised)]
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
-        revision = current_revision(runtime.engine)
-        return {"status": "ok" if revision == head_revision() else "migrations pending", "revision": revision}
+    def health() -> JSONResponse:
+        # 503 unless the database answers and its schema is current, so a load balancer or `make run` can wait on it.
+        try:
+            revision = current_revision(runtime.engine)
+        except SQLAlchemyError as exc:
+            log.warning("health check: database unavailable: %s", type(exc).__name__)
+            return JSONResponse({"status": "database unavailable", "revision": None}, status_code=503)
+        head = head_revision()
+        if revision != head:
+            return JSONResponse({"status": "migrations pending", "revision": revision, "head": head}, status_code=503)
+        return JSONResponse({"status": "ok", "revision": revision})
 
     @app.get("/api/campaigns", dependencies=api)
     def campaigns() -> list[dict[str, Any]]:

@@ -5,24 +5,58 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
+from typer.core import TyperGroup
 
 from ..errors import CampaignkitError, DefinitionError
 from .output import error_line
 from .state import STATE, use_config
 
+try:  # typer >= 0.29 carries its own click: usage errors derive from TyperException, not click's classes
+    from typer import TyperException as UsageProblem
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click import ClickException as UsageProblem  # type: ignore[assignment]
+
+INTERNAL_ERROR = 70
+INTERRUPTED = 130
+
+
+class CampaignkitGroup(TyperGroup):
+    """Translates errors where the command runs, so `main()` and an in-process CliRunner behave the same."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, UsageProblem):
+            raise  # the parser's own: usage errors, --help, typer.Exit
+        except DefinitionError as exc:
+            for problem in exc.problems:  # every problem, each with its file:line:col
+                error_line("error", problem)
+            raise typer.Exit(exc.exit_code) from None
+        except CampaignkitError as exc:
+            error_line("error", str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except Exception as exc:
+            if STATE.debug:
+                raise
+            # One line: driver messages often carry a second (e.g. SQLAlchemy's "Background on this error").
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            error_line("internal error", f"{type(exc).__name__}: {first} (run with --debug for details)")
+            raise typer.Exit(INTERNAL_ERROR) from None
+        finally:
+            STATE.close()
+
+
 app = typer.Typer(
     name="campaignkit",
+    cls=CampaignkitGroup,
     help="Campaign automation: access reviews, phishing-awareness simulations and journeys.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-INTERNAL_ERROR = 70
 
 
 @app.callback()
@@ -38,38 +72,36 @@ def root(
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def register() -> None:
-    from . import admin, audit, campaign, history, roles, runs, schedule
+_registered = False
 
-    for module in (admin, campaign, runs, history, roles, audit, schedule):
-        module.register(app)
+
+def register() -> typer.Typer:
+    """Add every command group once (commands import the whole framework, so only when the CLI runs)."""
+    global _registered
+    if not _registered:
+        from . import admin, audit, campaign, history, roles, runs, schedule
+
+        for module in (admin, campaign, runs, history, roles, audit, schedule):
+            module.register(app)
+        _registered = True
+    return app
 
 
 def main(argv: list[str] | None = None) -> None:
     register()
     try:
-        app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        result = app(args=argv, prog_name="campaignkit", standalone_mode=False)
+    except (typer.Abort, KeyboardInterrupt):
+        error_line("error", "interrupted")
+        sys.exit(INTERRUPTED)
+    except UsageProblem as exc:  # bad option, unknown command, missing argument (no_args_is_help included)
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            error_line("error", str(exc))
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        error_line("error", "aborted")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except DefinitionError as exc:
-        for problem in exc.problems:
-            error_line("error", problem)
-        sys.exit(exc.exit_code)
-    except CampaignkitError as exc:
-        error_line("error", str(exc))
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as exc:
-        if STATE.debug:
-            raise
-        error_line("internal error", f"{type(exc).__name__}: {exc} (run with --debug for details)")
-        sys.exit(INTERNAL_ERROR)
-    finally:
-        STATE.close()
+    # Without standalone mode the parser returns an Exit's code instead of raising it.
+    sys.exit(result if isinstance(result, int) else 0)
