@@ -25,11 +25,18 @@ class NoConfig(BaseModel):
 class Component:
     """Something a plugin registers under a unique name, built with its validated config.
 
-    ``Config`` is the plugin's own pydantic model for its table ``plugins.config.<name>``.
+    ``Config`` is the plugin's own pydantic model for its table ``plugins.config.<config_key>``; the key is the
+    name unless a component of another kind already uses that name for its table (the ``webhook`` enforcement
+    action reads ``plugins.config.webhook_enforcement`` because the ``webhook`` audit sink reads ``webhook``).
     """
 
     name: ClassVar[str]
+    config_key: ClassVar[str | None] = None
     Config: ClassVar[type[BaseModel]] = NoConfig
+
+    @classmethod
+    def settings_key(cls) -> str:
+        return cls.config_key or cls.name
 
     def __init__(self, config: BaseModel, runtime: Runtime) -> None:
         self.config = config

@@ -125,6 +125,12 @@ def collect_registrations(pm: pluggy.PluginManager) -> list[Registration]:
     return found
 
 
+def config_key(reg: Registration) -> str:
+    """The table under plugins.config that configures a registered component (step types have none)."""
+    settings_key = getattr(reg.cls, "settings_key", None)
+    return settings_key() if callable(settings_key) else reg.name
+
+
 def _is_default(plugin_name: str) -> bool:
     return plugin_name in DEFAULT_PLUGINS
 
@@ -182,19 +188,20 @@ class Registry:
 
     def validate_config(self, reg: Registration) -> Any:
         model = getattr(reg.cls, "Config", None)
-        raw = self.settings.plugin_config(reg.name)
+        key = config_key(reg)
+        raw = self.settings.plugin_config(key)
         if model is None:
             return raw
         try:
             return model.model_validate(raw)
         except ValidationError as exc:
-            detail = describe_validation_error(exc, prefix=f"plugins.config.{reg.name}")
+            detail = describe_validation_error(exc, prefix=f"plugins.config.{key}")
             raise ConfigurationError(f"invalid configuration for {reg.kind} {reg.name!r}: {detail}") from None
 
     def validate_all_configured(self) -> None:
         """Validate every configured plugin table at start-up rather than at first use."""
         for reg in self.registrations:
-            if reg.name in self.settings.plugins.config:
+            if config_key(reg) in self.settings.plugins.config:
                 self.validate_config(reg)
 
     def close(self) -> None:
@@ -218,7 +225,7 @@ class Registry:
             raise ConfigurationError(f"no {kind} named {name!r} is registered (known: {known})") from None
 
     def _check_plugin_config_keys(self) -> None:
-        registered = {reg.name for reg in self.registrations}
+        registered = {config_key(reg) for reg in self.registrations}
         for name in self.settings.plugins.config:
             if name not in registered:
                 # Not an error: the table may belong to a plugin that is blocked for now.
