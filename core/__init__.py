@@ -12,6 +12,7 @@ from .errors import (
     StepError,
 )
 from .hookspecs import hookimpl
+from .http import CaFile, HttpClient, HttpError, OutboundUrl, Response, redacted
 from .interfaces import (
     AudienceSource,
     AuditSink,
@@ -41,6 +42,7 @@ __all__ = [
     "AudienceError",
     "AudienceSource",
     "AuditSink",
+    "CaFile",
     "CampaignkitError",
     "Channel",
     "Component",
@@ -52,10 +54,14 @@ __all__ = [
     "EnforcementResult",
     "FieldUpdate",
     "FieldUpdater",
+    "HttpClient",
+    "HttpError",
     "Message",
     "NoConfig",
+    "OutboundUrl",
     "PermanentStepError",
     "PluginError",
+    "Response",
     "RunEvent",
     "StepContext",
     "StepError",
@@ -64,4 +70,5 @@ __all__ = [
     "Target",
     "__version__",
     "hookimpl",
+    "redacted",
 ]
