@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # Engine bookkeeping inside a run's context; user data never starts with an underscore.
 VISITS, VISIT, WAIT = "_visits", "_visit", "_wait"
-FACETS = ("assignee", "response", "response_at", "result")
+FACETS = ("assignee", "response", "response_at", "result", "notify")
 
 
 def idempotency_key(run_id: int, node_id: str, visit: int) -> str:
@@ -413,7 +413,7 @@ class _Statements:
                     lease_token=runs.c.lease_token + 1)
             .returning(runs.c.id, runs.c.campaign_id, runs.c.version_id, runs.c.target_key, runs.c.target,
                        runs.c.status, runs.c.current_node, runs.c.context, runs.c.attempt, runs.c.lease_token,
-                       runs.c.assignee, runs.c.response, runs.c.response_at, runs.c.result)
+                       *(runs.c[name] for name in FACETS))
         )
         insert = postgresql.insert if postgres else sqlite.insert
         stmt = insert(step_records)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from .audit import Actor
 from .audit_dispatch import AuditDispatcher
 from .campaigns import Campaigns
+from .digests import DigestSender
 from .housekeeping import prune_step_records
 from .tasks import system_task
 
@@ -64,6 +65,12 @@ def dispatch_audit() -> None:
     runtime = _bound().runtime
     with system_task(runtime, "audit sink dispatch", dispatch_audit):
         AuditDispatcher(runtime).dispatch()
+
+
+def send_digests() -> None:
+    runtime = _bound().runtime
+    with system_task(runtime, "access-review digests", send_digests):
+        DigestSender(runtime).send_due()
 
 
 def prune() -> None:

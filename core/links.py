@@ -50,18 +50,39 @@ class LinkSigner:
 
 
 DECISION = "access-review-decision"
+DIGEST = "access-review-digest"
 DEFAULT_LINK_DAYS = 30
+
+
+def _signer(runtime: Runtime) -> LinkSigner:
+    key = runtime.settings.secret_key
+    if key is None:
+        raise PermanentStepError("secret_key is not set: run `campaignkit init` before sending links")
+    return LinkSigner(key.get_secret_value())
+
+
+def _page(runtime: Runtime, path: str) -> str:
+    return f"{runtime.settings.web.base_url.rstrip('/')}/{path}"
+
+
+def digest_link(runtime: Runtime, launch_id: int, assignee: str, expires_at: datetime) -> str:
+    """The page where an approver sees all their items of one cycle and approves or revokes them all at once."""
+    token = _signer(runtime).sign(DIGEST, {"launch": launch_id, "assignee": assignee}, expires_at)
+    return _page(runtime, f"review/all/{token}")
 
 
 class RunLinks:
     """The ``links`` template variable: signed URLs for one run, valid until its cycle's deadline."""
 
-    def __init__(self, runtime: Runtime, run_id: int, now: datetime) -> None:
+    def __init__(self, runtime: Runtime, run_id: int, now: datetime, expires_at: datetime | None = None) -> None:
         self._runtime = runtime
         self._run_id = run_id
         self._now = now
+        self._expires_at = expires_at  # known already when a digest lists many runs of one cycle
 
     def _expiry(self) -> datetime:
+        if self._expires_at is not None:
+            return self._expires_at
         with self._runtime.engine.connect() as conn:
             deadline = conn.execute(select(launches.c.deadline_at).join(runs, runs.c.launch_id == launches.c.id)
                                     .where(runs.c.id == self._run_id)).scalar()
@@ -69,8 +90,5 @@ class RunLinks:
 
     def decision(self) -> str:
         """The page where an approver sees the item and approves or revokes it."""
-        key = self._runtime.settings.secret_key
-        if key is None:
-            raise PermanentStepError("secret_key is not set: run `campaignkit init` before sending links")
-        token = LinkSigner(key.get_secret_value()).sign(DECISION, {"run": self._run_id}, self._expiry())
-        return f"{self._runtime.settings.web.base_url.rstrip('/')}/review/{token}"
+        token = _signer(self._runtime).sign(DECISION, {"run": self._run_id}, self._expiry())
+        return _page(self._runtime, f"review/{token}")

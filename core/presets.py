@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Node = dict[str, Any]
 
@@ -34,19 +34,14 @@ class AccessReviewSettings(BaseModel):
     if_no_response: Literal["keep", "approve", "revoke"] = Field(
         default="keep", description="What the deadline does to items nobody answered."
     )
-    digest: bool = Field(default=False, description="One email per approver with all their items.")
+    digest: bool = Field(
+        default=False, description="One email per approver with all their pending items, instead of one per item."
+    )
 
     @property
     def key_columns(self) -> list[str]:
         """One run per user per application."""
         return [self.user_column, self.application_column]
-
-    @field_validator("digest")
-    @classmethod
-    def _no_digest_yet(cls, value: bool) -> bool:
-        if value:
-            raise ValueError("digest emails are not available yet; use digest: false")
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> AccessReviewSettings:
@@ -73,25 +68,42 @@ def access_review_workflow(settings: AccessReviewSettings) -> dict[str, Any]:
     if s.escalate_after is not None:
         escalate_at = f"{{{{ (now | after('{_iso(s.escalate_after)}')).isoformat() }}}}"
         assign["config"]["context"] = {"escalate_at": escalate_at}
-    nodes: list[Node] = [
-        {"id": "start", "type": "entered_campaign", "next": "assign"},
-        assign,
-        {"id": "request", "type": "send_message", "edges": {"next": "decide", "failure": "undeliverable"},
-         "config": {"channel": s.channel, "template": f"{s.templates}/request", "to": "{{ context.assignee }}"},
-         "retry": {"max_attempts": 5, "backoff_seconds": 60}},
-        {"id": "undeliverable", "type": "record_outcome", "config": {"response": "Message Delivery Failed"},
-         "next": "end"},
-    ]
+    nodes: list[Node] = [{"id": "start", "type": "entered_campaign", "next": "assign"}, assign]
     decide: Node = {"id": "decide", "type": "wait_for_event",
                     "config": {"events": ["approved", "revoked", "deadline"]},
                     "edges": {"approved": "approve", "revoked": "revoke", "deadline": "no_response"}}
+    if s.digest:
+        # Requests and reminders are marks on the run; the digest sender gathers them into one email per approver
+        # and, when that email cannot be delivered, sends each new item an `undeliverable` event.
+        assign["next"] = "has_approver"
+        decide["config"]["events"].append("undeliverable")
+        decide["edges"]["undeliverable"] = "undeliverable"
+        nodes += [
+            {"id": "has_approver", "type": "branch", "config": {"condition": "context.assignee"},
+             "edges": {"true": "request", "false": "no_approver"}},
+            {"id": "no_approver", "type": "record_outcome", "next": "end",
+             "config": {"response": "Message Delivery Failed", "context": {"delivery_error": "no approver address"}}},
+            {"id": "request", "type": "record_outcome", "config": {"notify": "request"}, "next": "decide"},
+            {"id": "undeliverable", "type": "record_outcome", "next": "end",
+             "config": {"response": "Message Delivery Failed",
+                        "context": {"delivery_error": "{{ context.last_event.error }}"}}},
+        ]
+        reminder: Node = {"id": "remind", "type": "record_outcome", "config": {"notify": "reminder"}, "next": "decide"}
+    else:
+        nodes += [
+            {"id": "request", "type": "send_message", "edges": {"next": "decide", "failure": "undeliverable"},
+             "config": {"channel": s.channel, "template": f"{s.templates}/request", "to": "{{ context.assignee }}"},
+             "retry": {"max_attempts": 5, "backoff_seconds": 60}},
+            {"id": "undeliverable", "type": "record_outcome", "config": {"response": "Message Delivery Failed"},
+             "next": "end"},
+        ]
+        reminder = {"id": "remind", "type": "send_message", "edges": {"next": "decide", "failure": "decide"},
+                    "config": {"channel": s.channel, "template": f"{s.templates}/reminder",
+                               "to": "{{ context.assignee }}"}}
     nodes.append(decide)
     if s.remind_every is not None:
         decide["config"]["timeout"] = _iso(s.remind_every)
         decide["edges"]["timeout"] = "remind"
-        reminder: Node = {"id": "remind", "type": "send_message", "edges": {"next": "decide", "failure": "decide"},
-                          "config": {"channel": s.channel, "template": f"{s.templates}/reminder",
-                                     "to": "{{ context.assignee }}"}}
         if s.escalate_after is not None:
             decide["edges"]["timeout"] = "escalation_due"
             nodes.append({"id": "escalation_due", "type": "branch",

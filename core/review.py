@@ -11,9 +11,9 @@ from .audit import Actor, AuditObject, AuditSubType, AuditType, record
 from .db import reading, writing
 from .errors import CampaignkitError
 from .events import record_event
-from .links import DECISION, LinkError, LinkSigner
+from .links import DECISION, DIGEST, LinkError, LinkSigner
 from .presets import AccessReviewSettings
-from .schema import campaign_versions, campaigns, events, runs
+from .schema import campaign_versions, campaigns, events, launches, runs
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -35,6 +35,20 @@ class ReviewItem:
     approver: str | None
     decision: str | None  # Approved / Revoked once decided
     open: bool  # the campaign still takes decisions
+
+
+@dataclass(frozen=True)
+class ReviewAll:
+    """One approver's items of one cycle, as the approve-all / revoke-all page shows them."""
+
+    campaign: str
+    approver: str
+    items: list[ReviewItem]
+    open: bool
+
+    @property
+    def pending(self) -> list[ReviewItem]:
+        return [item for item in self.items if item.decision is None and item.open]
 
 
 class ReviewService:
@@ -78,6 +92,75 @@ class ReviewService:
             self._refuse_if_closed(closed.item, client)  # audits and raises LinkError
             raise
 
+    def open_all(self, token: str, client: str | None = None) -> ReviewAll:
+        """The page of a digest's review-all link; a closed review is refused (and audited) like a single link."""
+        launch_id, assignee = self._verify_all(token, client)
+        with reading(self.runtime.engine) as conn:
+            view = self._all(conn, launch_id, assignee)
+        self._refuse_all_if_closed(view, launch_id, client)
+        return view
+
+    def decide_all(self, token: str, choice: str, client: str | None = None) -> tuple[ReviewAll, int]:
+        """Decide every item still pending for this approver in this cycle; each is recorded and audited."""
+        if choice not in CHOICES:
+            raise CampaignkitError(f"unknown choice {choice!r}")
+        launch_id, assignee = self._verify_all(token, client)
+        now = self.runtime.clock.now()
+        with writing(self.runtime.engine) as conn:
+            if conn.dialect.name == "postgresql":  # two simultaneous POSTs must not both decide an item
+                conn.execute(select(runs.c.id).where(runs.c.launch_id == launch_id, runs.c.assignee == assignee)
+                             .with_for_update())
+            view = self._all(conn, launch_id, assignee)
+            pending = view.pending
+            if not view.open and not pending:
+                closed = view
+            else:
+                closed = None
+                for item in pending:
+                    record_event(conn, item.run_id, CHOICES[choice], {"approver": assignee, "ip": client},
+                                 source="review-all-link", now=now)
+                    record(conn, actor=Actor(assignee, None, client), audit_type=AuditType.INTERACTION_EVENT,
+                           sub_type=AuditSubType.DECISION_RECORDED, at=now, obj=self._object(conn, item.run_id),
+                           code=self, details=f"{CHOICES[choice]} (all at once): {item.user} on {item.application} "
+                                              f"(run {item.run_id})")
+                if pending:
+                    view = self._all(conn, launch_id, assignee)
+        if closed is not None:
+            self._refuse_all_if_closed(closed, launch_id, client)
+        return view, len(pending)
+
+    def _all(self, conn: Any, launch_id: int, assignee: str) -> ReviewAll:
+        head = conn.execute(select(campaigns.c.name, campaigns.c.state, campaign_versions.c.definition)
+                            .join(launches, launches.c.campaign_id == campaigns.c.id)
+                            .join(campaign_versions, campaign_versions.c.id == launches.c.version_id)
+                            .where(launches.c.id == launch_id)).first()
+        if head is None:
+            raise LinkError("this link is not valid")
+        settings = AccessReviewSettings.model_validate(head.definition.get("settings") or {})
+        rows = conn.execute(select(runs.c.id, runs.c.target, runs.c.response, runs.c.status)
+                            .where(runs.c.launch_id == launch_id, runs.c.assignee == assignee)
+                            .order_by(runs.c.target_key)).all()
+        # Decided through a link but not yet applied by a worker: already decided all the same.
+        waiting = {row.run_id: row.name for row in conn.execute(
+            select(events.c.run_id, events.c.name).where(events.c.run_id.in_([r.id for r in rows]),
+                                                         events.c.name.in_(CHOICES.values())))}
+        campaign_open = head.state not in ("terminated", "completed")
+        items = []
+        for row in rows:
+            decision = row.response if row.response in ("Approved", "Revoked") else None
+            decision = decision or {"approved": "Approved", "revoked": "Revoked"}.get(waiting.get(row.id, ""))
+            items.append(ReviewItem(
+                run_id=row.id, campaign=head.name, user=str(row.target.get(settings.user_column, "")),
+                application=str(row.target.get(settings.application_column, "")), approver=assignee,
+                decision=decision, open=campaign_open and row.status == "waiting" and row.response is None))
+        return ReviewAll(campaign=head.name, approver=assignee, items=items, open=campaign_open)
+
+    def _refuse_all_if_closed(self, view: ReviewAll, launch_id: int, client: str | None) -> None:
+        if view.open:
+            return
+        self._reject(client, f"review closed (cycle {launch_id}, all items of one approver)")
+        raise LinkError("this review has closed; no decision can be recorded")
+
     def _refuse_if_closed(self, item: ReviewItem, client: str | None) -> None:
         if item.open or item.decision is not None:
             return
@@ -92,17 +175,22 @@ class ReviewService:
                    details=f"review link rejected: {reason}")
 
     def _verify(self, token: str, client: str | None) -> int:
+        return int(self._payload(DECISION, token, client, lambda p: int(p["run"])))
+
+    def _verify_all(self, token: str, client: str | None) -> tuple[int, str]:
+        launch_id, assignee = self._payload(DIGEST, token, client, lambda p: (int(p["launch"]), str(p["assignee"])))
+        return launch_id, assignee
+
+    def _payload(self, purpose: str, token: str, client: str | None, read: Any) -> Any:
         secret = self.runtime.settings.secret_key
         try:
             if secret is None:
                 raise LinkError("this link is not valid")
-            payload = LinkSigner(secret.get_secret_value()).verify(DECISION, token, self.runtime.clock.now())
-            run_id = int(payload["run"])
+            return read(LinkSigner(secret.get_secret_value()).verify(purpose, token, self.runtime.clock.now()))
         except (LinkError, KeyError, TypeError, ValueError) as exc:
             reason = str(exc) if isinstance(exc, LinkError) else "this link is not valid"
             self._reject(client, reason)
             raise LinkError(reason, expired=isinstance(exc, LinkError) and exc.expired) from None
-        return run_id
 
     def _item(self, conn: Any, run_id: int) -> ReviewItem:
         row = conn.execute(select(runs.c.id, runs.c.target, runs.c.assignee, runs.c.response, runs.c.status,

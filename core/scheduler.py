@@ -1,6 +1,6 @@
 """The scheduler role: APScheduler 3 with its job store in the project database, one process per deployment.
 
-It schedules what happens at a time — cycle launches, deadlines, audit dispatch, retention — never one job per
+It schedules what happens at a time — cycle launches, deadlines, audit dispatch, digests, retention — never one job per
 target. Scheduled launches live in the launches table; jobs are kept in step with it (fixed ids, replace_existing),
 so a restart keeps every schedule and a lost job is recreated by the next sync.
 """
@@ -50,6 +50,7 @@ class SchedulerService:
         self._ensure("housekeeping:sync", "sync_launches", IntervalTrigger(seconds=settings.sync_seconds))
         self._ensure("housekeeping:audit-dispatch", "dispatch_audit",
                      IntervalTrigger(seconds=settings.audit_dispatch_seconds))
+        self._ensure("housekeeping:digests", "send_digests", IntervalTrigger(seconds=settings.digest_seconds))
         self._ensure("housekeeping:retention", "prune", CronTrigger(hour=3, minute=17, timezone=UTC))
         self.sync()
         self.scheduler.resume()

@@ -126,6 +126,8 @@ runs = Table(
     Column("response", String(40), nullable=True),
     Column("response_at", UTCDateTime, nullable=True),
     Column("result", String(20), nullable=True),
+    # What the assignee must be told in their next digest (request, reminder); cleared when a digest goes out.
+    Column("notify", String(20), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
@@ -137,6 +139,37 @@ runs = Table(
     Index("ix_runs_campaign_id_target_key", "campaign_id", "target_key"),
     Index("ix_runs_campaign_id_assignee", "campaign_id", "assignee"),
     Index("ix_runs_campaign_id_response_at", "campaign_id", "response_at"),
+    Index("ix_runs_notify", "notify"),
+)
+
+# Digest emails: one message to one assignee covering all their pending items of a cycle. A row is created before
+# the send, so its id makes a stable idempotency key across retries.
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("campaign_id", String(36), ForeignKey("campaigns.id"), nullable=False),
+    Column("launch_id", Integer, ForeignKey("launches.id"), nullable=False),
+    Column("assignee", String(320), nullable=False),
+    Column("kind", String(20), nullable=False),  # request, reminder
+    Column("status", String(20), nullable=False),  # retrying, sent, failed
+    Column("item_count", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("message_id", String(300), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Index("ix_digests_launch_id_assignee", "launch_id", "assignee"),
+)
+
+# Which runs a digest listed: a run's timeline shows the digests that carried it.
+digest_items = Table(
+    "digest_items",
+    metadata,
+    Column("digest_id", BigInteger, ForeignKey("digests.id"), primary_key=True),
+    Column("run_id", BigInteger, ForeignKey("runs.id"), primary_key=True),
+    Index("ix_digest_items_run_id", "run_id"),
 )
 
 # The ledger: one row per executed node of a run, per visit.

@@ -50,6 +50,26 @@ def create_app(runtime: Runtime) -> FastAPI:
     def link_error(exc: LinkError) -> HTMLResponse:
         return page("link_error", 410 if exc.expired or "closed" in str(exc) else 404, message=str(exc))
 
+    # Declared before /review/{token} so that "all" is never read as a token.
+    @app.get("/review/all/{token}")
+    def review_all_page(token: str, request: Request) -> HTMLResponse:
+        try:
+            view = reviews.open_all(token, _client(request))
+        except LinkError as exc:
+            return link_error(exc)
+        return page("review_all", view=view, action=f"/review/all/{token}")
+
+    @app.post("/review/all/{token}")
+    async def review_all_decide(token: str, request: Request) -> HTMLResponse:
+        choice = parse_qs((await request.body()).decode(errors="replace")).get("choice", [""])[0]
+        if choice not in CHOICES:
+            return page("link_error", 400, message="choose approve or revoke")
+        try:
+            view, decided = reviews.decide_all(token, choice, _client(request))
+        except LinkError as exc:
+            return link_error(exc)
+        return page("review_all_done", view=view, decided=decided)
+
     @app.get("/review/{token}")
     def review_page(token: str, request: Request) -> HTMLResponse:
         try:

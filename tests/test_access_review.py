@@ -47,6 +47,8 @@ LINK = re.compile(r"http://127\.0\.0\.1:\d+/review/[A-Za-z0-9_.\-]+")
 class Inbox:
     def __init__(self) -> None:
         self.messages: list[tuple[str, str, str]] = []  # to, subject, text
+        self.controller: Any = None
+        self.port = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         import email
@@ -91,6 +93,7 @@ def review(make_runtime: Any, actor: Any, tmp_path: Any) -> Iterator[Any]:
     smtp_port, web_port = free_port(), free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
     controller.start()
+    inbox.controller, inbox.port = controller, smtp_port  # for tests that take the mail server down
     runtime = make_runtime(secret_key="k" * 48, web={"base_url": f"http://127.0.0.1:{web_port}"},
                            plugins={"config": {"smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none",
                                                         "sender": "reviews@example.org"}}})
@@ -107,7 +110,7 @@ def review(make_runtime: Any, actor: Any, tmp_path: Any) -> Iterator[Any]:
         with serving(create_app(runtime), web_port) as url:
             yield harness, inbox, launch, url
     finally:
-        controller.stop()
+        inbox.controller.stop()
 
 
 def rows(harness: Any, campaign_id: str) -> dict[tuple[str, str], dict[str, Any]]:
@@ -290,3 +293,145 @@ def test_a_revoking_review_needs_confirmation_at_launch(tmp_path: Any) -> None:
     assert "Traceback" not in refused.stderr
     launched = cli("campaign", "launch", "Quarterly access review", "--yes")
     assert launched.returncode == 0 and "6 run(s)" in launched.stdout
+
+
+# --- digests ------------------------------------------------------------------------------------------------------
+
+ALL_LINK = re.compile(r"http://127\.0\.0\.1:\d+/review/all/[A-Za-z0-9_.\-]+")
+ITEM_LINK = re.compile(r"http://127\.0\.0\.1:\d+/review/(?!all/)[A-Za-z0-9_.\-]+")
+
+
+def work_and_digest(harness: Any) -> Any:
+    """What `campaignkit work --until-idle` does: advance runs, send digests, advance the runs a failure woke."""
+    from campaignkit.core.digests import DigestSender
+
+    harness.work()
+    stats = DigestSender(harness.runtime).send_due()
+    harness.work()
+    return stats
+
+
+def test_a_digest_is_one_email_per_approver_with_every_item(review: Any) -> None:
+    harness, inbox, launch, _ = review
+    campaign_id = launch("  digest: true")
+    assert inbox.messages == []  # runs mark themselves; nothing is sent per item
+    stats = work_and_digest(harness)
+    assert (stats.sent, stats.failed) == (3, 1)  # grace, linus, security; not-an-address fails
+    by_rcpt = {to: (subject, text) for to, subject, text in inbox.messages}
+    assert sorted(to for to, _, _ in inbox.messages) == ["grace@example.org", "linus@example.org",
+                                                         "security@example.org"]
+    subject, text = by_rcpt["grace@example.org"]
+    assert subject == "Quarterly access review: 2 access reviews waiting for you"
+    assert "ada (ada@example.org) on Payroll" in text and "barbara (barbara@example.org) on CRM" in text
+    assert len(ITEM_LINK.findall(text)) == 2 and len(ALL_LINK.findall(text)) == 1  # one per item, one for all
+    history = rows(harness, campaign_id)
+    assert history[("alan", "CRM")]["Response Status"] == "Message Delivery Failed"
+    assert history[("margaret", "Payroll")]["Response Status"] == "Message Delivery Failed"
+    assert history[("ada", "Payroll")]["Response Status"] == "Pending Response"
+    assert work_and_digest(harness).sent == 0  # sent once: nothing new, nothing due
+    assert len(inbox.messages) == 3
+
+    from campaignkit.core.queries import run_timeline
+
+    alan = next(r for r in harness.runs(campaign_id) if r.target_key == "alan|CRM")
+    failed = run_timeline(harness.runtime, alan.id)
+    assert [d["status"] for d in failed["digests"]] == ["failed"]
+    assert "invalid recipient address" in failed["digests"][0]["error"]
+    assert "invalid recipient address" in failed["run"]["context"]["delivery_error"]
+
+
+def test_approve_all_decides_every_pending_item_once(review: Any, clock: Any) -> None:
+    harness, inbox, launch, _ = review
+    campaign_id = launch("  digest: true")
+    work_and_digest(harness)
+    text = next(t for to, _, t in inbox.messages if to == "grace@example.org")
+    all_link = ALL_LINK.search(text).group(0)  # type: ignore[union-attr]
+    item_links = ITEM_LINK.findall(text)
+
+    # One item decided on its own first: approve-all leaves it as it is.
+    assert "Revoked" in httpx.post(item_links[1], data={"choice": "revoke"}).text
+    page = httpx.get(all_link)  # a GET decides nothing
+    assert page.status_code == 200 and page.headers["Referrer-Policy"] == "no-referrer"
+    assert re.search(r'id="pending">1<', page.text) and 'id="approve"' in page.text
+    done = httpx.post(all_link, data={"choice": "approve"})
+    assert done.status_code == 200 and re.search(r'id="decided">1<', done.text)
+    replay = httpx.post(all_link, data={"choice": "revoke"})
+    assert replay.status_code == 200 and "nothing was changed" in replay.text
+    clock.advance(60)
+    work_and_digest(harness)
+
+    history = rows(harness, campaign_id)
+    assert (history[("ada", "Payroll")]["Response Status"], history[("ada", "Payroll")]["Result"]) == (
+        "Approved", "Success")
+    assert history[("barbara", "CRM")]["Response Status"] == "Revoked"
+    decisions = audits(harness, "Decision Recorded")
+    assert len(decisions) == 2 and {a.user_name for a in decisions} == {"grace@example.org"}
+    assert any("all at once" in (a.details or "") for a in decisions)
+    assert history_summary(harness.runtime, campaign_id)["Pending Response"] == 2  # linus's and security's
+
+
+def test_digest_reminders_and_escalation_are_one_email_each(review: Any, clock: Any) -> None:
+    harness, inbox, launch, _ = review
+    launch("  digest: true")
+    work_and_digest(harness)
+    sent_before = len(inbox.messages)
+    clock.advance(timedelta(days=3, seconds=1))
+    work_and_digest(harness)
+    reminders = inbox.messages[sent_before:]
+    assert sorted(to for to, _, _ in reminders) == ["grace@example.org", "linus@example.org",
+                                                    "security@example.org"]
+    assert all(subject.startswith("Reminder: ") for _, subject, _ in reminders)
+    assert next(s for to, s, _ in reminders if to == "grace@example.org").endswith("2 access reviews waiting for you")
+
+    sent_before = len(inbox.messages)
+    clock.advance(timedelta(days=3))
+    work_and_digest(harness)  # past escalate_after: every item goes to the fallback approver
+    escalated = inbox.messages[sent_before:]
+    assert [to for to, _, _ in escalated] == ["security@example.org"]
+    subject, text = escalated[0][1], escalated[0][2]
+    assert subject == "Quarterly access review: 4 access reviews waiting for you" and len(ITEM_LINK.findall(text)) == 4
+
+
+def test_a_digest_that_cannot_be_sent_yet_is_retried_with_the_same_key(review: Any, clock: Any) -> None:
+    from campaignkit.core.digests import DigestSender
+    from campaignkit.core.schema import digests
+
+    harness, inbox, launch, _ = review
+    inbox.controller.stop()  # the mail server is down: a refused connection is temporary
+    campaign_id = launch("  digest: true")
+    stats = work_and_digest(harness)
+    assert (stats.sent, stats.retrying, stats.failed) == (0, 3, 1)  # an invalid address fails before connecting
+    assert DigestSender(harness.runtime).send_due().retrying == 0  # backing off: not tried again at once
+    assert history_summary(harness.runtime, campaign_id)["Message Delivery Failed"] == 2
+    assert history_summary(harness.runtime, campaign_id)["Pending Response"] == 4
+
+    inbox.controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
+    inbox.controller.start()
+    clock.advance(61)
+    stats = work_and_digest(harness)
+    assert (stats.sent, stats.retrying, stats.failed) == (3, 0, 0)
+    with harness.runtime.engine.connect() as conn:
+        found = conn.execute(select(digests.c.assignee, digests.c.status, digests.c.attempt)
+                             .order_by(digests.c.assignee)).all()
+    # The same digest row (so the same idempotency key and Message-ID) on the second attempt.
+    assert [(r.assignee, r.status, r.attempt) for r in found] == [
+        ("grace@example.org", "sent", 2), ("linus@example.org", "sent", 2), ("not-an-address", "failed", 1),
+        ("security@example.org", "sent", 2)]
+    assert len(inbox.messages) == 3
+
+
+def test_review_all_links_are_checked_like_item_links(review: Any, clock: Any) -> None:
+    harness, inbox, launch, url = review
+    campaign_id = launch("  digest: true")
+    work_and_digest(harness)
+    text = next(t for to, _, t in inbox.messages if to == "grace@example.org")
+    all_link = ALL_LINK.search(text).group(0)  # type: ignore[union-attr]
+    item_token = ITEM_LINK.search(text).group(0).rsplit("/", 1)[1]  # type: ignore[union-attr]
+    # A token made for one item does not open the approve-all page (a salt per purpose).
+    assert httpx.post(f"{url}/review/all/{item_token}", data={"choice": "approve"}).status_code == 404
+    assert httpx.post(all_link[:-3] + "xyz", data={"choice": "approve"}).status_code == 404
+    harness.campaigns.terminate(campaign_id, harness.actor)
+    closed = httpx.post(all_link, data={"choice": "approve"})
+    assert closed.status_code == 410 and "closed" in closed.text
+    assert history_summary(harness.runtime, campaign_id)["Approved"] == 0
+    assert len(audits(harness, "Link Rejected")) == 3

@@ -8,6 +8,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ..campaigns import Campaigns
+from ..digests import DigestSender
 from ..engine import BatchStats, Worker
 from ..serve import run_all, run_scheduler, run_web, run_worker, stop_on_signals
 from .output import console, info
@@ -35,7 +36,9 @@ def work(
     campaigns.launch_due(actor())
     campaigns.apply_due_deadlines(actor())
     engine = Worker(runtime)
+    digests = DigestSender(runtime)
     total = BatchStats()
+    digests_sent = 0
     try:
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                       transient=True) as progress:
@@ -43,14 +46,20 @@ def work(
             while True:
                 stats = engine.run_once()
                 if stats.claimed == 0:
-                    break
+                    # Idle runs may wait on a digest; a digest that failed wakes its runs, so work on after it.
+                    sent = digests.send_due()
+                    digests_sent += sent.sent
+                    if not sent.changed_runs:
+                        break
+                    continue
                 total.claimed += stats.claimed
                 total.steps += stats.steps
                 total.finished += stats.finished
                 progress.update(task, description=f"{total.steps} steps, {total.finished} runs finished")
     finally:
         engine.close()
-    info(f"idle: {total.steps} step(s) executed, {total.finished} run(s) finished")
+    sent_note = f", {digests_sent} digest(s) sent" if digests_sent else ""
+    info(f"idle: {total.steps} step(s) executed, {total.finished} run(s) finished{sent_note}")
 
 
 def worker() -> None:

@@ -65,6 +65,9 @@ def show(
            + [{"field": "context", "value": run["context"]}, {"field": "target", "value": run["target"]}],
            ["field", "value"], fmt, title=f"Run {run_id}")
     render(timeline["steps"], STEP_COLUMNS, fmt, title="Timeline")
+    if timeline["digests"]:
+        render(timeline["digests"], ["id", "kind", "status", "assignee", "item_count", "attempt", "sent_at", "error"],
+               fmt, title="Digests that listed this run")
     if fmt is Format.table:
         parts = []
         for step in timeline["path"]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import jinja2
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -22,12 +22,15 @@ class OutcomeConfig(BaseModel):
         default=None, description="'now', 'event' (when the last event arrived) or an ISO time template."
     )
     result: str | None = Field(default=None, description="Template: what acting on it achieved.")
+    notify: Literal["request", "reminder"] | None = Field(
+        default=None, description="Put the run in the assignee's next digest, as a new request or a reminder."
+    )
     context: dict[str, str] = Field(default_factory=dict, description="Context values to set (templates).")
 
     @model_validator(mode="after")
     def _something(self) -> OutcomeConfig:
-        if not (self.assignee or self.response or self.response_at or self.result or self.context):
-            raise ValueError("set at least one of assignee, response, response_at, result, context")
+        if not (self.assignee or self.response or self.response_at or self.result or self.notify or self.context):
+            raise ValueError("set at least one of assignee, response, response_at, result, notify, context")
         return self
 
 
@@ -68,6 +71,8 @@ class RecordOutcome(StepType):
             facets["response_at"] = datetime.fromisoformat(at) if at else ctx.now
         elif "response_at" in facets and facets["response_at"] is not None:
             facets["response_at"] = datetime.fromisoformat(facets["response_at"])
+        if parsed.notify is not None:
+            facets["notify"] = parsed.notify
         if "assignee" in facets:
             context["assignee"] = facets["assignee"]
         return StepResult(detail={k: str(v) for k, v in facets.items()} or None, facets=facets,
