@@ -4,6 +4,7 @@ in its own transaction."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -264,25 +265,55 @@ class Campaigns:
             ).values(state="draft", updated_at=now))
 
     def cycle_deadline(self, launch_id: int, actor: Actor) -> int:
-        """Deliver a ``deadline`` event to every unfinished run of the cycle; returns how many got one."""
+        """End a cycle at its deadline; returns how many unfinished runs it reached.
+
+        A workflow that waits for a ``deadline`` event (an access review's end-of-campaign policy) gets one in every
+        unfinished run and finishes them itself. A workflow that never listens for it has no policy of its own:
+        its unfinished runs end as terminated, so the campaign completes when its time is up.
+        """
         now = self.runtime.clock.now()
         with reading(self.runtime.engine) as conn:
             launch = conn.execute(select(launches).where(launches.c.id == launch_id)).first()
-        if launch is None or launch.ended_at is not None:
-            return 0
+            if launch is None or launch.ended_at is not None:
+                return 0
+            cycle_definition = CampaignDefinition.model_validate(conn.execute(
+                select(campaign_versions.c.definition).where(campaign_versions.c.id == launch.version_id)).scalar_one())
         definition, _, _ = self.definition(launch.campaign_id)
+        live = select(runs.c.id).where(runs.c.launch_id == launch_id, runs.c.status.in_(LIVE_STATUSES))
+        ended: Sequence[Any] = ()
         with writing(self.runtime.engine) as conn:
-            live = select(runs.c.id).where(runs.c.launch_id == launch_id, runs.c.status.in_(LIVE_STATUSES))
-            count = len(conn.execute(insert(events).from_select(
-                ["run_id", "name", "payload", "source", "created_at"],
-                select(runs.c.id, literal("deadline"), literal({}, JSON()), literal("scheduler"),
-                       literal(now, runs.c.created_at.type)).where(runs.c.id.in_(live.scalar_subquery())),
-            ).returning(events.c.id)).all())
-            wake_waiting(conn, runs.c.launch_id == launch_id, now)
+            if _listens_for_deadline(cycle_definition):
+                count = len(conn.execute(insert(events).from_select(
+                    ["run_id", "name", "payload", "source", "created_at"],
+                    select(runs.c.id, literal("deadline"), literal({}, JSON()), literal("scheduler"),
+                           literal(now, runs.c.created_at.type)).where(runs.c.id.in_(live.scalar_subquery())),
+                ).returning(events.c.id)).all())
+                wake_waiting(conn, runs.c.launch_id == launch_id, now)
+                outcome = f"{count} unfinished run(s) notified"
+            else:
+                # Bumping the lease token makes a worker holding any of these runs drop its results.
+                ended = conn.execute(update(runs).where(runs.c.id.in_(live.scalar_subquery())).values(
+                    status="terminated", due_at=None, paused_due_at=None, lease_owner=None,
+                    lease_token=runs.c.lease_token + 1, error="ended at the cycle's deadline", finished_at=now,
+                    updated_at=now).returning(runs.c.id, runs.c.target_key, runs.c.current_node)).all()
+                count = len(ended)
+                outcome = f"{count} unfinished run(s) terminated"
             conn.execute(update(launches).where(launches.c.id == launch_id).values(ended_at=now))
             record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT, sub_type=AuditSubType.DEADLINE,
                    at=now, obj=audit_object(launch.campaign_id, definition), code=self,
-                   details=f"launch {launch_id}: deadline reached, {count} unfinished run(s) notified")
+                   details=f"launch {launch_id}: deadline reached, {outcome}")
+            completed = bool(ended) and _complete_if_idle(conn, launch.campaign_id, now)
+            if completed:
+                record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT,
+                       sub_type=AuditSubType.WORKFLOW_COMPLETED, at=now, code=self,
+                       obj=audit_object(launch.campaign_id, definition),
+                       details="every run finished (the deadline ended the last ones)")
+        for run in ended:
+            self.runtime.notify("on_run_finished", run={
+                "id": run.id, "campaign_id": launch.campaign_id, "target_key": run.target_key,
+                "status": "terminated", "current_node": run.current_node, "error": "ended at the cycle's deadline"})
+        if completed:
+            self.runtime.notify("on_campaign_finished", campaign=self.get(launch.campaign_id), state="completed")
         return count
 
     def _schedule(self, campaign: dict[str, Any], definition: CampaignDefinition, version_id: int, at: datetime,
@@ -409,3 +440,17 @@ def _deadline(definition: CampaignDefinition, start: datetime) -> datetime | Non
 
 def audit_object(campaign_id: str, definition: CampaignDefinition) -> AuditObject:
     return AuditObject(campaign_id, definition.name, definition.folder, definition.version_tuple)
+
+
+def _listens_for_deadline(definition: CampaignDefinition) -> bool:
+    return any(node.type == "wait_for_event" and "deadline" in (node.config.get("events") or [])
+               for node in definition.workflow.nodes)
+
+
+def _complete_if_idle(conn: Connection, campaign_id: str, now: datetime) -> bool:
+    """After runs ended outside a worker: the campaign completes if nothing is live and no cycle is pending."""
+    return bool(conn.execute(update(campaigns).where(
+        campaigns.c.id == campaign_id, campaigns.c.state == "in_progress",
+        ~exists().where(runs.c.campaign_id == campaign_id, runs.c.status.in_(LIVE_STATUSES)),
+        ~exists().where(launches.c.campaign_id == campaign_id, launches.c.status == "scheduled"),
+    ).values(state="completed", finished_at=now, updated_at=now)).rowcount)

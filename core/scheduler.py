@@ -1,7 +1,7 @@
 """The scheduler role: APScheduler 3 with its job store in the project database, one process per deployment.
 
-It schedules what happens at a time — cycle launches, deadlines, audit dispatch, digests, retention — never one job per
-target. Scheduled launches live in the launches table; jobs are kept in step with it (fixed ids, replace_existing),
+It schedules what happens at a time — cycle launches, deadlines, audit dispatch, digests, retention — never one job
+per target. Scheduled launches live in the launches table; jobs are kept in step with it (fixed ids, replace_existing),
 so a restart keeps every schedule and a lost job is recreated by the next sync.
 """
 
@@ -61,19 +61,24 @@ class SchedulerService:
         jobs.bind(None)
 
     def sync(self) -> int:
-        """Make sure every scheduled launch has its job; returns how many launches are scheduled."""
+        """Make sure every scheduled launch and every open cycle's deadline has its job; returns how many launches
+        are scheduled. Cycles launched by another process (`campaignkit campaign launch`) get their deadline here."""
         with reading(self.runtime.engine) as conn:
             scheduled = conn.execute(select(launches.c.id, launches.c.cycle_at)
                                      .where(launches.c.status == "scheduled")).all()
-        wanted = {f"launch:{row.id}": row for row in scheduled}
+            open_cycles = conn.execute(select(launches.c.id, launches.c.deadline_at)
+                                       .where(launches.c.status == "launched", launches.c.deadline_at.is_not(None),
+                                              launches.c.ended_at.is_(None))).all()
+        wanted = {f"launch:{row.id}": ("launch_cycle", row.cycle_at, row.id) for row in scheduled}
+        wanted |= {f"deadline:{row.id}": ("cycle_deadline", row.deadline_at, row.id) for row in open_cycles}
         for job in self.scheduler.get_jobs():
-            if job.id.startswith("launch:") and job.id not in wanted:
-                job.remove()  # cancelled, or launched elsewhere
+            if job.id.startswith(("launch:", "deadline:")) and job.id not in wanted:
+                job.remove()  # cancelled, launched or ended elsewhere
         existing = {job.id for job in self.scheduler.get_jobs()}
-        for job_id, row in wanted.items():
+        for job_id, (function, at, launch_id) in wanted.items():
             if job_id not in existing:
-                self._ensure(job_id, "launch_cycle", DateTrigger(run_date=row.cycle_at), args=[row.id])
-        return len(wanted)
+                self._ensure(job_id, function, DateTrigger(run_date=at), args=[launch_id])
+        return len(scheduled)
 
     def add_deadline(self, launch_id: int, at: datetime) -> None:
         self._ensure(f"deadline:{launch_id}", "cycle_deadline", DateTrigger(run_date=at), args=[launch_id])

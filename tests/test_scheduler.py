@@ -186,6 +186,40 @@ def test_deadline_notifies_unfinished_runs(harness: Any, clock: FakeClock) -> No
     assert "Deadline Reached" in audit_subtypes(harness.runtime)
 
 
+def test_a_deadline_ends_runs_of_a_workflow_that_does_not_wait_for_it(harness: Any, clock: FakeClock) -> None:
+    harness.csv(AUDIENCE)
+    campaign_id = harness.create(definition("{end_after: P14D}").replace(
+        "next: done}", "next: wait}\n    - {id: wait, type: wait_for_event, config: {events: [clicked]}, next: done}"))
+    harness.campaigns.launch(campaign_id, harness.actor)
+    harness.work()
+    assert {r.status for r in harness.runs(campaign_id)} == {"waiting"}
+    (launch,) = launch_rows(harness.runtime, campaign_id)
+    clock.set(launch.deadline_at)
+    assert harness.campaigns.cycle_deadline(launch.id, harness.actor) == 3
+    ended = harness.runs(campaign_id)
+    assert {(r.status, r.error) for r in ended} == {("terminated", "ended at the cycle's deadline")}
+    assert harness.campaigns.get(campaign_id)["state"] == "completed"
+    assert audit_subtypes(harness.runtime)[-2:] == ["Deadline Reached", "Workflow Completed"]
+
+
+def test_the_scheduler_applies_the_deadline_of_a_cycle_launched_elsewhere(harness: Any, clock: FakeClock) -> None:
+    harness.csv(AUDIENCE)
+    campaign_id = harness.create(definition("{end_after: PT1H}", waits_for_deadline=True))
+    harness.campaigns.launch(campaign_id, harness.actor)  # as `campaignkit campaign launch` does, no scheduler
+    harness.work()
+    clock.advance(timedelta(hours=1))
+    # The deadline (fake now) is two hours behind real time: the scheduler's job is due as soon as sync adds it.
+    service = SchedulerService(harness.runtime)
+    service.start()
+    try:
+        wait_until(lambda: launch_rows(harness.runtime, campaign_id)[0].ended_at is not None)
+    finally:
+        service.shutdown()
+    harness.work()
+    assert {r.status for r in harness.runs(campaign_id)} == {"completed"}
+    assert harness.campaigns.get(campaign_id)["state"] == "completed"
+
+
 @pytest.mark.parametrize("enabled", [True, False])
 def test_task_events_switch(make_runtime: Any, enabled: bool) -> None:
     runtime = make_runtime(audit={"task_events": enabled})
