@@ -12,7 +12,22 @@ from .errors import (
     StepError,
 )
 from .hookspecs import hookimpl
-from .http import CaFile, HttpClient, HttpError, OutboundUrl, Response, redacted
+from .http import (
+    MIN_SECRET_LENGTH,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    CaFile,
+    HttpClient,
+    HttpError,
+    OutboundUrl,
+    Response,
+    redacted,
+    sign,
+    signature_headers,
+    tls_context,
+    user_agent,
+)
+from .http_call import HttpCall, HttpCallConfig
 from .interfaces import (
     AudienceSource,
     AuditSink,
@@ -37,8 +52,11 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "FAILURE",
+    "MIN_SECRET_LENGTH",
     "NEXT",
+    "SIGNATURE_HEADER",
     "TIMEOUT",
+    "TIMESTAMP_HEADER",
     "AudienceError",
     "AudienceSource",
     "AuditSink",
@@ -54,6 +72,8 @@ __all__ = [
     "EnforcementResult",
     "FieldUpdate",
     "FieldUpdater",
+    "HttpCall",
+    "HttpCallConfig",
     "HttpClient",
     "HttpError",
     "Message",
@@ -71,4 +91,8 @@ __all__ = [
     "__version__",
     "hookimpl",
     "redacted",
+    "sign",
+    "signature_headers",
+    "tls_context",
+    "user_agent",
 ]

@@ -6,6 +6,8 @@ or credentials in a URL.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import http.client
 import ipaddress
 import logging
@@ -15,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -25,6 +28,34 @@ log = logging.getLogger(__name__)
 
 # Worth another try within a call: the receiver is busy or restarting. Other statuses are the caller's to judge.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+EXCERPT = 200
+# Signed requests (audit webhook, enforcement webhook): HMAC-SHA256 over a timestamp and the body.
+SIGNATURE_HEADER = "X-Campaignkit-Signature"
+TIMESTAMP_HEADER = "X-Campaignkit-Timestamp"
+MIN_SECRET_LENGTH = 16
+
+
+def user_agent() -> str:
+    try:
+        return f"campaignkit/{version('campaignkit')}"
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "campaignkit"
+
+
+def sign(secret: bytes, timestamp: str, body: bytes) -> str:
+    """The signature header value: the timestamp is signed too, so a captured request cannot be replayed later."""
+    return "sha256=" + hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def signature_headers(secret: bytes, body: bytes) -> Callable[[], Mapping[str, str]]:
+    """For HttpClient.request(sign=...): a fresh timestamp and signature on every attempt."""
+
+    def headers() -> Mapping[str, str]:
+        # Wall-clock seconds, not the runtime's clock: the receiver checks freshness against its own clock.
+        timestamp = str(int(time.time()))
+        return {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(secret, timestamp, body)}
+
+    return headers
 
 
 def is_loopback(host: str) -> bool:
@@ -89,8 +120,14 @@ class HttpError(Exception):
         super().__init__(message)
         self.status = status
         self.body = body
-        # Worth retrying later: no answer, or a status that says the receiver is busy.
-        self.temporary = temporary if temporary is not None else status is None or status in RETRY_STATUSES
+        # Worth retrying later: no answer, a busy receiver or a server error.
+        self.temporary = temporary if temporary is not None else (
+            status is None or status in RETRY_STATUSES or status >= 500)
+
+    @property
+    def excerpt(self) -> str:
+        """The start of the receiver's answer, on one line (it ends up in one-line errors and step details)."""
+        return " ".join(self.body.decode("utf-8", "replace").split())[:EXCERPT]
 
 
 class HttpClient:

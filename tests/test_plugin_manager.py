@@ -48,7 +48,9 @@ def test_block_and_allow_lists(tmp_path: Any) -> None:
     blocked = runtime(tmp_path, plugins={"blocked": ["email"]})
     assert "smtp" not in blocked.registry.names("channel")
     only = runtime(tmp_path, plugins={"enabled": ["enforcement"]})
-    assert only.registry.names("channel") == ["log", "null"] and only.registry.names("enforcement action") == ["noop"]
+    assert only.registry.names("channel") == ["log", "null"]
+    assert only.registry.names("enforcement action") == ["noop", "scim", "webhook"]
+    assert only.registry.names("field updater") == []  # custom_field is not enabled
 
 
 def test_duplicate_names_are_a_start_up_error(tmp_path: Any) -> None:

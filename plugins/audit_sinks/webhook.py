@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, SecretStr, field_validator
 
-from campaignkit.core import AuditSink, CaFile, HttpClient, HttpError, OutboundUrl, __version__
+from campaignkit.core import (
+    MIN_SECRET_LENGTH,
+    AuditSink,
+    CaFile,
+    HttpClient,
+    HttpError,
+    OutboundUrl,
+    signature_headers,
+    user_agent,
+)
 
 from .base import SinkConfig
 
@@ -24,11 +30,6 @@ log = logging.getLogger(__name__)
 
 class WebhookError(Exception):
     """A delivery that did not succeed; the message names the endpoint without credentials, never the secret."""
-
-
-SIGNATURE_HEADER = "X-Campaignkit-Signature"
-TIMESTAMP_HEADER = "X-Campaignkit-Timestamp"
-MIN_SECRET_LENGTH = 16
 
 
 class WebhookConfig(SinkConfig):
@@ -50,11 +51,6 @@ class WebhookConfig(SinkConfig):
         return value
 
 
-def sign(secret: bytes, timestamp: str, body: bytes) -> str:
-    """The signature header value: the timestamp is signed too, so a captured request cannot be replayed later."""
-    return "sha256=" + hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-
-
 class WebhookSink(AuditSink):
     name = "webhook"
     Config = WebhookConfig
@@ -73,15 +69,9 @@ class WebhookSink(AuditSink):
     def _post(self, records: Sequence[Mapping[str, Any]]) -> None:
         body = json.dumps({"records": [dict(r) for r in records]}, ensure_ascii=False, separators=(",", ":"),
                           default=str).encode()
-        secret = self.config.secret.get_secret_value().encode()
-
-        def signature() -> dict[str, str]:
-            # Wall-clock seconds, not the runtime's clock: the receiver checks freshness against its own clock.
-            timestamp = str(int(time.time()))
-            return {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(secret, timestamp, body)}
-
+        signature = signature_headers(self.config.secret.get_secret_value().encode(), body)
         try:
             self._client.request("POST", self.config.url, body=body, sign=signature, headers={
-                "Content-Type": "application/json", "User-Agent": f"campaignkit/{__version__}"})
+                "Content-Type": "application/json", "User-Agent": user_agent()})
         except HttpError as exc:
             raise WebhookError(str(exc)) from None
