@@ -18,7 +18,7 @@ from .clock import utc
 from .db import reading, writing
 from .errors import InvalidState, NotFound
 from .events import wake_waiting
-from .launch import Progress, audience_targets, insert_runs
+from .launch import AudienceFile, CountedTargets, Progress, audience_file, audience_targets, insert_runs
 from .loader import LoadedDefinition
 from .scheduling import first_cycle, next_cycle
 from .schema import LIVE_STATUSES, campaign_versions, campaigns, events, launches, runs
@@ -166,16 +166,14 @@ class Campaigns:
             at = first_cycle(definition.schedule, now, self.runtime.settings.timezone)
         if at is not None and utc(at) > now:
             return self._schedule(campaign, definition, version_id, utc(at), actor, now)
-        targets = audience_targets(self.runtime, definition, base_dir, audience)
+        targets = CountedTargets(audience_targets(self.runtime, definition, base_dir, audience))
         with writing(self.runtime.engine) as conn:
             launch_id = self._new_launch(conn, campaign, version_id, now, "launched", now,
                                          deadline=_deadline(definition, now))
             count = insert_runs(conn, targets, campaign_id=campaign_id, launch_id=launch_id,
                                 version_id=version_id, due_at=now, now=now, progress=progress)
-            if audience is not None:
-                record(conn, actor=actor, audit_type=AuditType.CLIENT_JOB, sub_type=AuditSubType.FILE_IMPORT, at=now,
-                       obj=audit_object(campaign_id, definition), code=self,
-                       details=f"audience {audience}: {count} target(s) for launch {launch_id}")
+            self._audit_import(conn, audience_file(definition, base_dir, audience), targets, count, campaign_id,
+                               definition, launch_id, actor, now)
             self._mark_launched(conn, campaign, definition, launch_id, count, actor, now)
         self._notify_started(campaign_id, launch_id, count)
         return LaunchResult(campaign_id, launch_id, now, "launched", count)
@@ -223,12 +221,14 @@ class Campaigns:
                                f"(grace {grace})")
         else:
             status, deadline = "launched", _deadline(definition, now)
-            targets = audience_targets(self.runtime, definition, base_dir)
+            targets = CountedTargets(audience_targets(self.runtime, definition, base_dir))
             with writing(self.runtime.engine) as conn:
                 if not self._claim_launch(conn, launch_id, "launched", now, deadline=deadline):
                     return CycleOutcome(launch_id, "taken")
                 count = insert_runs(conn, targets, campaign_id=launch.campaign_id, launch_id=launch_id,
                                     version_id=launch.version_id, due_at=now, now=now)
+                self._audit_import(conn, audience_file(definition, base_dir), targets, count, launch.campaign_id,
+                                   definition, launch_id, actor, now)
                 self._mark_launched(conn, campaign, definition, launch_id, count, actor, now)
             self._notify_started(launch.campaign_id, launch_id, count)
         next_launch_id = self._schedule_next(campaign, definition, launch.version_id, launch.cycle_at, now)
@@ -347,6 +347,18 @@ class Campaigns:
         record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT, sub_type=AuditSubType.WORKFLOW_STARTED,
                at=now, obj=audit_object(campaign["id"], definition), code=self,
                details=f"launch {launch_id}: {count} run(s)")
+
+    def _audit_import(self, conn: Connection, imported: AudienceFile | None, targets: CountedTargets, count: int,
+                      campaign_id: str, definition: CampaignDefinition, launch_id: int, actor: Actor,
+                      now: datetime) -> None:
+        """Client Job / File Import for a launch that read its audience from a file, on the launch's connection:
+        a bad row rolls back the runs and this record together. See ``audience_file`` for sources without a file."""
+        if imported is None:
+            return
+        record(conn, actor=actor, audit_type=AuditType.CLIENT_JOB, sub_type=AuditSubType.FILE_IMPORT, at=now,
+               obj=audit_object(campaign_id, definition), code=self,
+               details=f"audience file {imported.path} (source {imported.source}): {targets.rows} row(s), "
+                       f"{count} target(s) for launch {launch_id}")
 
     def _notify_started(self, campaign_id: str, launch_id: int, count: int) -> None:
         self.runtime.notify("on_campaign_started", campaign=self.get(campaign_id), launch_id=launch_id,

@@ -8,24 +8,37 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, insert, select, update
 
+from .audit import Actor, AuditObject, AuditSubType, AuditType, record
 from .db import writing
 from .errors import InvalidState, NotFound
-from .schema import FINAL_STATUSES, campaigns, events, runs
+from .schema import FINAL_STATUSES, campaign_versions, campaigns, events, runs
 
 if TYPE_CHECKING:
     from .runtime import Runtime
 
 
 def send_event(
-    runtime: Runtime, run_id: int, name: str, payload: Mapping[str, Any] | None = None, *, source: str | None = None
+    runtime: Runtime, run_id: int, name: str, payload: Mapping[str, Any] | None = None, *, source: str | None = None,
+    actor: Actor | None = None,
 ) -> int:
     """Record an event for a run and make the run due now if it is waiting; returns the event id.
 
     A run that a worker holds is not touched here: the worker wakes it when it writes its batch back.
+    ``actor`` is the person who sent it (``event send``, the JSON API): the event is then audited as Interaction
+    Event / Trigger Request in the same transaction. Events the system sends itself (deadlines, digests, decisions
+    whose own record the review service writes) go through ``record_event`` and are not audited here.
     """
     now = runtime.clock.now()
     with writing(runtime.engine) as conn:
-        return record_event(conn, run_id, name, payload, source=source, now=now)
+        event_id = record_event(conn, run_id, name, payload, source=source, now=now)
+        if actor is not None:
+            # Payload values may be personal data (an IP, an address): the record names the keys only.
+            keys = ", ".join(sorted(payload or {})) or "none"
+            record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT, sub_type=AuditSubType.TRIGGER_REQUEST,
+                   at=now, obj=_run_object(conn, run_id),
+                   details=f"event {name!r} (event {event_id}) sent to run {run_id} via {source or 'unknown'}; "
+                           f"payload keys: {keys}")
+        return event_id
 
 
 def record_event(conn: Connection, run_id: int, name: str, payload: Mapping[str, Any] | None, *,
@@ -41,6 +54,16 @@ def record_event(conn: Connection, run_id: int, name: str, payload: Mapping[str,
     ).returning(events.c.id)).scalar_one()
     wake_waiting(conn, runs.c.id == run_id, now)
     return int(event_id)
+
+
+def _run_object(conn: Connection, run_id: int) -> AuditObject:
+    """The campaign a run belongs to, at the version the run started on."""
+    row = conn.execute(select(campaigns.c.id, campaigns.c.name, campaigns.c.folder, campaign_versions.c.major,
+                              campaign_versions.c.minor)
+                       .join(runs, runs.c.campaign_id == campaigns.c.id)
+                       .join(campaign_versions, campaign_versions.c.id == runs.c.version_id)
+                       .where(runs.c.id == run_id)).one()
+    return AuditObject(row.id, row.name, row.folder, (row.major, row.minor))
 
 
 def wake_waiting(conn: Connection, which: ColumnElement[bool], now: datetime) -> None:

@@ -76,7 +76,9 @@ def send_digests() -> None:
 def prune() -> None:
     runtime = _bound().runtime
     days = runtime.settings.scheduler.retention_days
-    if days is None:
-        return
-    with system_task(runtime, "retention pruning", prune):
-        prune_step_records(runtime, older_than=timedelta(days=days))
+    # With retention off the job still ran, so it is audited like every other execution, saying it did nothing.
+    name = "retention pruning" if days is not None else "retention pruning (retention off)"
+    with system_task(runtime, name, prune):
+        if days is not None:
+            pruned = prune_step_records(runtime, older_than=timedelta(days=days))
+            log.info("retention: %s step record(s) pruned", pruned)

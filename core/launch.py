@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,13 +26,55 @@ Progress = Callable[[int], None]
 
 def audience_targets(runtime: Runtime, definition: CampaignDefinition, base_dir: Path,
                      override: Path | None = None) -> Iterator[Target]:
-    spec: dict[str, Any] = definition.audience.model_dump() if definition.audience else {"source": "csv"}
-    if override is not None:
-        spec = {**spec, "source": "csv", "path": str(override.resolve())}
+    spec = _audience_spec(definition, override)
     if spec.get("source") == "csv" and not spec.get("path"):
         raise AudienceError("the campaign has no audience: give audience.path in the definition or --audience")
     source = runtime.registry.audience_source(spec["source"], runtime)
     return source.targets(spec, base_dir)
+
+
+def _audience_spec(definition: CampaignDefinition, override: Path | None) -> dict[str, Any]:
+    spec: dict[str, Any] = definition.audience.model_dump() if definition.audience else {"source": "csv"}
+    if override is not None:
+        spec = {**spec, "source": "csv", "path": str(override.resolve())}
+    return spec
+
+
+@dataclass(frozen=True)
+class AudienceFile:
+    """The file a launch imports its audience from (audited as Client Job / File Import)."""
+
+    source: str
+    path: Path
+
+
+def audience_file(definition: CampaignDefinition, base_dir: Path, override: Path | None = None) -> AudienceFile | None:
+    """The file this launch's audience is read from, or None when the source reads no file.
+
+    ``audience.path`` is how a source names its file (csv does; a plugin's xlsx or JSON-lines source would too), so
+    any source given a path imports a file, whatever its name. A source without one (a directory, an HTTP API, a
+    database query) imports no file: such a launch gets no File Import record, since its Workflow Started record
+    already carries the target count and its source is part of the definition audited as Created / Edited.
+    """
+    spec = _audience_spec(definition, override)
+    raw = spec.get("path")
+    if not isinstance(raw, str) or not raw:
+        return None
+    path = Path(raw) if Path(raw).is_absolute() else base_dir / raw
+    return AudienceFile(str(spec.get("source", "csv")), path.resolve())
+
+
+class CountedTargets(Iterator[Target]):
+    """Passes targets through, counting them: rows read, before duplicate keys merge into one run."""
+
+    def __init__(self, targets: Iterator[Target]) -> None:
+        self._targets = targets
+        self.rows = 0
+
+    def __next__(self) -> Target:
+        target = next(self._targets)
+        self.rows += 1
+        return target
 
 
 def insert_runs(

@@ -12,6 +12,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 
+from .audit import Actor, AuditSubType, AuditType, record
+from .db import writing
 from .errors import CampaignkitError, InvalidState, NotFound
 from .events import send_event
 from .history import HistoryQuery, history_page, history_summary
@@ -89,12 +91,19 @@ def create_app(runtime: Runtime) -> FastAPI:
             return link_error(exc)
         return page("review_done", item=item, decided=decided)
 
-    def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
+    def authorised(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
         token = runtime.settings.api_token
         if token is None:
             raise HTTPException(503, "the API is disabled: set api_token (campaignkit init creates one)")
         expected = f"Bearer {token.get_secret_value()}"
         if authorization is None or not hmac.compare_digest(authorization.encode(), expected.encode()):
+            # A refused credential is a failed log-in; accepted calls are not audited one by one. What was sent is
+            # itself a credential, perhaps a real one mistyped: the record names the problem, never the value.
+            reason = "no Authorization header" if authorization is None else "wrong bearer token"
+            with writing(runtime.engine) as conn:
+                record(conn, actor=Actor("anonymous", None, _client(request)), audit_type=AuditType.SYSTEM_ACCESS,
+                       sub_type=AuditSubType.LOGIN_FAILED, at=runtime.clock.now(),
+                       details=f"API token rejected ({reason}): {request.method} {request.url.path}")
             raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
 
     api = [Depends(authorised)]
@@ -157,8 +166,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         return _or_404(lambda: run_timeline(runtime, run_id))
 
     @app.post("/api/runs/{run_id}/events", dependencies=api, status_code=201)
-    def event(run_id: int, body: EventIn) -> dict[str, Any]:
-        event_id = _or_404(lambda: send_event(runtime, run_id, body.name, body.payload, source="api"))
+    def event(run_id: int, body: EventIn, request: Request) -> dict[str, Any]:
+        # One bearer token and no user accounts: the API caller is "api", from its client address.
+        sender = Actor("api", None, _client(request))
+        event_id = _or_404(lambda: send_event(runtime, run_id, body.name, body.payload, source="api", actor=sender))
         return {"event_id": event_id}
 
     return app

@@ -12,7 +12,7 @@ from ..errors import CampaignkitError
 from ..events import send_event
 from ..queries import RunQuery, list_runs, run_timeline
 from .output import Format, info, render, render_json
-from .state import STATE
+from .state import STATE, actor
 
 RUN_COLUMNS = ["id", "target_key", "status", "current_node", "launch_id", "due_at", "updated_at", "error"]
 STEP_COLUMNS = ["node_id", "step_type", "visit", "attempt", "started_at", "finished_at", "outcome", "edge", "detail"]
@@ -91,5 +91,5 @@ def send(
         raise CampaignkitError(f"--payload: not valid JSON: {exc.msg} (column {exc.colno})") from None
     if not isinstance(data, dict):
         raise CampaignkitError("--payload: must be a JSON object")
-    event_id = send_event(STATE.runtime(), run_id, name, data, source="cli")
+    event_id = send_event(STATE.runtime(), run_id, name, data, source="cli", actor=actor())
     info(f"event {event_id} ({name}) recorded for run {run_id}")

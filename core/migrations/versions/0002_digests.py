@@ -1,4 +1,4 @@
-"""digests: runs.notify, the digests and digest_items tables
+"""digests: runs.notify, the digests and digest_items tables; audit_history indexed by object name
 
 Revision ID: 0002
 Revises: 0001
@@ -53,8 +53,13 @@ def upgrade() -> None:
     with op.batch_alter_table('digest_items', schema=None) as batch_op:
         batch_op.create_index('ix_digest_items_run_id', ['run_id'], unique=False)
 
+    with op.batch_alter_table('audit_history', schema=None) as batch_op:
+        batch_op.create_index('ix_audit_history_object_name_audit_timestamp', ['object_name', 'audit_timestamp'], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table('audit_history', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_history_object_name_audit_timestamp')
     with op.batch_alter_table('digest_items', schema=None) as batch_op:
         batch_op.drop_index('ix_digest_items_run_id')
     op.drop_table('digest_items')
