@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import inspect
 import os
 import socket
 from collections.abc import Mapping
@@ -128,7 +129,8 @@ def entry(
     code: Any = None,
 ) -> dict[str, Any]:
     """One audit row's values, without id and hash (``append`` assigns those)."""
-    cls = code if isinstance(code, type) else type(code) if code is not None else None
+    # A class, a function (scheduler jobs are plain functions) or an instance: name the code itself.
+    named = code if isinstance(code, type) or inspect.isroutine(code) else type(code) if code is not None else None
     return {
         "user_name": actor.user_name,
         "computer_name": actor.computer_name,
@@ -143,9 +145,9 @@ def entry(
         "audit_type": str(audit_type),
         "audit_sub_type": str(sub_type),
         "details": details,
-        "class_name": f"{cls.__module__}.{cls.__qualname__}" if cls else None,
+        "class_name": f"{named.__module__}.{named.__qualname__}" if named else None,
         # The top-level package names the distribution: campaignkit, or the plugin's own.
-        "assembly_name": cls.__module__.split(".")[0] if cls else None,
+        "assembly_name": named.__module__.split(".")[0] if named else None,
     }
 
 

@@ -232,13 +232,16 @@ def test_task_events_switch(make_runtime: Any, enabled: bool) -> None:
         jobs.bind(None)
     with runtime.engine.connect() as conn:
         rows = conn.execute(select(audit_history.c.audit_type, audit_history.c.audit_sub_type,
-                                   audit_history.c.details).order_by(audit_history.c.audit_id)).all()
+                                   audit_history.c.details, audit_history.c.class_name,
+                                   audit_history.c.assembly_name).order_by(audit_history.c.audit_id)).all()
     if not enabled:
         assert rows == []
         return
     assert [(r.audit_type, r.audit_sub_type) for r in rows] == [("System Task", "Started"),
                                                                  ("System Task", "Completed")] * 2
     assert rows[1].details.startswith("sync scheduled launches: succeeded in ")
+    # The job's own code is named, not the type of a Python function.
+    assert (rows[0].class_name, rows[0].assembly_name) == ("campaignkit.core.jobs.sync_launches", "campaignkit")
 
 
 def test_a_rolled_back_launch_leaves_no_audit_record(harness: Any) -> None:
