@@ -146,3 +146,11 @@ def harness(runtime: Runtime, actor: Actor, tmp_path: Path) -> Iterator[Harness]
     h = Harness(runtime, actor, tmp_path)
     yield h
     h.worker.close()
+
+
+@pytest.fixture
+def review(make_runtime: Any, actor: Actor, tmp_path: Path) -> Iterator[Any]:
+    """An access review with aiosmtpd and the web app on 127.0.0.1: (harness, inbox, launch, url)."""
+    from review_support import review_fixture
+
+    yield from review_fixture(make_runtime, lambda runtime: Harness(runtime, actor, tmp_path))

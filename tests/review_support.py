@@ -1,0 +1,133 @@
+"""Shared by the access-review tests: a review with a real SMTP server (aiosmtpd) and the web app under uvicorn,
+both on 127.0.0.1, and helpers to read what they produced."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from campaignkit.core.history import HistoryQuery, history_page
+from campaignkit.core.schema import audit_history
+from campaignkit.core.web import create_app
+
+AUDIENCE = """user,user_email,application,approver
+ada,ada@example.org,Payroll,grace@example.org
+ada,ada@example.org,Git,linus@example.org
+linus,linus@example.org,Git,linus@example.org
+margaret,margaret@example.org,Payroll,
+alan,alan@example.org,CRM,not-an-address
+barbara,barbara@example.org,CRM,grace@example.org
+"""
+REVIEW = """
+name: Quarterly access review
+kind: access_review
+audience: {{source: csv, path: {path}}}
+schedule: {{end_after: P14D}}
+settings:
+  channel: smtp
+  remind_every: P3D
+  escalate_after: P5D
+  fallback_approver: security@example.org
+{extra}
+"""
+LINK = re.compile(r"http://127\.0\.0\.1:\d+/review/[A-Za-z0-9_.\-]+")
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str, str]] = []  # to, subject, text
+        self.controller: Any = None
+        self.port = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        import email
+        import email.policy
+
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        body = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        self.messages.append((str(parsed["To"]), str(parsed["Subject"]), body))
+        return "250 OK"
+
+    def links_for(self, to: str) -> list[str]:
+        return [LINK.search(text).group(0) for rcpt, _, text in self.messages if rcpt == to]  # type: ignore[union-attr]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(app: Any, port: int) -> Iterator[str]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def rows(harness: Any, campaign_id: str) -> dict[tuple[str, str], dict[str, Any]]:
+    page = history_page(harness.runtime, HistoryQuery(campaign_id, limit=1000))
+    return {(r["User"], r["Application"]): r for r in page}
+
+
+def audits(harness: Any, sub_type: str) -> list[Any]:
+    with harness.runtime.engine.connect() as conn:
+        return list(conn.execute(select(audit_history).where(audit_history.c.audit_sub_type == sub_type)))
+
+
+ALL_LINK = re.compile(r"http://127\.0\.0\.1:\d+/review/all/[A-Za-z0-9_.\-]+")
+ITEM_LINK = re.compile(r"http://127\.0\.0\.1:\d+/review/(?!all/)[A-Za-z0-9_.\-]+")
+
+
+def review_fixture(make_runtime: Any, make_harness: Callable[[Any], Any]) -> Iterator[Any]:
+    """The `review` fixture (declared in conftest): harness, inbox, launch(extra_settings), web URL."""
+    inbox = Inbox()
+    smtp_port, web_port = free_port(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    inbox.controller, inbox.port = controller, smtp_port  # for tests that take the mail server down
+    runtime = make_runtime(secret_key="k" * 48, web={"base_url": f"http://127.0.0.1:{web_port}"},
+                           plugins={"config": {"smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none",
+                                                        "sender": "reviews@example.org"}}})
+    harness = make_harness(runtime)
+    audience = harness.csv(AUDIENCE)
+
+    def launch(extra: str = "") -> str:
+        campaign_id = harness.create(REVIEW.format(path=audience, extra=extra))
+        harness.campaigns.launch(campaign_id, harness.actor)
+        harness.work()
+        return campaign_id
+
+    try:
+        with serving(create_app(runtime), web_port) as url:
+            yield harness, inbox, launch, url
+    finally:
+        inbox.controller.stop()
+
+
+def work_and_digest(harness: Any) -> Any:
+    """What `campaignkit work --until-idle` does: advance runs, send digests, advance the runs a failure woke."""
+    from campaignkit.core.digests import DigestSender
+
+    harness.work()
+    stats = DigestSender(harness.runtime).send_due()
+    harness.work()
+    return stats
