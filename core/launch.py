@@ -64,6 +64,22 @@ def audience_file(definition: CampaignDefinition, base_dir: Path, override: Path
     return AudienceFile(str(spec.get("source", "csv")), path.resolve())
 
 
+def estimated_rows(file: AudienceFile | None) -> int | None:
+    """Data rows in a CSV audience (lines after the header), for a progress bar's total; None when unknown.
+
+    A quoted field spanning lines makes it an overestimate, which only ends the bar early.
+    """
+    if file is None or file.source != "csv" or not file.path.is_file():
+        return None
+    lines, last = 0, b"\n"
+    with file.path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    lines += last != b"\n"  # a last line without its newline
+    return max(lines - 1, 0)
+
+
 class CountedTargets(Iterator[Target]):
     """Passes targets through, counting them: rows read, before duplicate keys merge into one run."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -212,3 +213,16 @@ def test_duplicate_targets_merge_by_key(harness: Any) -> None:
     assert count == 4500
     u1 = next(r for r in harness.runs(campaign_id) if r.target_key == "u1")
     assert u1.target == {"key": "u1", "email": "", "plan": "pro"}  # later rows win
+
+
+def test_the_launch_progress_bar_knows_how_many_rows_a_csv_has(tmp_path: Path) -> None:
+    from campaignkit.core.launch import AudienceFile, estimated_rows
+
+    with_newline, without = tmp_path / "a.csv", tmp_path / "b.csv"
+    with_newline.write_text("key,email\n" + "".join(f"k{i},k{i}@example.org\n" for i in range(2500)))
+    without.write_text("key,email\nk1,k1@example.org\nk2,k2@example.org")
+    assert estimated_rows(AudienceFile("csv", with_newline)) == 2500
+    assert estimated_rows(AudienceFile("csv", without)) == 2
+    assert estimated_rows(AudienceFile("xlsx", with_newline)) is None  # not a format we can count
+    assert estimated_rows(AudienceFile("csv", tmp_path / "missing.csv")) is None
+    assert estimated_rows(None) is None

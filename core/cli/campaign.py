@@ -15,6 +15,7 @@ from ..campaigns import Campaigns
 from ..clock import utc
 from ..db import reading
 from ..errors import CampaignkitError
+from ..launch import audience_file, estimated_rows
 from ..loader import load_definition_file
 from ..queries import campaign_summary, list_campaigns
 from ..schema import campaigns as campaigns_table
@@ -110,9 +111,11 @@ def launch(
     if at_risk and not yes:
         raise CampaignkitError(f"this review revokes unanswered access at its deadline: {at_risk} access(es) could "
                                "be removed; run again with --yes to launch it")
+    definition, _, base_dir = service.definition(campaign_id)
+    total = estimated_rows(audience_file(definition, base_dir, audience))
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as progress:
-        task = progress.add_task("reading audience", total=None)
+        task = progress.add_task("reading audience", total=total)
         result = service.launch(campaign_id, actor(), at=utc(at) if at else None, audience=audience,
                                 progress=lambda count: progress.update(task, completed=count))
     if result.status == "scheduled":
