@@ -113,7 +113,7 @@ def after(moment: datetime, duration: str) -> datetime:
 
 @hookimpl(trylast=True)
 def prepare_jinja_environment(env: jinja2.Environment, purpose: str) -> None:
-    env.filters["after"] = after
+    env.filters.setdefault("after", after)  # trylast runs after every plugin: never replace a plugin's own
 
 
 @hookimpl(trylast=True)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -31,11 +32,26 @@ JOBS = "campaignkit.core.jobs"
 JOB_TABLE = "apscheduler_jobs"
 
 
+class SharedJobStore(SQLAlchemyJobStore):
+    """The project database's job store, tolerant of a second scheduler started by mistake.
+
+    Both would run a one-off job and both remove it afterwards; the second removal finds nothing. APScheduler
+    raises JobLookupError there, inside its scheduling thread, which then dies and leaves a process that schedules
+    nothing. The job is gone, which is what was wanted, and the launch itself is guarded by its unique key.
+    """
+
+    def remove_job(self, job_id: str) -> None:
+        try:
+            super().remove_job(job_id)
+        except JobLookupError:
+            log.info("job %s was already removed by another scheduler", job_id)
+
+
 class SchedulerService:
     def __init__(self, runtime: Runtime, *, job_table: str = JOB_TABLE) -> None:
         self.runtime = runtime
         self.scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=runtime.engine, tablename=job_table)},
+            jobstores={"default": SharedJobStore(engine=runtime.engine, tablename=job_table)},
             executors={"default": ThreadPoolExecutor(4)},
             # Late jobs always run; launch_cycle itself decides launched-or-missed by the grace period, with the
             # runtime's clock, so the decision is ours and testable.
