@@ -35,7 +35,7 @@ def send_event(
             # Payload values may be personal data (an IP, an address): the record names the keys only.
             keys = ", ".join(sorted(payload or {})) or "none"
             record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT, sub_type=AuditSubType.TRIGGER_REQUEST,
-                   at=now, obj=_run_object(conn, run_id),
+                   at=now, obj=run_object(conn, run_id),
                    details=f"event {name!r} (event {event_id}) sent to run {run_id} via {source or 'unknown'}; "
                            f"payload keys: {keys}")
         return event_id
@@ -56,8 +56,8 @@ def record_event(conn: Connection, run_id: int, name: str, payload: Mapping[str,
     return int(event_id)
 
 
-def _run_object(conn: Connection, run_id: int) -> AuditObject:
-    """The campaign a run belongs to, at the version the run started on."""
+def run_object(conn: Connection, run_id: int) -> AuditObject:
+    """The campaign a run belongs to, at the version the run started on: what an audit record about the run names."""
     row = conn.execute(select(campaigns.c.id, campaigns.c.name, campaigns.c.folder, campaign_versions.c.major,
                               campaign_versions.c.minor)
                        .join(runs, runs.c.campaign_id == campaigns.c.id)

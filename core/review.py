@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from .audit import Actor, AuditObject, AuditSubType, AuditType, record
+from .audit import Actor, AuditSubType, AuditType, record
 from .db import reading, writing
 from .errors import CampaignkitError
-from .events import record_event
+from .events import record_event, run_object
 from .links import DECISION, DIGEST, LinkError, LinkSigner
 from .presets import AccessReviewSettings
 from .schema import campaign_versions, campaigns, events, launches, runs
@@ -85,7 +85,7 @@ class ReviewService:
                 record_event(conn, run_id, CHOICES[choice], {"approver": approver, "ip": client},
                              source="review-link", now=now)
                 record(conn, actor=Actor(approver, None, client), audit_type=AuditType.INTERACTION_EVENT,
-                       sub_type=AuditSubType.DECISION_RECORDED, at=now, obj=self._object(conn, run_id), code=self,
+                       sub_type=AuditSubType.DECISION_RECORDED, at=now, obj=run_object(conn, run_id), code=self,
                        details=f"{CHOICES[choice]}: {item.user} on {item.application} (run {run_id})")
                 return self._item(conn, run_id), True
         except _Closed as closed:
@@ -120,7 +120,7 @@ class ReviewService:
                     record_event(conn, item.run_id, CHOICES[choice], {"approver": assignee, "ip": client},
                                  source="review-all-link", now=now)
                     record(conn, actor=Actor(assignee, None, client), audit_type=AuditType.INTERACTION_EVENT,
-                           sub_type=AuditSubType.DECISION_RECORDED, at=now, obj=self._object(conn, item.run_id),
+                           sub_type=AuditSubType.DECISION_RECORDED, at=now, obj=run_object(conn, item.run_id),
                            code=self, details=f"{CHOICES[choice]} (all at once): {item.user} on {item.application} "
                                               f"(run {item.run_id})")
                 if pending:
@@ -210,12 +210,3 @@ class ReviewService:
                           application=str(row.target.get(settings.application_column, "")),
                           approver=row.assignee, decision=decision,
                           open=row.state not in ("terminated", "completed") and row.status != "terminated")
-
-    @staticmethod
-    def _object(conn: Any, run_id: int) -> AuditObject:
-        row = conn.execute(select(campaigns.c.id, campaigns.c.name, campaigns.c.folder, campaign_versions.c.major,
-                                  campaign_versions.c.minor)
-                           .join(runs, runs.c.campaign_id == campaigns.c.id)
-                           .join(campaign_versions, campaign_versions.c.id == runs.c.version_id)
-                           .where(runs.c.id == run_id)).one()
-        return AuditObject(row.id, row.name, row.folder, (row.major, row.minor))

@@ -63,8 +63,8 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.post("/review/all/{token}")
     async def review_all_decide(token: str, request: Request) -> HTMLResponse:
-        choice = parse_qs((await request.body()).decode(errors="replace")).get("choice", [""])[0]
-        if choice not in CHOICES:
+        choice = await _posted_choice(request)
+        if choice is None:
             return page("link_error", 400, message="choose approve or revoke")
         try:
             view, decided = reviews.decide_all(token, choice, _client(request))
@@ -82,8 +82,8 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.post("/review/{token}")
     async def review_decide(token: str, request: Request) -> HTMLResponse:
-        choice = parse_qs((await request.body()).decode(errors="replace")).get("choice", [""])[0]
-        if choice not in CHOICES:
+        choice = await _posted_choice(request)
+        if choice is None:
             return page("link_error", 400, message="choose approve or revoke")
         try:
             item, decided = reviews.decide(token, choice, _client(request))
@@ -173,6 +173,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         return {"event_id": event_id}
 
     return app
+
+
+async def _posted_choice(request: Request) -> str | None:
+    """The button an approver pressed (a plain form POST), or None for anything else."""
+    choice = parse_qs((await request.body()).decode(errors="replace")).get("choice", [""])[0]
+    return choice if choice in CHOICES else None
 
 
 def _client(request: Request) -> str | None:

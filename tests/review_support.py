@@ -4,15 +4,11 @@ both on 127.0.0.1, and helpers to read what they produced."""
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import uvicorn
 from aiosmtpd.controller import Controller
+from servers import free_port, serving
 from sqlalchemy import select
 
 from campaignkit.core.history import HistoryQuery, history_page
@@ -59,28 +55,6 @@ class Inbox:
 
     def links_for(self, to: str) -> list[str]:
         return [LINK.search(text).group(0) for rcpt, _, text in self.messages if rcpt == to]  # type: ignore[union-attr]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serving(app: Any, port: int) -> Iterator[str]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def rows(harness: Any, campaign_id: str) -> dict[tuple[str, str], dict[str, Any]]:

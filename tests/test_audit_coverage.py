@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Harness
+from servers import serving
 from sqlalchemy import select, text
-from test_web import TOKEN, auth, serving
+from test_web import TOKEN, auth
 from typer.testing import CliRunner
 
 from campaignkit.core import AudienceError, AudienceSource, Target, hookimpl, jobs
@@ -23,6 +24,7 @@ from campaignkit.core.db import reading
 from campaignkit.core.events import send_event
 from campaignkit.core.scheduler import SchedulerService
 from campaignkit.core.schema import audit_history, launches, runs
+from campaignkit.core.web import create_app
 
 WAITING = """
 name: Waiting
@@ -192,7 +194,7 @@ def test_an_event_posted_to_the_api_is_audited_as_api_from_the_client(make_runti
                                                                        tmp_path: Path) -> None:
     harness = Harness(make_runtime(api_token=TOKEN), actor, tmp_path)
     campaign_id, by_key = waiting_runs(harness)
-    with serving(harness.runtime) as url:
+    with serving(create_app(harness.runtime)) as url:
         refused = httpx.post(f"{url}/api/runs/{by_key['k1'].id}/events", json={"name": "clicked"}, headers=auth())
         assert refused.status_code == 409
         assert audits(harness.runtime, "Trigger Request") == []
@@ -212,7 +214,7 @@ def test_an_event_posted_to_the_api_is_audited_as_api_from_the_client(make_runti
 def test_a_refused_api_token_is_a_failed_login_without_the_token(make_runtime: Any) -> None:
     runtime = make_runtime(api_token=TOKEN)
     guess = "guessed-" + "g" * 40
-    with serving(runtime) as url:
+    with serving(create_app(runtime)) as url:
         assert httpx.get(f"{url}/api/campaigns").status_code == 401
         assert httpx.get(f"{url}/api/campaigns", headers=auth(guess)).status_code == 401
         assert httpx.get(f"{url}/api/runs/1", headers={"Authorization": TOKEN}).status_code == 401  # no "Bearer"

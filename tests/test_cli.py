@@ -12,7 +12,6 @@ import io
 import json
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -25,48 +24,25 @@ from typing import Any
 
 import httpx
 import pytest
-from typer.testing import CliRunner, Result
+from cli_support import Cli, as_json, make_cli
+from servers import free_port
+from typer.testing import CliRunner
 
 from campaignkit.core.cli.app import register
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-Cli = Callable[..., Result]
-
-
-def _make_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> Cli:
-    for key in [k for k in os.environ if k.startswith("CAMPAIGNKIT_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("CAMPAIGNKIT_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("CAMPAIGNKIT_DATABASE_URL", database_url)
-    # `--config` writes CAMPAIGNKIT_CONFIG into os.environ; registering it here makes monkeypatch undo that.
-    monkeypatch.setenv("CAMPAIGNKIT_CONFIG", "")
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.chdir(tmp_path)
-    app = register()
-    runner = CliRunner()
-
-    def run(*args: str, code: int = 0, env: dict[str, str] | None = None) -> Result:
-        result = runner.invoke(app, list(args), env=env)
-        detail = f"{result.stdout}\n{result.stderr}\n{result.exception}"
-        assert result.exit_code == code, f"exit {result.exit_code}: {detail}"
-        assert "Traceback" not in result.stdout + result.stderr
-        if code not in (0, 70):
-            assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
-        return result
-
-    return run
 
 
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> Cli:
     """The CLI against a fresh database: runs once on SQLite and once on PostgreSQL."""
-    return _make_cli(monkeypatch, tmp_path, database_url)
+    return make_cli(monkeypatch, tmp_path, database_url)
 
 
 @pytest.fixture
 def sqlite_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cli:
     """The CLI against a SQLite file under tmp_path, for behaviour that does not depend on the database."""
-    return _make_cli(monkeypatch, tmp_path, f"sqlite:///{tmp_path / 'campaignkit.db'}")
+    return make_cli(monkeypatch, tmp_path, f"sqlite:///{tmp_path / 'campaignkit.db'}")
 
 
 @pytest.fixture
@@ -77,10 +53,6 @@ def demo(tmp_path: Path) -> Path:
     (tmp_path / "journey.yaml").write_text(text.replace("timeout: PT2S", "timeout: P1D"))
     (tmp_path / "contacts.csv").write_text((EXAMPLES / "contacts.csv").read_text())
     return tmp_path / "journey.yaml"
-
-
-def as_json(result: Result) -> Any:
-    return json.loads(result.stdout)
 
 
 def console_script(
@@ -345,12 +317,6 @@ def test_the_console_script_runs_help_and_plugins(tmp_path: Path) -> None:
 
 
 # --- serve: scheduler, worker and web in one process ----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:

@@ -9,47 +9,22 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import Cli, as_json, make_cli
 from sqlalchemy import create_engine, text
-from typer.testing import CliRunner, Result
-
-from campaignkit.core.cli.app import register
-
-Cli = Callable[..., Result]
+from typer.testing import Result
 
 
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> Cli:
-    """The CLI against a fresh database (the same set-up as tests/test_cli.py)."""
-    for key in [k for k in os.environ if k.startswith("CAMPAIGNKIT_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("CAMPAIGNKIT_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("CAMPAIGNKIT_DATABASE_URL", database_url)
-    monkeypatch.setenv("CAMPAIGNKIT_CONFIG", "")
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.chdir(tmp_path)
-    app = register()
-    runner = CliRunner()
-
-    def run(*args: str, code: int = 0) -> Result:
-        result = runner.invoke(app, list(args))
-        detail = f"{result.stdout}\n{result.stderr}\n{result.exception}"
-        assert result.exit_code == code, f"exit {result.exit_code}: {detail}"
-        assert "Traceback" not in result.stdout + result.stderr
-        return result
-
+    """The CLI against a fresh, initialised database."""
+    run = make_cli(monkeypatch, tmp_path, database_url)
     run("init")
     return run
-
-
-def as_json(result: Result) -> Any:
-    return json.loads(result.stdout)
 
 
 def as_csv(result: Result) -> list[dict[str, str]]:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from servers import serving
 
 from campaignkit.core.migrate import head_revision
 from campaignkit.core.web import create_app
@@ -27,35 +23,12 @@ workflow:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serving(runtime: Any) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the web server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 @pytest.fixture
 def served(make_runtime: Any, actor: Any, tmp_path: Any) -> Iterator[tuple[str, Any]]:
     from conftest import Harness
 
     runtime = make_runtime(api_token=TOKEN)
-    with serving(runtime) as url:
+    with serving(create_app(runtime)) as url:
         yield url, Harness(runtime, actor, tmp_path)
 
 
@@ -98,6 +71,6 @@ def test_listing_runs_and_posting_an_event_that_wakes_a_run(served: Any) -> None
 
 
 def test_without_a_token_configured_the_api_is_off(make_runtime: Any) -> None:
-    with serving(make_runtime()) as url:
+    with serving(create_app(make_runtime())) as url:
         response = httpx.get(f"{url}/api/campaigns", headers=auth())
     assert response.status_code == 503 and "api_token" in response.json()["detail"]
