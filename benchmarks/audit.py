@@ -10,7 +10,9 @@ type and time range, the shape `campaignkit audit --type ... --since ... --until
 from __future__ import annotations
 
 import argparse
+import atexit
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -44,6 +46,7 @@ def main() -> None:
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="ck-audit-bench-"))
+    atexit.register(shutil.rmtree, folder, True)  # a million-row database is most of a gigabyte
     runtime = Runtime(Settings(var_dir=folder, database_url=f"sqlite:///{folder / 'audit.db'}"))
     upgrade(runtime.engine)
     rng = random.Random(7)

@@ -11,6 +11,8 @@ by approver, sorted by action time) and the summary counts. Targets (issue 4): a
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import statistics
 import tempfile
 import time
@@ -52,6 +54,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1_000_000)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="ck-history-bench-"))
+    atexit.register(shutil.rmtree, folder, True)  # a million-row database is most of a gigabyte
     audience = folder / "audience.csv"
     with audience.open("w") as out:
         out.write("user,user_email,application,approver\n")

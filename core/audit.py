@@ -175,13 +175,20 @@ def append(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
 
 
 def chain_hash(previous: str, row: Mapping[str, Any]) -> str:
-    digest = hashlib.sha256(previous.encode())
+    """sha256 over the previous hash and this record's fields, each after a unit separator (NUL for None).
+
+    One join and one digest call: the same bytes as feeding the parts one by one, at a fraction of the cost.
+    """
+    parts = [previous]
     for name in HASHED_FIELDS:
         value = row.get(name)
-        if isinstance(value, datetime):
-            value = utc(value).isoformat(timespec="microseconds")
-        digest.update(b"\x1f" + ("\x00" if value is None else str(value)).encode())
-    return digest.hexdigest()
+        if value is None:
+            parts.append("\x00")
+        elif isinstance(value, datetime):
+            parts.append(utc(value).isoformat(timespec="microseconds"))
+        else:
+            parts.append(str(value))
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, String, and_, literal, or_, select, union
 
 from .db import reading
-from .schema import audit_history
+from .schema import audit_history, campaigns
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -38,7 +38,12 @@ class AuditFilter:
         if self.user:
             query = query.where(c.user_name == self.user)
         if self.object:
-            query = query.where(or_(c.object_id == self.object, c.object_name == self.object))
+            # An id, or a name: a campaign's name through its ids, an object without an id by the name recorded.
+            # Both branches go through the object_id index; one on object_name would cost every append about a
+            # third of its speed.
+            named = select(campaigns.c.id).where(campaigns.c.name == self.object)
+            query = query.where(or_(c.object_id.in_(union(select(literal(self.object, String())), named)),
+                                    and_(c.object_id.is_(None), c.object_name == self.object)))
         if self.since:
             query = query.where(c.audit_timestamp >= self.since)
         if self.until:

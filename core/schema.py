@@ -240,7 +240,6 @@ audit_history = Table(
     Index("ix_audit_history_audit_timestamp", "audit_timestamp"),
     Index("ix_audit_history_user_name_audit_timestamp", "user_name", "audit_timestamp"),
     Index("ix_audit_history_object_id_audit_timestamp", "object_id", "audit_timestamp"),
-    Index("ix_audit_history_object_name_audit_timestamp", "object_name", "audit_timestamp"),  # audit --object NAME
 )
 
 # One row: the last audit id and hash. Locking it serialises appends, which is what makes ids gapless.

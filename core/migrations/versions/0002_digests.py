@@ -53,13 +53,8 @@ def upgrade() -> None:
     with op.batch_alter_table('digest_items', schema=None) as batch_op:
         batch_op.create_index('ix_digest_items_run_id', ['run_id'], unique=False)
 
-    with op.batch_alter_table('audit_history', schema=None) as batch_op:
-        batch_op.create_index('ix_audit_history_object_name_audit_timestamp', ['object_name', 'audit_timestamp'], unique=False)
-
 
 def downgrade() -> None:
-    with op.batch_alter_table('audit_history', schema=None) as batch_op:
-        batch_op.drop_index('ix_audit_history_object_name_audit_timestamp')
     with op.batch_alter_table('digest_items', schema=None) as batch_op:
         batch_op.drop_index('ix_digest_items_run_id')
     op.drop_table('digest_items')
