@@ -73,6 +73,12 @@ class SchedulerService:
 
     def shutdown(self, wait: bool = True) -> None:
         if self.scheduler.running:
+            # APScheduler 3 checks for a pause before it takes the job-store lock but not for a stop after: a round
+            # waiting on that lock during shutdown submits to a closed executor and logs a traceback. Pausing, then
+            # letting any round in progress finish under the lock, leaves nothing to submit.
+            self.scheduler.pause()
+            with self.scheduler._jobstores_lock:
+                pass
             self.scheduler.shutdown(wait=wait)
         jobs.bind(None)
 
