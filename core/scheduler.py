@@ -8,9 +8,11 @@ so a restart keeps every schedule and a lost job is recreated by the next sync.
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_SUBMITTED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -47,17 +49,45 @@ class SharedJobStore(SQLAlchemyJobStore):
             log.info("job %s was already removed by another scheduler", job_id)
 
 
+class ClosingThreadPoolExecutor(ThreadPoolExecutor):
+    """APScheduler's thread pool, quiet about a processing round that raced the shutdown.
+
+    APScheduler 3 checks for a pause before it takes the job-store lock, not for a stop after: a round that was
+    between the two when the scheduler stopped submits to the closed pool. Nothing should run then; that is not
+    an error worth a traceback in the log.
+    """
+
+    _closed = False
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._closed = True
+        super().shutdown(wait)
+
+    def _do_submit_job(self, job: Any, run_times: Any) -> None:
+        try:
+            super()._do_submit_job(job, run_times)
+        except RuntimeError:
+            if not self._closed:
+                raise
+            log.debug("job %s not started: the scheduler is shutting down", job.id)
+
+
 class SchedulerService:
     def __init__(self, runtime: Runtime, *, job_table: str = JOB_TABLE) -> None:
         self.runtime = runtime
         self.scheduler = BackgroundScheduler(
             jobstores={"default": SharedJobStore(engine=runtime.engine, tablename=job_table)},
-            executors={"default": ThreadPoolExecutor(4)},
+            executors={"default": ClosingThreadPoolExecutor(4)},
             # Late jobs always run; launch_cycle itself decides launched-or-missed by the grace period, with the
             # runtime's clock, so the decision is ours and testable.
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
+        # Jobs in flight, so that shutdown can wait for them without holding APScheduler's locks (see shutdown).
+        self._stopping = threading.Event()
+        self._running_jobs = 0
+        self._jobs_changed = threading.Condition()
+        self.scheduler.add_listener(self._count_jobs, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
 
     def start(self) -> None:
         jobs.bind(self)
@@ -72,19 +102,33 @@ class SchedulerService:
         self.scheduler.resume()
 
     def shutdown(self, wait: bool = True) -> None:
+        """Stop taking jobs, let the running ones finish, then stop.
+
+        APScheduler's own shutdown(wait=True) waits for running jobs while holding the job-store lock, which a job
+        that syncs needs: a deadlock. So: pause (no new rounds), wait for the jobs in flight with no lock held (a
+        job that syncs now finds `_stopping` set), and only then shut down, with nothing left to wait for.
+        """
+        self._stopping.set()
         if self.scheduler.running:
-            # APScheduler 3 checks for a pause before it takes the job-store lock but not for a stop after: a round
-            # waiting on that lock during shutdown submits to a closed executor and logs a traceback. Pausing, then
-            # letting any round in progress finish under the lock, leaves nothing to submit.
             self.scheduler.pause()
-            with self.scheduler._jobstores_lock:
-                pass
-            self.scheduler.shutdown(wait=wait)
+            if wait:
+                limit = self.runtime.settings.worker.step_timeout_seconds + 60
+                with self._jobs_changed:
+                    if not self._jobs_changed.wait_for(lambda: self._running_jobs <= 0, timeout=limit):
+                        log.warning("scheduler jobs still running after %ss; stopping anyway", limit)
+            self.scheduler.shutdown(wait=False)
         jobs.bind(None)
+
+    def _count_jobs(self, event: JobExecutionEvent) -> None:
+        with self._jobs_changed:
+            self._running_jobs += 1 if event.code == EVENT_JOB_SUBMITTED else -1
+            self._jobs_changed.notify_all()
 
     def sync(self) -> int:
         """Make sure every scheduled launch and every open cycle's deadline has its job; returns how many launches
         are scheduled. Cycles launched by another process (`campaignkit campaign launch`) get their deadline here."""
+        if self._stopping.is_set():
+            return 0  # the next start syncs; touching the scheduler now would race its shutdown
         with reading(self.runtime.engine) as conn:
             scheduled = conn.execute(select(launches.c.id, launches.c.cycle_at)
                                      .where(launches.c.status == "scheduled")).all()
@@ -103,6 +147,8 @@ class SchedulerService:
         return len(scheduled)
 
     def add_deadline(self, launch_id: int, at: datetime) -> None:
+        if self._stopping.is_set():
+            return  # the next start's sync adds the deadline of every open cycle
         self._ensure(f"deadline:{launch_id}", "cycle_deadline", DateTrigger(run_date=at), args=[launch_id])
 
     def jobs(self) -> list[dict[str, Any]]:
