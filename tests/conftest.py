@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import ssl
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from sqlalchemy import create_engine, text
 
 from campaignkit.core.audit import Actor
@@ -154,3 +156,14 @@ def review(make_runtime: Any, actor: Actor, tmp_path: Path) -> Iterator[Any]:
     from review_support import review_fixture
 
     yield from review_fixture(make_runtime, lambda runtime: Harness(runtime, actor, tmp_path))
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
+    """A private CA: a server context with a certificate for 127.0.0.1, and the CA's PEM file for clients."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return context, ca_file

@@ -16,12 +16,11 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
+from servers import Receiver, plan
 from sqlalchemy import select
 
 from campaignkit.core import ConfigurationError
@@ -363,53 +362,10 @@ def test_syslog_over_tcp_reconnects_and_catches_up(sink_runtime: Any, clock: Any
 # --- webhook -------------------------------------------------------------------------------------------
 
 
-class Hook(HTTPServer):
-    """Records every POST and answers with the next planned status (200 once the plan is used up)."""
-
-    def __init__(self, plan: list[int]) -> None:
-        super().__init__(("127.0.0.1", 0), HookHandler)
-        self.plan = list(plan)
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self) -> Hook:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
-        self.thread.join(timeout=5)
-
-
-class HookHandler(BaseHTTPRequestHandler):
-    server: Hook
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.requests.append((dict(self.headers.items()), body))
-        self.send_response(self.server.plan.pop(0) if self.server.plan else 200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def tls(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
-    """A private CA (its PEM file for the sink) and a server context with a certificate for 127.0.0.1."""
-    ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    return context, ca_file
-
-
-@pytest.fixture
-def https_hook(request: pytest.FixtureRequest, tls: tuple[ssl.SSLContext, Path]) -> Iterator[Hook]:
-    hook = Hook(getattr(request, "param", []))
+def https_hook(request: pytest.FixtureRequest, tls: tuple[ssl.SSLContext, Path]) -> Iterator[Receiver]:
+    """An HTTPS receiver answering the planned statuses in turn (then 200)."""
+    hook = Receiver(plan(*getattr(request, "param", [])))
     hook.socket = tls[0].wrap_socket(hook.socket, server_side=True)
     with hook:
         yield hook
@@ -421,7 +377,7 @@ def webhook_config(url: str, **extra: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("https_hook", [[200, 503, 503, 503, 503]], indirect=True)
 def test_webhook_survives_an_outage_and_delivers_every_record(
-        sink_runtime: Any, clock: Any, https_hook: Hook, tls: tuple[ssl.SSLContext, Path],
+        sink_runtime: Any, clock: Any, https_hook: Receiver, tls: tuple[ssl.SSLContext, Path],
         caplog: pytest.LogCaptureFixture) -> None:
     url = f"https://127.0.0.1:{https_hook.server_port}/audit?token=abc"
     runtime = sink_runtime(["webhook"], webhook_config(url, ca_file=str(tls[1])))
@@ -433,10 +389,10 @@ def test_webhook_survives_an_outage_and_delivers_every_record(
     down = status_of(runtime, "webhook")
     assert (down.last_audit_id, down.lag, down.failures) == (3, 5, 1)
     assert down.last_error == f"WebhookError: https://127.0.0.1:{https_hook.server_port}/audit answered HTTP 503"
-    assert len(https_hook.requests) == 3
+    assert len(https_hook.seen) == 3
 
     assert dispatcher.dispatch(batch_size=3) == {"webhook": 0}  # backing off: no request at all
-    assert len(https_hook.requests) == 3
+    assert len(https_hook.seen) == 3
     clock.advance(1.5)
     assert dispatcher.dispatch(batch_size=3) == {"webhook": 0}  # still down
     assert status_of(runtime, "webhook").failures == 2
@@ -446,7 +402,7 @@ def test_webhook_survives_an_outage_and_delivers_every_record(
     up = status_of(runtime, "webhook")
     assert (up.last_audit_id, up.lag, up.failures, up.last_error) == (8, 0, 0, None)
     received: list[int] = []
-    for headers, body in https_hook.requests:
+    for headers, body in [(seen.headers, seen.body) for seen in https_hook.seen]:
         timestamp = headers["X-Campaignkit-Timestamp"]
         expected = hmac.new(SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(headers["X-Campaignkit-Signature"], f"sha256={expected}")
@@ -454,27 +410,27 @@ def test_webhook_survives_an_outage_and_delivers_every_record(
         received += [r["audit_id"] for r in json.loads(body)["records"]]
     delivered = list(dict.fromkeys(received))  # a receiver drops repeats by audit_id
     assert delivered == list(range(1, 9))
-    assert json.loads(https_hook.requests[-1][1])["records"] == db_records(runtime)[6:]
+    assert json.loads(https_hook.seen[-1].body)["records"] == db_records(runtime)[6:]
     assert SECRET not in caplog.text and "token=abc" not in caplog.text
 
 
 @pytest.mark.parametrize("https_hook", [[401]], indirect=True)
-def test_webhook_does_not_retry_a_refusal_within_the_call(sink_runtime: Any, https_hook: Hook,
+def test_webhook_does_not_retry_a_refusal_within_the_call(sink_runtime: Any, https_hook: Receiver,
                                                          tls: tuple[ssl.SSLContext, Path]) -> None:
     url = f"https://127.0.0.1:{https_hook.server_port}/audit"
     runtime = sink_runtime(["webhook"], webhook_config(url, ca_file=str(tls[1])))
     add_records(runtime, 2)
     assert AuditDispatcher(runtime).dispatch() == {"webhook": 0}
-    assert len(https_hook.requests) == 1
+    assert len(https_hook.seen) == 1
     assert status_of(runtime, "webhook").last_error.endswith("answered HTTP 401")
 
 
-def test_webhook_rejects_a_server_it_cannot_verify(sink_runtime: Any, https_hook: Hook) -> None:
+def test_webhook_rejects_a_server_it_cannot_verify(sink_runtime: Any, https_hook: Receiver) -> None:
     url = f"https://127.0.0.1:{https_hook.server_port}/audit"  # no ca_file: the private CA is not trusted
     runtime = sink_runtime(["webhook"], webhook_config(url))
     add_records(runtime, 1)
     assert AuditDispatcher(runtime).dispatch() == {"webhook": 0}
-    assert https_hook.requests == []
+    assert https_hook.seen == []
     status = status_of(runtime, "webhook")
     assert status.lag == 1 and "CERTIFICATE_VERIFY_FAILED" in status.last_error
 

@@ -7,16 +7,13 @@ import hmac
 import json
 import socket
 import ssl
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
+from servers import Receiver, Seen, plan
 from sqlalchemy import select
 
 from campaignkit.core import (
@@ -35,88 +32,10 @@ TOKEN = "Bearer tok-0123456789-very-secret"
 SECRET = "hmac-secret-0123456789abcdef"
 
 
-@dataclass
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-Answer = Callable[[Seen], tuple[int, bytes]]
-
-
-class Receiver(ThreadingHTTPServer):
-    """Records every request; ``answer`` decides the status and body (200 and {} unless told otherwise)."""
-
-    daemon_threads = True
-
-    def __init__(self, answer: Answer | None = None) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.answer: Answer = answer or (lambda seen: (200, b"{}"))
-        self.seen: list[Seen] = []
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        scheme = "https" if isinstance(self.socket, ssl.SSLSocket) else "http"
-        return f"{scheme}://127.0.0.1:{self.server_port}"
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
-        self.thread.join(timeout=5)
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: Receiver
-    protocol_version = "HTTP/1.1"
-
-    def _any(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        seen = Seen(self.command, self.path, dict(self.headers.items()), body)
-        with self.server.lock:
-            self.server.seen.append(seen)
-            status, content = self.server.answer(seen)
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(content)))
-        self.end_headers()
-        self.wfile.write(content)
-
-    do_POST = do_PUT = do_PATCH = do_DELETE = _any
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-def plan(*statuses: int) -> Answer:
-    """Answer with these statuses in turn, then 200."""
-    queue = list(statuses)
-    return lambda seen: (queue.pop(0) if queue else 200, b'{"error": "busy"}' if queue else b"{}")
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     with Receiver() as server:
         yield server
-
-
-@pytest.fixture
-def tls(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
-    ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    return context, ca_file
 
 
 @pytest.fixture
