@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, SecretStr
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,16 @@ def check_readable_file(value: Path | None) -> Path | None:
     return value
 
 
-# For plugin config models: `url: OutboundUrl`, `ca_file: CaFile = None`.
+def check_signing_secret(value: SecretStr) -> SecretStr:
+    if len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+        raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+    return value
+
+
+# For plugin config models: `url: OutboundUrl`, `ca_file: CaFile = None`, `secret: SigningSecret`.
 OutboundUrl = Annotated[str, AfterValidator(check_outbound_url)]
 CaFile = Annotated[Path | None, AfterValidator(check_readable_file)]
+SigningSecret = Annotated[SecretStr, AfterValidator(check_signing_secret)]
 
 
 def redacted(url: str) -> str:

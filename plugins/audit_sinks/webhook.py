@@ -7,15 +7,15 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field
 
 from campaignkit.core import (
-    MIN_SECRET_LENGTH,
     AuditSink,
     CaFile,
     HttpClient,
     HttpError,
     OutboundUrl,
+    SigningSecret,
     signature_headers,
     user_agent,
 )
@@ -34,7 +34,7 @@ class WebhookError(Exception):
 
 class WebhookConfig(SinkConfig):
     url: OutboundUrl = Field(description="The endpoint; https:// is required unless the host is a loopback address.")
-    secret: SecretStr = Field(description="The HMAC-SHA256 key shared with the receiver.")
+    secret: SigningSecret = Field(description="The HMAC-SHA256 key shared with the receiver.")
     timeout_seconds: float = Field(default=10, gt=0, le=300, description="Per request: connect, send and answer.")
     retries: int = Field(default=2, ge=0, le=10, description="Extra attempts within one call on 5xx or no connection.")
     retry_backoff_seconds: float = Field(
@@ -43,12 +43,6 @@ class WebhookConfig(SinkConfig):
     batch_size: int = Field(default=500, ge=1, le=10000, description="Records per POST.")
     ca_file: CaFile = Field(default=None, description="PEM bundle of a private CA that signed the server.")
 
-    @field_validator("secret")
-    @classmethod
-    def _long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < MIN_SECRET_LENGTH:
-            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
-        return value
 
 
 class WebhookSink(AuditSink):

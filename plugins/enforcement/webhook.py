@@ -8,16 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from campaignkit.core import (
-    MIN_SECRET_LENGTH,
     EnforcementAction,
     EnforcementRequest,
     EnforcementResult,
     HttpCall,
     HttpCallConfig,
     HttpError,
+    SigningSecret,
     StepError,
     redacted,
     signature_headers,
@@ -30,17 +30,10 @@ if TYPE_CHECKING:
 class WebhookActionConfig(HttpCallConfig):
     variables = frozenset({"params", "target", "target_key", "idempotency_key", "run_id", "campaign_id"})
     method: Literal["POST", "DELETE", "PUT", "PATCH"] = "POST"
-    secret: SecretStr | None = Field(default=None, description="Signs timestamp and body with HMAC-SHA256, as the "
+    secret: SigningSecret | None = Field(default=None, description="Signs timestamp and body with HMAC-SHA256, as the "
                                                                 "webhook audit sink does.")
     absent_statuses: frozenset[int] = Field(default=frozenset(), description="4xx statuses that mean the access "
                                                                              "is already gone, e.g. 404 for DELETE.")
-
-    @field_validator("secret")
-    @classmethod
-    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
-            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
-        return value
 
     @field_validator("absent_statuses")
     @classmethod
