@@ -70,8 +70,8 @@ def build_plugin_manager(
             pm.register(plugin, name=ep.name)
     for plugin in extra_plugins:
         name = getattr(plugin, "__name__", None) or type(plugin).__name__
-        if pm.is_blocked(name) or name in blocked:
-            continue
+        if pm.is_blocked(name) or name in blocked or pm.is_registered(plugin):
+            continue  # blocked, or installed and already loaded through its entry point
         pm.register(plugin, name=name)
     try:
         pm.check_pending()

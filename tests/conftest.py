@@ -14,13 +14,11 @@ import trustme
 from sqlalchemy import create_engine, text
 
 from campaignkit.core.audit import Actor
-from campaignkit.core.campaigns import Campaigns
 from campaignkit.core.clock import FakeClock
-from campaignkit.core.engine import Worker
-from campaignkit.core.loader import load_definition_text
 from campaignkit.core.migrate import upgrade
 from campaignkit.core.runtime import Runtime
 from campaignkit.core.settings import Settings
+from campaignkit.core.testing import CampaignHarness as Harness
 
 PG_URL_ENV = "CAMPAIGNKIT_TEST_PG_URL"
 
@@ -105,49 +103,11 @@ def actor() -> Actor:
     return Actor(user_name="tester", computer_name="test-host", computer_ip="127.0.0.1")
 
 
-class Harness:
-    """Create, launch and work a campaign in a few lines."""
-
-    def __init__(self, runtime: Runtime, actor: Actor, tmp_path: Path) -> None:
-        self.runtime = runtime
-        self.actor = actor
-        self.tmp_path = tmp_path
-        self.campaigns = Campaigns(runtime)
-        self.worker = Worker(runtime)
-
-    def create(self, yaml_text: str) -> str:
-        return self.campaigns.create(load_definition_text(yaml_text, "test.yaml"), self.actor)
-
-    def csv(self, content: str, name: str = "audience.csv") -> Path:
-        path = self.tmp_path / name
-        path.write_text(content)
-        return path
-
-    def launch(self, campaign_id: str, audience: Path) -> int:
-        return self.campaigns.launch(campaign_id, self.actor, audience=audience).target_count
-
-    def work(self) -> Any:
-        return self.worker.run_until_idle()
-
-    def runs(self, campaign_id: str) -> list[Any]:
-        from campaignkit.core.schema import runs
-
-        with self.runtime.engine.connect() as conn:
-            return list(conn.execute(runs.select().where(runs.c.campaign_id == campaign_id).order_by(runs.c.id)))
-
-    def steps(self, run_id: int) -> list[Any]:
-        from campaignkit.core.schema import step_records
-
-        with self.runtime.engine.connect() as conn:
-            return list(conn.execute(step_records.select().where(step_records.c.run_id == run_id)
-                                     .order_by(step_records.c.started_at, step_records.c.id)))
-
-
 @pytest.fixture
 def harness(runtime: Runtime, actor: Actor, tmp_path: Path) -> Iterator[Harness]:
     h = Harness(runtime, actor, tmp_path)
     yield h
-    h.worker.close()
+    h.close()
 
 
 @pytest.fixture

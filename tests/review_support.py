@@ -87,7 +87,7 @@ def review_fixture(make_runtime: Any, make_harness: Callable[[Any], Any]) -> Ite
     def launch(extra: str = "") -> str:
         campaign_id = harness.create(REVIEW.format(path=audience, extra=extra))
         harness.campaigns.launch(campaign_id, harness.actor)
-        harness.work()
+        harness.run_to_idle()
         return campaign_id
 
     try:
@@ -101,7 +101,7 @@ def work_and_digest(harness: Any) -> Any:
     """What `campaignkit work --until-idle` does: advance runs, send digests, advance the runs a failure woke."""
     from campaignkit.core.digests import DigestSender
 
-    harness.work()
+    harness.run_to_idle()
     stats = DigestSender(harness.runtime).send_due()
-    harness.work()
+    harness.run_to_idle()
     return stats

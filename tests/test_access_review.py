@@ -46,7 +46,7 @@ def test_requests_decisions_history_and_fields(review: Any, clock: Any) -> None:
     replay = httpx.post(grace_links[0], data={"choice": "revoke"})
     assert replay.status_code == 200 and "Already decided" in replay.text and "Approved" in replay.text
     clock.advance(60)
-    harness.work()
+    harness.run_to_idle()
 
     history = rows(harness, campaign_id)
     approved = next(r for (u, _), r in history.items() if u == user and r["Response Status"] == "Approved")
@@ -93,19 +93,19 @@ def test_reminders_then_escalation_then_deadline(review: Any, clock: Any) -> Non
     campaign_id = launch()
     sent_before = len(inbox.messages)
     clock.advance(timedelta(days=3, seconds=1))
-    harness.work()
+    harness.run_to_idle()
     reminders = [m for m in inbox.messages[sent_before:] if m[1].startswith("Reminder")]
     assert sorted(to for to, _, _ in reminders) == ["grace@example.org", "grace@example.org",
                                                     "linus@example.org", "security@example.org"]
     clock.advance(timedelta(days=3))
-    harness.work()
+    harness.run_to_idle()
     history = rows(harness, campaign_id)
     assert history[("ada", "Git")]["Approver"] == "security@example.org"  # escalated after 5 days
     escalated = [m for m in inbox.messages if m[0] == "security@example.org" and "ada" in m[1]]
     assert escalated and escalated[-1][1].startswith("Access review")
     clock.advance(timedelta(days=9))
     assert harness.campaigns.apply_due_deadlines(harness.actor) == 4
-    harness.work()
+    harness.run_to_idle()
     assert history_summary(harness.runtime, campaign_id)["Pending Response"] == 4  # if_no_response: keep
     assert harness.campaigns.get(campaign_id)["state"] == "completed"
 
@@ -115,7 +115,7 @@ def test_no_response_can_revoke_at_the_deadline(review: Any, clock: Any) -> None
     campaign_id = launch("  if_no_response: revoke")
     clock.advance(timedelta(days=14))
     harness.campaigns.apply_due_deadlines(harness.actor)
-    harness.work()
+    harness.run_to_idle()
     summary = history_summary(harness.runtime, campaign_id)
     assert summary["Revoked"] == 4 and summary["Pending Response"] == 0
 
@@ -156,15 +156,15 @@ def test_revoke_with_enforcement_failure_then_retry(make_runtime: Any, actor: An
     campaign_id = harness.create(REVIEW.format(path=audience, extra="  on_revoke: revoke\n  enforcement: flaky")
                                  .replace("channel: smtp", "channel: log"))
     harness.campaigns.launch(campaign_id, actor)
-    harness.work()
+    harness.run_to_idle()
     ada_git = next(r for r in harness.runs(campaign_id) if r.target_key == "ada|Git")
     send_event(harness.runtime, ada_git.id, "revoked", {"approver": "linus@example.org"})
-    harness.work()
+    harness.run_to_idle()
     row = rows(harness, campaign_id)[("ada", "Git")]
     assert (row["Response Status"], row["Result"]) == ("Revoked", "Failure")
     revoker.working = True
     assert AccessReviews(harness.runtime).retry_enforcement(campaign_id, actor) == 1
-    harness.work()
+    harness.run_to_idle()
     row = rows(harness, campaign_id)[("ada", "Git")]
     assert (row["Response Status"], row["Result"]) == ("Revoked", "Success")
     assert [user for user, _ in revoker.calls] == ["ada", "ada"] and len({k for _, k in revoker.calls}) == 2

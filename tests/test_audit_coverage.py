@@ -154,10 +154,10 @@ def waiting_runs(harness: Harness) -> tuple[str, dict[str, Any]]:
     """Two waiting runs, k1 and k2, then k1 finished by a (system, unaudited) event."""
     campaign_id = harness.create(WAITING)
     harness.launch(campaign_id, harness.csv("key\nk1\nk2\n"))
-    harness.work()
+    harness.run_to_idle()
     by_key = {r.target_key: r for r in harness.runs(campaign_id)}
     send_event(harness.runtime, by_key["k1"].id, "clicked", source="test")
-    harness.work()
+    harness.run_to_idle()
     by_key = {r.target_key: r for r in harness.runs(campaign_id)}
     assert (by_key["k1"].status, by_key["k2"].status) == ("completed", "waiting")
     assert audits(harness.runtime, "Trigger Request") == []  # an event without a person is not audited

@@ -107,7 +107,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def test_jsonl_appends_the_records_of_a_real_campaign(harness: Any, sink_runtime: Any, tmp_path: Path) -> None:
     campaign_id = harness.create(JOURNEY)
     harness.launch(campaign_id, harness.csv("key,email\na,a@example.org\nb,b@example.org\n"))
-    harness.work()
+    harness.run_to_idle()
     path = tmp_path / "audit" / "audit.jsonl"
     sinks = sink_runtime(["database", "jsonl"], {"jsonl": {"path": str(path)}})
     first = AuditDispatcher(sinks).dispatch()

@@ -304,10 +304,10 @@ def run_review(make_runtime: Any, actor: Any, tmp_path: Any, scim: ScimServer) -
     try:
         campaign_id = harness.create(REVIEW.format(path=harness.csv(AUDIENCE)))
         harness.campaigns.launch(campaign_id, actor)
-        harness.work()
+        harness.run_to_idle()
         ada_git = next(r for r in harness.runs(campaign_id) if r.target_key == "ada|Git")
         send_event(runtime, ada_git.id, "revoked", {"approver": "linus@example.org"})
-        harness.work()
+        harness.run_to_idle()
         page = history_page(runtime, HistoryQuery(campaign_id, limit=100))
         enforce = [s for s in harness.steps(ada_git.id) if s.node_id == "enforce"]
         return {**{(r["User"], r["Application"]): r for r in page}, ("steps", "enforce"): enforce}

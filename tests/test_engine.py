@@ -90,16 +90,16 @@ def test_temporary_failures_retry_with_exponential_backoff(make_runtime: Any, ac
                                                            clock: Any) -> None:
     harness, plugin, campaign_id = setup(make_runtime, actor, tmp_path, {"a": ["temp", "temp", "ok"]})
     start = clock.now()
-    harness.work()
+    harness.run_to_idle()
     a = harness.runs(campaign_id)[0]
     assert (a.status, a.attempt, a.due_at) == ("active", 1, start + timedelta(seconds=60))
     assert mail_step(harness, a).outcome == "retrying" and "mailbox busy" in mail_step(harness, a).detail["error"]
     clock.advance(60)
-    harness.work()
+    harness.run_to_idle()
     a = harness.runs(campaign_id)[0]
     assert (a.attempt, a.due_at) == (2, start + timedelta(seconds=60 + 120))
     clock.advance(120)
-    harness.work()
+    harness.run_to_idle()
     a = harness.runs(campaign_id)[0]
     assert a.status == "completed" and mail_step(harness, a).attempt == 3
     keys = [k for who, k in plugin.calls if who == "a"]
@@ -112,7 +112,7 @@ def test_exhausted_retries_take_the_failure_edge_or_fail_the_run(make_runtime: A
     harness, _, campaign_id = setup(make_runtime, actor, tmp_path, {"a": ["temp"]}, failure_edge=failure_edge,
                                     keys="a\n")
     for _ in range(3):
-        harness.work()
+        harness.run_to_idle()
         clock.advance(3600)
     (run,) = harness.runs(campaign_id)
     step = mail_step(harness, run)
@@ -125,7 +125,7 @@ def test_exhausted_retries_take_the_failure_edge_or_fail_the_run(make_runtime: A
 
 def test_permanent_failures_skip_retries(make_runtime: Any, actor: Any, tmp_path: Any) -> None:
     harness, plugin, campaign_id = setup(make_runtime, actor, tmp_path, {"a": ["perm"]}, failure_edge=True)
-    harness.work()
+    harness.run_to_idle()
     a = harness.runs(campaign_id)[0]
     assert a.current_node == "bounce" and mail_step(harness, a).attempt == 1
     assert [who for who, _ in plugin.calls].count("a") == 1
@@ -133,7 +133,7 @@ def test_permanent_failures_skip_retries(make_runtime: Any, actor: Any, tmp_path
 
 def test_a_crashing_or_hanging_plugin_is_isolated(make_runtime: Any, actor: Any, tmp_path: Any) -> None:
     harness, plugin, campaign_id = setup(make_runtime, actor, tmp_path, {"a": ["crash"], "b": ["hang"]})
-    stats = harness.work()
+    stats = harness.run_to_idle()
     a, b, c = harness.runs(campaign_id)
     assert c.status == "completed"  # its neighbours' failures did not touch it
     assert "ZeroDivisionError: plugin bug" in mail_step(harness, a).detail["error"]
@@ -146,7 +146,7 @@ def test_a_crashing_or_hanging_plugin_is_isolated(make_runtime: Any, actor: Any,
 def test_terminate_ends_unfinished_runs_and_drops_a_worker_s_late_results(make_runtime: Any, actor: Any,
                                                                           tmp_path: Any) -> None:
     harness, _, campaign_id = setup(make_runtime, actor, tmp_path, {"a": ["temp"]}, keys="a\nb\n")
-    harness.work()  # b completes; a waits for its retry
+    harness.run_to_idle()  # b completes; a waits for its retry
     claimed = harness.worker._claim(harness.runtime.clock.now() + timedelta(hours=1))
     assert [row.target_key for row in claimed] == ["a"]
     assert harness.campaigns.terminate(campaign_id, actor) == 1
@@ -163,7 +163,7 @@ def test_terminate_ends_unfinished_runs_and_drops_a_worker_s_late_results(make_r
 def test_a_campaign_completes_when_its_last_run_finishes(make_runtime: Any, actor: Any, tmp_path: Any) -> None:
     harness, _, campaign_id = setup(make_runtime, actor, tmp_path, {})
     assert harness.campaigns.get(campaign_id)["state"] == "in_progress"
-    harness.work()
+    harness.run_to_idle()
     assert harness.campaigns.get(campaign_id)["state"] == "completed"
 
 
@@ -194,7 +194,7 @@ def test_a_bad_audience_row_rejects_the_whole_launch(harness: Any) -> None:
     for content, message in cases.items():
         with pytest.raises(AudienceError, match=message):
             harness.launch(campaign_id, harness.csv(content))
-    path = harness.tmp_path / "latin1.csv"
+    path = harness.folder / "latin1.csv"
     path.write_bytes(b"key,name\nu1,Jos\xe9\n")
     with pytest.raises(AudienceError, match=r"latin1\.csv:2: not valid utf-8-sig text"):
         harness.launch(campaign_id, path)

@@ -184,7 +184,7 @@ def test_observers_see_a_launch_every_finished_run_and_the_completion(observed: 
     assert started["committed_runs"] == 2  # fired after the launch transaction committed
     assert observer.finished_runs == [] and observer.finished_campaigns == []
 
-    harness.work()
+    harness.run_to_idle()
     by_key = {r["target_key"]: r for r in observer.finished_runs}
     assert sorted(by_key) == ["bad", "good"] and len(observer.finished_runs) == 2  # each run once
     good, bad = by_key["good"], by_key["bad"]
@@ -198,7 +198,7 @@ def test_observers_see_a_launch_every_finished_run_and_the_completion(observed: 
     assert finished["state"] == "completed" and finished["campaign"]["id"] == campaign_id
     assert (finished["committed_state"], finished["live_runs"]) == ("completed", 0)
     assert breaking.calls == 4  # the raising observer was called each time and broke nothing
-    harness.work()
+    harness.run_to_idle()
     assert len(observer.finished_runs) == 2 and len(observer.finished_campaigns) == 1  # nothing fires twice
 
 
@@ -206,12 +206,12 @@ def test_termination_finishes_the_unfinished_runs_and_the_campaign(observed: Any
     harness, observer, _ = observed
     campaign_id = harness.create(WAIT_FLOW)
     harness.launch(campaign_id, harness.csv("key\na\nb\nc\n"))
-    harness.work()
+    harness.run_to_idle()
     from campaignkit.core.events import send_event
 
     first = harness.runs(campaign_id)[0]
     send_event(harness.runtime, first.id, "go")
-    harness.work()
+    harness.run_to_idle()
     assert [(r["target_key"], r["status"]) for r in observer.finished_runs] == [("a", "completed")]
     assert observer.finished_campaigns == []  # two runs still wait
 
@@ -282,7 +282,7 @@ def test_a_plugin_filter_renders_in_the_sent_message(make_runtime: Any, actor: A
     harness = harness_for(runtime, actor, tmp_path)
     campaign_id = harness.create(SHOUT_FLOW)
     harness.launch(campaign_id, harness.csv("key,email,name\n1,ada@example.org,Ada\n"))
-    harness.work()
+    harness.run_to_idle()
     harness.worker.close()
     assert [r.status for r in harness.runs(campaign_id)] == ["completed"]
 
@@ -366,7 +366,7 @@ def test_a_campaign_launches_from_a_plugin_audience_source(make_runtime: Any, ac
     campaign_id = harness.create(DIRECTORY_FLOW)
     result = harness.campaigns.launch(campaign_id, actor)  # no --audience: the definition's source
     assert (result.status, result.target_count) == ("launched", 2)
-    harness.work()
+    harness.run_to_idle()
     harness.worker.close()
     launched = harness.runs(campaign_id)
     assert [(r.target_key, r.target["name"], r.status) for r in launched] == [
@@ -467,7 +467,7 @@ def test_a_vendor_step_type_field_updater_and_audit_sink(make_runtime: Any, acto
     harness = harness_for(make_runtime(extra_plugins=(vendor,), audit={"sinks": ["collector"]}), actor, tmp_path)
     campaign_id = harness.create(VENDOR_FLOW)
     harness.launch(campaign_id, harness.csv("key,plan\nada,pro\n"))
-    harness.work()
+    harness.run_to_idle()
     harness.worker.close()
     (run,) = harness.runs(campaign_id)
     assert run.status == "completed" and run.context["stamped"] == "gold"

@@ -326,15 +326,15 @@ def test_access_review_updates_the_inventory_and_revokes_through_webhooks(
     harness = Harness(runtime, actor, tmp_path)
     campaign_id = harness.create(REVIEW.format(path=harness.csv(AUDIENCE)))
     harness.campaigns.launch(campaign_id, actor)
-    harness.work()
+    harness.run_to_idle()
     by_key = {r.target_key: r for r in harness.runs(campaign_id)}
     send_event(runtime, by_key["ada|Payroll"].id, "approved", {"approver": "grace@example.org"})
     send_event(runtime, by_key["ada|Git"].id, "revoked", {"approver": "linus@example.org"})
     send_event(runtime, by_key["barbara|CRM"].id, "revoked", {"approver": "grace@example.org"})
     send_event(runtime, by_key["alan|CRM"].id, "revoked", {"approver": "grace@example.org"})
-    harness.work()
+    harness.run_to_idle()
     clock.advance(120)  # barbara's enforcement answered 503: the step's retry policy tries again later
-    harness.work()
+    harness.run_to_idle()
 
     page = history_page(runtime, HistoryQuery(campaign_id, limit=100))
     assert {(r["User"], r["Application"]): (r["Response Status"], r["Result"]) for r in page} == {

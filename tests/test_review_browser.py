@@ -67,7 +67,7 @@ def test_an_approver_opens_the_link_and_approves(review: Any, page: Any, clock: 
     assert "Already decided" in page.locator("#decision").inner_text() and page.locator("#approve").count() == 0
 
     clock.advance(60)
-    harness.work()
+    harness.run_to_idle()
     row = rows(harness, campaign_id)[("ada", "Git")]
     assert (row["Response Status"], row["Result"], row["Approver"]) == ("Approved", "Success", "linus@example.org")
 

@@ -157,7 +157,7 @@ def test_recurrence_creates_a_cycle_per_occurrence(harness: Any, clock: FakeCloc
         clock.set(first.cycle_at + timedelta(weeks=week, seconds=2))
         (outcome,) = harness.campaigns.launch_due(harness.actor)
         assert outcome.status == "launched" and outcome.target_count == 3
-        harness.work()
+        harness.run_to_idle()
         assert harness.campaigns.get(campaign_id)["state"] == "scheduled"  # idle until the next cycle
     rows = launch_rows(harness.runtime, campaign_id)
     assert [r.status for r in rows] == ["launched", "launched", "launched", "scheduled"]
@@ -173,14 +173,14 @@ def test_deadline_notifies_unfinished_runs(harness: Any, clock: FakeClock) -> No
     harness.csv(AUDIENCE)
     campaign_id = harness.create(definition("{end_after: P14D}", waits_for_deadline=True))
     result = harness.campaigns.launch(campaign_id, harness.actor)
-    harness.work()
+    harness.run_to_idle()
     assert {r.status for r in harness.runs(campaign_id)} == {"waiting"}
     (launch,) = launch_rows(harness.runtime, campaign_id)
     assert launch.deadline_at == result.cycle_at + timedelta(days=14)
     clock.set(launch.deadline_at)
     assert harness.campaigns.cycle_deadline(launch.id, harness.actor) == 3
     assert harness.campaigns.cycle_deadline(launch.id, harness.actor) == 0  # applied once
-    harness.work()
+    harness.run_to_idle()
     assert {r.status for r in harness.runs(campaign_id)} == {"completed"}
     assert harness.campaigns.get(campaign_id)["state"] == "completed"
     assert "Deadline Reached" in audit_subtypes(harness.runtime)
@@ -191,7 +191,7 @@ def test_a_deadline_ends_runs_of_a_workflow_that_does_not_wait_for_it(harness: A
     campaign_id = harness.create(definition("{end_after: P14D}").replace(
         "next: done}", "next: wait}\n    - {id: wait, type: wait_for_event, config: {events: [clicked]}, next: done}"))
     harness.campaigns.launch(campaign_id, harness.actor)
-    harness.work()
+    harness.run_to_idle()
     assert {r.status for r in harness.runs(campaign_id)} == {"waiting"}
     (launch,) = launch_rows(harness.runtime, campaign_id)
     clock.set(launch.deadline_at)
@@ -206,7 +206,7 @@ def test_the_scheduler_applies_the_deadline_of_a_cycle_launched_elsewhere(harnes
     harness.csv(AUDIENCE)
     campaign_id = harness.create(definition("{end_after: PT1H}", waits_for_deadline=True))
     harness.campaigns.launch(campaign_id, harness.actor)  # as `campaignkit campaign launch` does, no scheduler
-    harness.work()
+    harness.run_to_idle()
     clock.advance(timedelta(hours=1))
     # The deadline (fake now) is two hours behind real time: the scheduler's job is due as soon as sync adds it.
     service = SchedulerService(harness.runtime)
@@ -215,7 +215,7 @@ def test_the_scheduler_applies_the_deadline_of_a_cycle_launched_elsewhere(harnes
         wait_until(lambda: launch_rows(harness.runtime, campaign_id)[0].ended_at is not None)
     finally:
         service.shutdown()
-    harness.work()
+    harness.run_to_idle()
     assert {r.status for r in harness.runs(campaign_id)} == {"completed"}
     assert harness.campaigns.get(campaign_id)["state"] == "completed"
 
@@ -271,18 +271,18 @@ workflow:
 """
     campaign_id = harness.create(yaml_text)
     harness.campaigns.launch(campaign_id, harness.actor)
-    harness.work()
+    harness.run_to_idle()
     first = harness.runs(campaign_id)[0]
     assert harness.campaigns.pause(campaign_id, harness.actor) == 3
     assert harness.campaigns.get(campaign_id)["state"] == "paused"
     send_event(harness.runtime, first.id, "clicked")
     clock.advance(timedelta(hours=2))  # past every timeout: still nothing may move
-    assert harness.work().claimed == 0
+    assert harness.run_to_idle().claimed == 0
     assert {r.status for r in harness.runs(campaign_id)} == {"waiting"}
 
     assert harness.campaigns.resume(campaign_id, harness.actor) == 3
     assert harness.campaigns.get(campaign_id)["state"] == "in_progress"
-    harness.work()
+    harness.run_to_idle()
     by_key = {r.target_key: r for r in harness.runs(campaign_id)}
     assert {r.status for r in by_key.values()} == {"completed"}
     edges = {s.node_id: s.edge for s in harness.steps(by_key[first.target_key].id)}
@@ -307,8 +307,8 @@ def test_retention_prunes_the_ledger_of_long_finished_runs_only(harness: Any, cl
 
     harness.csv(AUDIENCE)
     campaign_id = harness.create(definition("null"))
-    harness.campaigns.launch(campaign_id, harness.actor, audience=harness.tmp_path / "audience.csv")
-    harness.work()
+    harness.campaigns.launch(campaign_id, harness.actor, audience=harness.folder / "audience.csv")
+    harness.run_to_idle()
     finished = harness.runs(campaign_id)
     assert all(len(harness.steps(r.id)) == 2 for r in finished)
     clock.advance(timedelta(days=29))

@@ -69,7 +69,7 @@ def test_send_message_renders_and_delivers(recorded: Any) -> None:
         "{id: end, type: left_campaign}",
     ))
     harness.launch(campaign_id, harness.csv("key,email,name,plan\n1,a@x.org,<Ann>,pro\n"))
-    harness.work()
+    harness.run_to_idle()
     (message,) = recorder.messages
     assert (message.to, message.subject, message.text) == ("a@x.org", "Hi <Ann>", "Plan pro")
     assert message.html == "<b>&lt;Ann&gt;</b>"  # HTML parts are autoescaped
@@ -90,7 +90,7 @@ def test_branch_and_random_cohort(harness: Any) -> None:
     ))
     rows = "\n".join(f"{i},{'pro' if i % 2 else 'free'}" for i in range(2000))
     harness.launch(campaign_id, harness.csv(f"key,plan\n{rows}\n"))
-    harness.work()
+    harness.run_to_idle()
     runs = harness.runs(campaign_id)
     cohorts = Counter(run.context["cohort_split"] for run in runs)
     assert abs(cohorts["big"] / 2000 - 0.7) < 0.04  # weighted
@@ -123,13 +123,13 @@ def test_time_delay_waits_exactly(harness: Any, clock: Any) -> None:
     ))
     harness.launch(campaign_id, harness.csv("key\n1\n"))
     start = clock.now()
-    harness.work()
+    harness.run_to_idle()
     (run,) = harness.runs(campaign_id)
     assert run.status == "waiting" and run.due_at == start + timedelta(minutes=90)
     clock.advance(timedelta(minutes=89))
-    assert harness.work().claimed == 0
+    assert harness.run_to_idle().claimed == 0
     clock.advance(timedelta(minutes=1))
-    harness.work()
+    harness.run_to_idle()
     (run,) = harness.runs(campaign_id)
     assert run.status == "completed"
     pause = next(s for s in harness.steps(run.id) if s.node_id == "pause")
@@ -146,12 +146,12 @@ def test_time_window_waits_for_the_next_opening_across_a_weekend_and_dst(harness
         "{id: end, type: left_campaign}",
     ))
     harness.launch(campaign_id, harness.csv("key\n1\n"))
-    harness.work()
+    harness.run_to_idle()
     (run,) = harness.runs(campaign_id)
     assert run.status == "waiting"
     assert run.due_at == datetime(2030, 4, 1, 7, 0, tzinfo=UTC)  # Monday 09:00 CEST = 07:00 UTC
     clock.set(run.due_at)
-    harness.work()
+    harness.run_to_idle()
     assert harness.runs(campaign_id)[0].status == "completed"
 
 
@@ -165,19 +165,19 @@ def test_wait_for_event_takes_the_event_edge_or_the_timeout(harness: Any, clock:
         "{id: late, type: left_campaign}",
     ))
     harness.launch(campaign_id, harness.csv("key\na\nb\nc\n"))
-    harness.work()
+    harness.run_to_idle()
     a, b, c = harness.runs(campaign_id)
     send_event(harness.runtime, a.id, "clicked", {"url": "/x"})
     send_event(harness.runtime, b.id, "reported")
     assert {r.id: r.due_at for r in harness.runs(campaign_id)}[a.id] == clock.now()  # woken at once
-    harness.work()
+    harness.run_to_idle()
     a, b, c = harness.runs(campaign_id)
     assert (a.status, a.current_node) == ("completed", "clicked")
     assert a.context["last_event"] == {"name": "clicked", "url": "/x", "at": clock.now().isoformat()}
     assert (b.status, b.current_node) == ("completed", "other")
     assert c.status == "waiting"
     clock.advance(timedelta(days=2))
-    harness.work()
+    harness.run_to_idle()
     assert harness.runs(campaign_id)[2].current_node == "late"
 
 
@@ -192,7 +192,7 @@ def test_update_field_enforcement_and_send_event(recorded: Any) -> None:
         "{id: end, type: left_campaign}",
     ))
     harness.launch(campaign_id, harness.csv("key,verdict\nu1,Approved\n"))
-    harness.work()
+    harness.run_to_idle()
     with harness.runtime.engine.connect() as conn:
         fields = conn.execute(select(targets.c.custom_fields).where(targets.c.key == "u1")).scalar_one()
     assert fields["Campaigns Approval"]["value"] == "Approved"

@@ -52,7 +52,7 @@ def test_listing_runs_and_posting_an_event_that_wakes_a_run(served: Any) -> None
     url, harness = served
     campaign_id = harness.create(FLOW)
     harness.launch(campaign_id, harness.csv("key\nk1\nk2\n"))
-    harness.work()
+    harness.run_to_idle()
     listed = httpx.get(f"{url}/api/campaigns/{campaign_id}/runs", params={"status": "waiting", "sort": "-id"},
                        headers=auth()).json()
     assert [r["target_key"] for r in listed] == ["k2", "k1"]
@@ -60,7 +60,7 @@ def test_listing_runs_and_posting_an_event_that_wakes_a_run(served: Any) -> None
     posted = httpx.post(f"{url}/api/runs/{run_id}/events", json={"name": "clicked", "payload": {"via": "api"}},
                         headers=auth())
     assert posted.status_code == 201
-    harness.work()
+    harness.run_to_idle()
     timeline = httpx.get(f"{url}/api/runs/{run_id}", headers=auth()).json()
     assert timeline["run"]["status"] == "completed" and timeline["run"]["context"]["last_event"]["via"] == "api"
     assert [p["edge"] for p in timeline["path"]] == ["next", "clicked", None]

@@ -1,0 +1,305 @@
+"""pytest fixtures for plugin authors, loaded by pytest through the ``pytest11`` entry point of campaignkit.
+
+Every fixture is prefixed ``ck_`` so that it cannot shadow a project's own. Tell the fixtures which plugin is
+under test with the ini option ``campaignkit_plugin = "your_module"`` (or override the ``ck_plugin`` fixture),
+and give settings, such as your plugin's configuration table, by overriding ``ck_settings``::
+
+    @pytest.fixture
+    def ck_settings(ck_smtp):
+        return {"plugins": {"config": {"smtp": ck_smtp.channel_config()}}}
+
+    def test_it_sends(ck_campaign, ck_smtp):
+        runs = ck_campaign.run_campaign(FLOW, "key,email\\nada,ada@example.org\\n")
+        assert runs[0].status == "completed" and len(ck_smtp.messages) == 1
+
+Nothing heavy is imported until a fixture is used: this module loads in every pytest session of an environment
+where campaignkit is installed.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import importlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from email.message import EmailMessage
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from .audit import Actor
+    from .clock import FakeClock
+    from .engine import Worker
+    from .runtime import Runtime
+    from .settings import Settings
+
+INI_PLUGIN = "campaignkit_plugin"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(INI_PLUGIN, "Import path of the campaignkit plugin module under test (for the ck_ fixtures).")
+
+
+# --- helpers the fixtures hand out ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def merge_settings(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``overrides`` on top of ``base``, table by table: {"plugins": {"config": {...}}} adds, not replaces."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_settings(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class SmtpInbox:
+    """An aiosmtpd handler on 127.0.0.1 that keeps every message it accepts.
+
+    ``answers`` scripts replies per recipient (e.g. ``["451 try later"]``) given in turn before accepting, to test
+    how a channel copes with a server that defers or refuses.
+    """
+
+    def __init__(self) -> None:
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.messages: list[EmailMessage] = []
+        self.sessions = 0
+        self.answers: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def channel_config(self, sender: str = "Campaigns <campaigns@example.org>", **extra: Any) -> dict[str, Any]:
+        """The ``plugins.config.smtp`` table that makes the bundled smtp channel deliver here."""
+        return {"host": self.host, "port": self.port, "security": "none", "sender": sender, **extra}
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [message for message in self.messages if address in str(message["To"])]
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[EmailMessage]:
+        """Wait until at least ``count`` messages arrived; fail the test with what did arrive otherwise."""
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count:
+            if time.monotonic() > deadline:
+                pytest.fail(f"expected {count} messages within {timeout}s, got {len(self.messages)}")
+            time.sleep(0.01)
+        return list(self.messages)
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]) -> Any:
+        with self._lock:
+            self.sessions += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        with self._lock:
+            queued = self.answers.get(address)
+            if queued:
+                return queued.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self._lock:
+            self.messages.append(parsed)  # type: ignore[arg-type]
+        return "250 Message accepted"
+
+
+class CampaignHarness:
+    """Create, launch and run a campaign to idle in a few lines, and read back its runs, steps and audit."""
+
+    def __init__(self, runtime: Runtime, actor: Actor, folder: Path) -> None:
+        from .campaigns import Campaigns
+        from .engine import Worker
+
+        self.runtime = runtime
+        self.actor = actor
+        self.folder = folder
+        self.campaigns = Campaigns(runtime)
+        self.worker: Worker = Worker(runtime)
+
+    def create(self, definition: str | Path) -> str:
+        """Create a campaign from YAML text or a file; returns its id."""
+        from .loader import load_definition_file, load_definition_text
+
+        loaded = (load_definition_file(definition) if isinstance(definition, Path)
+                  else load_definition_text(definition, "test.yaml"))
+        return self.campaigns.create(loaded, self.actor)
+
+    def csv(self, content: str, name: str = "audience.csv") -> Path:
+        """Write an audience CSV under the test's folder."""
+        path = self.folder / name
+        path.write_text(content, encoding="utf-8")
+        return path
+
+    def launch(self, campaign_id: str, audience: Path | None = None) -> int:
+        """Launch now; ``audience`` replaces the definition's own file. Returns how many runs it created."""
+        return self.campaigns.launch(campaign_id, self.actor, audience=audience).target_count
+
+    def run_to_idle(self) -> Any:
+        """Work every due run until none is left (waiting runs stay parked; advance ``ck_clock`` to wake them)."""
+        return self.worker.run_until_idle()
+
+    def run_campaign(self, definition: str | Path, audience_csv: str | None = None) -> list[Any]:
+        """Create, launch and run to idle in one call; returns the runs."""
+        campaign_id = self.create(definition)
+        self.launch(campaign_id, self.csv(audience_csv) if audience_csv is not None else None)
+        self.run_to_idle()
+        return self.runs(campaign_id)
+
+    def runs(self, campaign_id: str) -> list[Any]:
+        from .db import reading
+        from .schema import runs
+
+        with reading(self.runtime.engine) as conn:
+            return list(conn.execute(runs.select().where(runs.c.campaign_id == campaign_id).order_by(runs.c.id)))
+
+    def steps(self, run_id: int) -> list[Any]:
+        from .db import reading
+        from .schema import step_records
+
+        with reading(self.runtime.engine) as conn:
+            return list(conn.execute(step_records.select().where(step_records.c.run_id == run_id)
+                                     .order_by(step_records.c.started_at, step_records.c.id)))
+
+    def audit(self, sub_type: str | None = None) -> list[Any]:
+        """Audit records, oldest first, optionally of one audit_sub_type (e.g. "Created")."""
+        from .db import reading
+        from .schema import audit_history
+
+        query = audit_history.select().order_by(audit_history.c.audit_id)
+        if sub_type is not None:
+            query = query.where(audit_history.c.audit_sub_type == sub_type)
+        with reading(self.runtime.engine) as conn:
+            return list(conn.execute(query))
+
+    def dispatch_audit(self) -> dict[str, int]:
+        """Feed the enabled audit sinks now, as the scheduler's dispatcher job would; returns records per sink."""
+        from .audit_dispatch import AuditDispatcher
+
+        return AuditDispatcher(self.runtime).dispatch()
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+# --- fixtures ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ck_plugin(request: pytest.FixtureRequest) -> Any:
+    """The plugin under test: the module named by the ``campaignkit_plugin`` ini option; override to give another."""
+    name = request.config.getini(INI_PLUGIN)
+    if not name:
+        pytest.fail(f"set `{INI_PLUGIN} = \"your_module\"` under [tool.pytest.ini_options], "
+                    "or override the ck_plugin fixture, to say which plugin the ck_ fixtures test")
+    return importlib.import_module(str(name))
+
+
+@pytest.fixture
+def ck_settings() -> dict[str, Any]:
+    """Settings for ``ck_runtime`` (override it): e.g. {"plugins": {"config": {"my_channel": {...}}}}."""
+    return {}
+
+
+@pytest.fixture
+def ck_clock() -> FakeClock:
+    """A clock that moves only when the test says: ``ck_clock.advance(timedelta(days=1))``."""
+    from .clock import FakeClock
+
+    return FakeClock()
+
+
+@pytest.fixture
+def ck_actor() -> Actor:
+    from .audit import Actor
+
+    return Actor(user_name="tester", computer_name="test-host", computer_ip="127.0.0.1")
+
+
+@pytest.fixture
+def ck_make_settings(tmp_path: Path, ck_settings: dict[str, Any]) -> Callable[..., Settings]:
+    """Settings on SQLite in tmp_path, ``ck_settings`` on top, then the keyword overrides of the call."""
+    from .settings import Settings
+
+    def make(**overrides: Any) -> Settings:
+        base = {"var_dir": tmp_path / "var", "database_url": f"sqlite:///{tmp_path / 'campaignkit.db'}"}
+        return Settings(**merge_settings(merge_settings(base, ck_settings), overrides))
+
+    return make
+
+
+@pytest.fixture
+def ck_make_runtime(ck_make_settings: Callable[..., Settings], ck_clock: FakeClock,
+                    ck_plugin: Any) -> Iterator[Callable[..., Runtime]]:
+    """Build migrated runtimes with the plugin under test registered: ``ck_make_runtime(audit={"sinks": [...]})``.
+
+    Installed plugins load too (the bundled smtp and file channels among them); ``plugins={"enabled": [...]}``
+    narrows them.
+    """
+    from .migrate import upgrade
+    from .runtime import Runtime
+
+    built: list[Runtime] = []
+
+    def make(extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> Runtime:
+        runtime = Runtime(ck_make_settings(**overrides), clock=ck_clock, plugins=(ck_plugin, *extra_plugins))
+        upgrade(runtime.engine)
+        built.append(runtime)
+        return runtime
+
+    yield make
+    for runtime in built:
+        runtime.close()
+
+
+@pytest.fixture
+def ck_runtime(ck_make_runtime: Callable[..., Runtime]) -> Runtime:
+    """A temporary campaignkit: SQLite in tmp_path, migrated, ``ck_settings`` applied, ``ck_clock`` as its clock."""
+    return ck_make_runtime()
+
+
+@pytest.fixture
+def ck_pm(ck_runtime: Runtime) -> pluggy.PluginManager:
+    """The runtime's fresh plugin manager, with the plugin under test registered and checked against the specs."""
+    return ck_runtime.pm
+
+
+@pytest.fixture
+def ck_campaign(ck_runtime: Runtime, ck_actor: Actor, tmp_path: Path) -> Iterator[CampaignHarness]:
+    """Launch a small campaign and run it to idle: see CampaignHarness."""
+    harness = CampaignHarness(ck_runtime, ck_actor, tmp_path)
+    yield harness
+    harness.close()
+
+
+@pytest.fixture
+def ck_smtp() -> Iterator[SmtpInbox]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that collects messages; ``channel_config()`` points smtp at it."""
+    try:
+        from aiosmtpd.controller import Controller
+    except ImportError:  # pragma: no cover - depends on the author's environment
+        pytest.fail("ck_smtp needs aiosmtpd: pip install 'campaignkit[testing]'")
+    inbox = SmtpInbox()
+    inbox.port = free_port()
+    controller = Controller(inbox, hostname=inbox.host, port=inbox.port)
+    controller.start()
+    try:
+        yield inbox
+    finally:
+        controller.stop()
