@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from . import hookspecs
 from .errors import ConfigurationError, PluginError
 from .interfaces import AudienceSource, AuditSink, Channel, Component, EnforcementAction, FieldUpdater
+from .plugin_trace import trace_hook_calls
 from .settings import Settings, describe_validation_error
 from .step import StepType
 
@@ -80,6 +81,8 @@ def build_plugin_manager(
         # pluggy names the hook in its message; the plugin object's repr adds nothing for the reader.
         problem = str(exc).split(" in plugin ")[0]
         raise PluginError(f"plugin {name!r}: {problem} (see `campaignkit plugins --hooks` for the hooks)") from None
+    if settings.trace_plugins:
+        trace_hook_calls(pm)
     return pm
 
 

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -314,6 +315,22 @@ def test_the_console_script_runs_help_and_plugins(tmp_path: Path) -> None:
     assert "email" in {p["name"] for p in json.loads(listed.stdout)["plugins"]}
     unknown = console_script("frobnicate", cwd=tmp_path, env=env)
     assert unknown.returncode == 2 and "No such command" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_plugins_hooks_lists_implementations_in_call_order_and_tracing_shows_each_call(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPAIGNKIT_")}
+    listed = console_script("plugins", "--hooks", "--format", "json", cwd=tmp_path,
+                            env={**env, "CAMPAIGNKIT_TRACE_PLUGINS": "1"})
+    assert listed.returncode == 0, listed.stderr
+    hooks = {row["hook"]: row["implementations"] for row in json.loads(listed.stdout)}
+    # The built-in channels are trylast: a plugin's channels come first, which is how a plugin overrides them.
+    assert hooks["register_channels"] == [{"plugin": "email", "qualifiers": []},
+                                          {"plugin": "campaignkit.core.builtins", "qualifiers": ["trylast"]}]
+    assert hooks["on_run_finished"] == []
+    assert re.search(r"campaignkit\.trace: hook register_channels plugin=email \d+\.\d{3} ms ok returned 2: smtp, file",
+                     listed.stderr), listed.stderr
+    quiet = console_script("plugins", "--hooks", cwd=tmp_path, env=env)
+    assert quiet.returncode == 0 and "campaignkit.trace" not in quiet.stderr
 
 
 # --- serve: scheduler, worker and web in one process ----------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -102,3 +104,52 @@ def test_each_manager_is_fresh(tmp_path: Any) -> None:
     first = runtime(tmp_path, channel_plugin("once", "pager"))
     second = runtime(tmp_path)
     assert "pager" in first.registry.names("channel") and "pager" not in second.registry.names("channel")
+
+
+# --- CAMPAIGNKIT_TRACE_PLUGINS -------------------------------------------------------------------------------------
+
+
+class Traced:
+    """Registers a channel, adds a filter, and fails as an observer: one call of each outcome to trace."""
+
+    __name__ = "traced"
+
+    @hookimpl
+    def register_channels(self) -> list[type[Channel]]:
+        return [channel_plugin("unused", "pager").TheChannel]
+
+    @hookimpl
+    def prepare_jinja_environment(self, env: Any, purpose: str) -> None:
+        env.filters["shout"] = str.upper
+
+    @hookimpl
+    def on_campaign_finished(self, campaign: Any, state: str) -> None:
+        raise ValueError("the dashboard is down")
+
+
+def test_tracing_logs_each_hook_call_with_its_plugin_duration_and_outcome(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="campaignkit.trace")
+    rt = runtime(tmp_path, Traced(), trace_plugins=True)
+    rt.jinja  # noqa: B018 - builds the message environment, which calls prepare_jinja_environment
+    rt.notify("on_campaign_finished", campaign={"name": "Payroll review 2031"}, state="completed")
+    lines = [r.getMessage() for r in caplog.records if r.name == "campaignkit.trace"]
+    ms = r"\d+\.\d{3} ms"
+    assert any(re.fullmatch(rf"hook register_channels plugin=traced {ms} ok returned 1: pager", line) for line in lines)
+    assert any(re.fullmatch(rf"hook register_channels plugin=email {ms} ok returned 2: smtp, file", line)
+               for line in lines)
+    assert any(re.fullmatch(rf"hook prepare_jinja_environment plugin=traced {ms} ok", line) for line in lines)
+    assert any(re.fullmatch(rf"hook on_campaign_finished plugin=traced {ms} raised ValueError: the dashboard is down",
+                            line) for line in lines)
+    assert not any("Payroll review" in line for line in lines)  # arguments are data, never traced
+    assert rt.jinja.filters["shout"] is str.upper  # tracing wraps the call, not what the plugin does
+
+
+def test_without_the_setting_nothing_is_traced(tmp_path: Any, caplog: pytest.LogCaptureFixture,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    caplog.set_level(logging.DEBUG)
+    runtime(tmp_path, Traced()).notify("on_campaign_finished", campaign={}, state="completed")
+    assert not [r for r in caplog.records if r.name == "campaignkit.trace"]
+    monkeypatch.setenv("CAMPAIGNKIT_TRACE_PLUGINS", "1")
+    assert Settings().trace_plugins is True

@@ -9,6 +9,7 @@ import sys
 from importlib.metadata import entry_points, version
 from typing import Annotated, Any
 
+import pluggy
 import typer
 
 from ..migrate import current_revision, upgrade
@@ -72,13 +73,14 @@ def plugins(
     runtime = STATE.runtime(migrated=False)
     pm = runtime.pm
     if hooks:
-        hook_rows = [{"hook": name, "implementations": [impl.plugin_name for impl in reversed(caller.get_hookimpls())]}
-                for name, caller in sorted(vars(pm.hook).items()) if hasattr(caller, "get_hookimpls")]
+        hook_rows = [{"hook": name, "implementations": [_impl_row(impl) for impl in reversed(caller.get_hookimpls())]}
+                     for name, caller in sorted(vars(pm.hook).items()) if isinstance(caller, pluggy.HookCaller)]
         if fmt is Format.json:
             render_json(hook_rows)
         else:
-            render([{**r, "implementations": ", ".join(r["implementations"])} for r in hook_rows],
-                   ["hook", "implementations"], fmt)
+            render([{"hook": r["hook"], "implementations (call order)": ", ".join(
+                        i["plugin"] + "".join(f" ({q})" for q in i["qualifiers"]) for i in r["implementations"])}
+                    for r in hook_rows], ["hook", "implementations (call order)"], fmt)
         return
     versions = {ep.name: ep.dist.version if ep.dist else "" for ep in entry_points(group=ENTRY_POINT_GROUP)}
     own = version("campaignkit")
@@ -101,6 +103,12 @@ def plugins(
     flat = [{**r, "hooks": ", ".join(r["hooks"]),
              "registers": "; ".join(f"{k}: {', '.join(v)}" for k, v in r["registers"].items())} for r in rows]
     render(flat, ["name", "version", "hooks", "registers"], fmt, title="Loaded plugins")
+
+
+def _impl_row(impl: pluggy.HookImpl) -> dict[str, Any]:
+    """One implementation of a hook: its plugin and what decides its place in the call order."""
+    qualifiers = [q for q in ("tryfirst", "trylast", "wrapper", "hookwrapper") if getattr(impl, q)]
+    return {"plugin": impl.plugin_name, "qualifiers": qualifiers}
 
 
 def _safe_url(runtime: Any) -> str:
