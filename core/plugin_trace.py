@@ -27,7 +27,8 @@ def trace_hook_calls(pm: pluggy.PluginManager) -> None:
         for impl in caller.get_hookimpls():
             if impl.hookwrapper or impl.wrapper:
                 continue  # a generator: the time of the call would be the time to create it, not to run it
-            impl.function = _traced(impl.function, hook_name, impl.plugin_name)
+            # pluggy monitors whole hook calls only (add_hookcall_monitoring); per plugin needs the function wrapped.
+            impl.function = _traced(impl.function, hook_name, impl.plugin_name)  # type: ignore[misc]
 
 
 def _traced(function: Callable[..., Any], hook_name: str, plugin_name: str) -> Callable[..., Any]:

@@ -97,7 +97,8 @@ class Settings(BaseSettings):
     template_dirs: list[Path] = Field(default_factory=list, description="Override bundled templates by path.")
     timezone: str = Field(default="UTC", description="Default time zone for schedules and windows.")
     trace_plugins: bool = Field(
-        default=False, description="Log every hook call with its plugin, duration and outcome (logger campaignkit.trace)."
+        default=False,
+        description="Log every hook call with its plugin, duration and outcome (logger campaignkit.trace).",
     )
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)

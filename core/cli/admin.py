@@ -73,8 +73,11 @@ def plugins(
     runtime = STATE.runtime(migrated=False)
     pm = runtime.pm
     if hooks:
-        hook_rows = [{"hook": name, "implementations": [_impl_row(impl) for impl in reversed(caller.get_hookimpls())]}
-                     for name, caller in sorted(vars(pm.hook).items()) if isinstance(caller, pluggy.HookCaller)]
+        callers = sorted((name, caller) for name, caller in vars(pm.hook).items()
+                         if isinstance(caller, pluggy.HookCaller))
+        hook_rows: list[dict[str, Any]] = [
+            {"hook": name, "implementations": [_impl_row(impl) for impl in reversed(caller.get_hookimpls())]}
+            for name, caller in callers]
         if fmt is Format.json:
             render_json(hook_rows)
         else:
