@@ -79,9 +79,9 @@ def register() -> typer.Typer:
     """Add every command group once (commands import the whole framework, so only when the CLI runs)."""
     global _registered
     if not _registered:
-        from . import admin, audit, campaign, history, roles, runs, schedule
+        from . import admin, audit, campaign, config, history, roles, runs, scaffold, schedule
 
-        for module in (admin, campaign, runs, history, roles, audit, schedule):
+        for module in (admin, config, scaffold, campaign, runs, history, roles, audit, schedule):
             module.register(app)
         _registered = True
     return app
