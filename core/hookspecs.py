@@ -3,6 +3,15 @@
 ``register_*`` hooks return classes that the core instantiates with their validated configuration;
 ``prepare_*`` hooks adjust an object handed in; ``on_*`` hooks observe and return nothing. An ``on_*``
 implementation that raises is logged and skipped; it never stops the engine or other plugins.
+
+Compatibility (docs/plugins.md#compatibility; tests/test_hook_compatibility.py holds every released signature):
+
+- An implementation may take any subset of a hook's arguments, so a new argument never breaks one written
+  before it. Arguments are only ever added, at the end, and a new hook is a new name.
+- An argument is removed only after a deprecation: the spec keeps it for at least one minor release with
+  ``@hookspec(warn_on_impl_args={"name": DeprecationWarning("...")})``, and it goes in the next major release.
+- A hook is removed the same way, its spec marked ``warn_on_impl=DeprecationWarning("...")`` first.
+- What a hook returns and when it fires do not change within a major release.
 """
 
 from __future__ import annotations

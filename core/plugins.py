@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -56,7 +57,7 @@ def build_plugin_manager(
     enabled = set(settings.plugins.enabled) if settings.plugins.enabled is not None else None
     for module_name in DEFAULT_PLUGINS:
         if module_name not in blocked:
-            pm.register(importlib.import_module(module_name), name=module_name)
+            register_plugin(pm, importlib.import_module(module_name), module_name)
     if load_entry_points:
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             if ep.name in blocked or (enabled is not None and ep.name not in enabled):
@@ -68,12 +69,12 @@ def build_plugin_manager(
                 plugin = ep.load()
             except Exception as exc:
                 raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from None
-            pm.register(plugin, name=ep.name)
+            register_plugin(pm, plugin, ep.name)
     for plugin in extra_plugins:
         name = getattr(plugin, "__name__", None) or type(plugin).__name__
         if pm.is_blocked(name) or name in blocked or pm.is_registered(plugin):
             continue  # blocked, or installed and already loaded through its entry point
-        pm.register(plugin, name=name)
+        register_plugin(pm, plugin, name)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
@@ -84,6 +85,21 @@ def build_plugin_manager(
     if settings.trace_plugins:
         trace_hook_calls(pm)
     return pm
+
+
+def register_plugin(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
+    """Register one plugin; a deprecated hook or argument it uses is logged with its name, then warned as usual.
+
+    pluggy warns (spec ``warn_on_impl`` / ``warn_on_impl_args``) pointing at the implementation, and Python hides
+    DeprecationWarnings outside ``__main__``: the log line is what an admin sees, the warning what a plugin's own
+    test run shows its author.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pm.register(plugin, name=name)
+    for warning in caught:
+        log.warning("plugin %r: %s (%s:%s)", name, warning.message, warning.filename, warning.lineno)
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 C = TypeVar("C", bound=Component)
