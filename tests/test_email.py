@@ -5,11 +5,8 @@ from __future__ import annotations
 import email
 import email.policy
 import ssl
-import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -21,51 +18,16 @@ from servers import free_port
 
 from campaignkit.core.db import reading
 from campaignkit.core.schema import step_records
+from campaignkit.core.testing import SmtpInbox
 from campaignkit.plugins.email.smtp import RateLimiter
 
 AUDIENCE = "key,email,name\n1,ada@example.org,Ada\n2,grace@example.org,Grace\n3,rejected@example.org,Rej\n"
 
 
-class Inbox:
-    """An SMTP handler that keeps what it accepts and answers per recipient as the test says."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.sessions = 0
-        self.answers: dict[str, list[str]] = {}  # address -> replies to give in turn, then 250
-        self.lock = threading.Lock()
-
-    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]) -> Any:
-        with self.lock:
-            self.sessions += 1
-        session.host_name = hostname
-        return responses
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
-        with self.lock:
-            queued = self.answers.get(address)
-            if queued:
-                return queued.pop(0)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        with self.lock:
-            self.messages.append(parsed)  # type: ignore[arg-type]
-        return "250 Message accepted"
-
-
 @pytest.fixture
-def smtp_server() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
+def smtp_server(ck_smtp: SmtpInbox) -> tuple[SmtpInbox, int]:
+    """The SMTP server campaignkit ships for plugin authors, used here as they would."""
+    return ck_smtp, ck_smtp.port
 
 
 def journey(channel: str = "smtp", failure_edge: bool = False) -> str:
@@ -202,7 +164,7 @@ def test_starttls_and_login(make_smtp_runtime: Any, actor: Any, tmp_path: Path) 
         seen.append(data.login.decode())
         return AuthResult(success=ok)
 
-    inbox = Inbox()
+    inbox = SmtpInbox()
     port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=server_context,
                             require_starttls=True, authenticator=authenticate, auth_require_tls=True)
