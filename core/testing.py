@@ -21,11 +21,15 @@ from __future__ import annotations
 import email
 import email.policy
 import importlib
+import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +122,80 @@ class SmtpInbox:
         with self._lock:
             self.messages.append(parsed)  # type: ignore[arg-type]
         return "250 Message accepted"
+
+
+@dataclass
+class Seen:
+    """One request an HttpReceiver received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+# What to answer a request: (status, body) or (status, body, headers).
+Answer = Callable[[Seen], tuple[int, bytes] | tuple[int, bytes, Mapping[str, str]]]
+
+
+class HttpReceiver(ThreadingHTTPServer):
+    """A real HTTP(S) server on 127.0.0.1 that records every request; ``answer`` decides the reply (200 and {}
+    unless told otherwise). Wrap ``socket`` with a server SSLContext for HTTPS before entering it."""
+
+    daemon_threads = True
+
+    def __init__(self, answer: Answer | None = None) -> None:
+        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
+        self.answer: Answer = answer or (lambda seen: (200, b"{}"))
+        self.seen: list[Seen] = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if isinstance(self.socket, ssl.SSLSocket) else "http"
+        return f"{scheme}://127.0.0.1:{self.server_port}"
+
+    def __enter__(self) -> HttpReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+        self.thread.join(timeout=5)
+
+
+class _ReceiverHandler(BaseHTTPRequestHandler):
+    server: HttpReceiver
+    protocol_version = "HTTP/1.1"
+
+    def _any(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        seen = Seen(self.command, self.path, dict(self.headers.items()), body)
+        with self.server.lock:
+            self.server.seen.append(seen)
+            status, content, *rest = self.server.answer(seen)
+        self.send_response(status)
+        for name, value in (rest[0] if rest else {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
+
+    def log_message(self, *args: Any) -> None:
+        pass  # the test reads ``seen``; request lines on stderr would only be noise
+
+
+def answer_in_turn(*statuses: int) -> Answer:
+    """Answer with these statuses in turn, then 200: e.g. ``answer_in_turn(503, 429)`` for a busy receiver."""
+    queue = list(statuses)
+    return lambda seen: (queue.pop(0) if queue else 200, b'{"error": "busy"}' if queue else b"{}")
 
 
 class CampaignHarness:
@@ -286,6 +364,30 @@ def ck_campaign(ck_runtime: Runtime, ck_actor: Actor, tmp_path: Path) -> Iterato
     harness = CampaignHarness(ck_runtime, ck_actor, tmp_path)
     yield harness
     harness.close()
+
+
+@pytest.fixture
+def ck_make_campaign(ck_make_runtime: Callable[..., Runtime], ck_actor: Actor,
+                     tmp_path: Path) -> Iterator[Callable[..., CampaignHarness]]:
+    """``ck_make_campaign(**settings)``: a CampaignHarness on a runtime of its own, for a test that needs other
+    settings than ``ck_settings`` (another plugin configuration, say)."""
+    harnesses: list[CampaignHarness] = []
+
+    def make(extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> CampaignHarness:
+        harness = CampaignHarness(ck_make_runtime(extra_plugins, **overrides), ck_actor, tmp_path)
+        harnesses.append(harness)
+        return harness
+
+    yield make
+    for harness in harnesses:
+        harness.close()
+
+
+@pytest.fixture
+def ck_http() -> Iterator[HttpReceiver]:
+    """A real HTTP server on 127.0.0.1 recording what the plugin sends (``seen``); set ``answer`` to script replies."""
+    with HttpReceiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture

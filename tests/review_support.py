@@ -8,11 +8,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from servers import free_port, serving
+from servers import serving
 from sqlalchemy import select
 
 from campaignkit.core.history import HistoryQuery, history_page
 from campaignkit.core.schema import audit_history
+from campaignkit.core.testing import free_port
 from campaignkit.core.web import create_app
 
 AUDIENCE = """user,user_email,application,approver

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import Receiver, plan
 from sqlalchemy import select
 
 from campaignkit.core import ConfigurationError
@@ -29,6 +28,7 @@ from campaignkit.core.audit_dispatch import AuditDispatcher, SinkStatus, as_reco
 from campaignkit.core.db import writing
 from campaignkit.core.runtime import Runtime
 from campaignkit.core.schema import audit_history
+from campaignkit.core.testing import HttpReceiver, answer_in_turn
 
 ACTOR = Actor(user_name="auditor", computer_name="desk-7", computer_ip="10.1.2.3")
 SECRET = "s3cret-webhook-key-0123456789"
@@ -363,9 +363,9 @@ def test_syslog_over_tcp_reconnects_and_catches_up(sink_runtime: Any, clock: Any
 
 
 @pytest.fixture
-def https_hook(request: pytest.FixtureRequest, tls: tuple[ssl.SSLContext, Path]) -> Iterator[Receiver]:
+def https_hook(request: pytest.FixtureRequest, tls: tuple[ssl.SSLContext, Path]) -> Iterator[HttpReceiver]:
     """An HTTPS receiver answering the planned statuses in turn (then 200)."""
-    hook = Receiver(plan(*getattr(request, "param", [])))
+    hook = HttpReceiver(answer_in_turn(*getattr(request, "param", [])))
     hook.socket = tls[0].wrap_socket(hook.socket, server_side=True)
     with hook:
         yield hook
@@ -377,7 +377,7 @@ def webhook_config(url: str, **extra: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("https_hook", [[200, 503, 503, 503, 503]], indirect=True)
 def test_webhook_survives_an_outage_and_delivers_every_record(
-        sink_runtime: Any, clock: Any, https_hook: Receiver, tls: tuple[ssl.SSLContext, Path],
+        sink_runtime: Any, clock: Any, https_hook: HttpReceiver, tls: tuple[ssl.SSLContext, Path],
         caplog: pytest.LogCaptureFixture) -> None:
     url = f"https://127.0.0.1:{https_hook.server_port}/audit?token=abc"
     runtime = sink_runtime(["webhook"], webhook_config(url, ca_file=str(tls[1])))
@@ -415,7 +415,7 @@ def test_webhook_survives_an_outage_and_delivers_every_record(
 
 
 @pytest.mark.parametrize("https_hook", [[401]], indirect=True)
-def test_webhook_does_not_retry_a_refusal_within_the_call(sink_runtime: Any, https_hook: Receiver,
+def test_webhook_does_not_retry_a_refusal_within_the_call(sink_runtime: Any, https_hook: HttpReceiver,
                                                          tls: tuple[ssl.SSLContext, Path]) -> None:
     url = f"https://127.0.0.1:{https_hook.server_port}/audit"
     runtime = sink_runtime(["webhook"], webhook_config(url, ca_file=str(tls[1])))
@@ -425,7 +425,7 @@ def test_webhook_does_not_retry_a_refusal_within_the_call(sink_runtime: Any, htt
     assert status_of(runtime, "webhook").last_error.endswith("answered HTTP 401")
 
 
-def test_webhook_rejects_a_server_it_cannot_verify(sink_runtime: Any, https_hook: Receiver) -> None:
+def test_webhook_rejects_a_server_it_cannot_verify(sink_runtime: Any, https_hook: HttpReceiver) -> None:
     url = f"https://127.0.0.1:{https_hook.server_port}/audit"  # no ca_file: the private CA is not trusted
     runtime = sink_runtime(["webhook"], webhook_config(url))
     add_records(runtime, 1)

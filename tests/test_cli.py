@@ -26,10 +26,10 @@ from typing import Any
 import httpx
 import pytest
 from cli_support import Cli, as_json, make_cli
-from servers import free_port
 from typer.testing import CliRunner
 
 from campaignkit.core.cli.app import register
+from campaignkit.core.testing import free_port
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

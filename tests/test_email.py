@@ -14,11 +14,10 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from servers import free_port
 
 from campaignkit.core.db import reading
 from campaignkit.core.schema import step_records
-from campaignkit.core.testing import SmtpInbox
+from campaignkit.core.testing import SmtpInbox, free_port
 from campaignkit.plugins.email.smtp import RateLimiter
 
 AUDIENCE = "key,email,name\n1,ada@example.org,Ada\n2,grace@example.org,Grace\n3,rejected@example.org,Rej\n"

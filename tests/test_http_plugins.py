@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import Receiver, Seen, plan
 from sqlalchemy import select
 
 from campaignkit.core import (
@@ -27,20 +26,21 @@ from campaignkit.core import (
 from campaignkit.core.events import send_event
 from campaignkit.core.history import HistoryQuery, history_page
 from campaignkit.core.schema import runs, step_records
+from campaignkit.core.testing import HttpReceiver, Seen, answer_in_turn
 
 TOKEN = "Bearer tok-0123456789-very-secret"
 SECRET = "hmac-secret-0123456789abcdef"
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as server:
+def receiver() -> Iterator[HttpReceiver]:
+    with HttpReceiver() as server:
         yield server
 
 
 @pytest.fixture
-def https_receiver(tls: tuple[ssl.SSLContext, Path]) -> Iterator[Receiver]:
-    server = Receiver()
+def https_receiver(tls: tuple[ssl.SSLContext, Path]) -> Iterator[HttpReceiver]:
+    server = HttpReceiver()
     server.socket = tls[0].wrap_socket(server.socket, server_side=True)
     with server:
         yield server
@@ -98,7 +98,7 @@ def no_secrets(text: str) -> None:
 # --- webhook enforcement ------------------------------------------------------------------------------
 
 
-def test_webhook_posts_a_signed_json_request_per_application(action: Any, receiver: Receiver) -> None:
+def test_webhook_posts_a_signed_json_request_per_application(action: Any, receiver: HttpReceiver) -> None:
     webhook = action(receiver.url + "/apps/{{ params.application | urlencode }}/revoke", secret=SECRET)
     result = webhook.enforce(ADA_GIT)
     assert result == EnforcementResult(removed=True, detail={"status": 200, "endpoint": receiver.url +
@@ -116,7 +116,7 @@ def test_webhook_posts_a_signed_json_request_per_application(action: Any, receiv
     no_secrets(repr(webhook.config))
 
 
-def test_webhook_delete_with_a_body_template(action: Any, receiver: Receiver) -> None:
+def test_webhook_delete_with_a_body_template(action: Any, receiver: HttpReceiver) -> None:
     webhook = action(receiver.url + "/groups/{{ params.application }}/members/{{ params.user | urlencode }}",
                      method="delete", body='{"email": {{ target.user_email | tojson }}, "run": {{ run_id }}}')
     assert webhook.enforce(ADA_GIT).removed
@@ -126,7 +126,7 @@ def test_webhook_delete_with_a_body_template(action: Any, receiver: Receiver) ->
     assert "X-Campaignkit-Signature" not in seen.headers  # no secret configured
 
 
-def test_webhook_refusal_means_not_removed(action: Any, receiver: Receiver) -> None:
+def test_webhook_refusal_means_not_removed(action: Any, receiver: HttpReceiver) -> None:
     receiver.answer = lambda seen: (403, b'{"error": "user is owner of the repository"}')
     result = action(receiver.url + "/revoke", secret=SECRET).enforce(ADA_GIT)
     assert result == EnforcementResult(removed=False, detail={
@@ -134,7 +134,7 @@ def test_webhook_refusal_means_not_removed(action: Any, receiver: Receiver) -> N
     assert len(receiver.seen) == 1  # a refusal is not retried within the call
 
 
-def test_webhook_can_treat_not_found_as_already_removed(action: Any, receiver: Receiver) -> None:
+def test_webhook_can_treat_not_found_as_already_removed(action: Any, receiver: HttpReceiver) -> None:
     receiver.answer = lambda seen: (404, b"no such member")
     webhook = action(receiver.url + "/members/{{ params.user }}", method="DELETE", absent_statuses=[404])
     assert webhook.enforce(ADA_GIT) == EnforcementResult(removed=True, detail={"status": 404,
@@ -142,8 +142,8 @@ def test_webhook_can_treat_not_found_as_already_removed(action: Any, receiver: R
 
 
 def test_webhook_retries_a_busy_receiver_with_the_same_key_and_fresh_signatures(
-        action: Any, receiver: Receiver) -> None:
-    receiver.answer = plan(503, 502)
+        action: Any, receiver: HttpReceiver) -> None:
+    receiver.answer = answer_in_turn(503, 502)
     assert action(receiver.url + "/revoke", secret=SECRET, retries=2).enforce(ADA_GIT).removed
     assert len(receiver.seen) == 3
     assert {s.headers["Idempotency-Key"] for s in receiver.seen} == {"idem-1"}
@@ -151,7 +151,7 @@ def test_webhook_retries_a_busy_receiver_with_the_same_key_and_fresh_signatures(
 
 
 @pytest.mark.parametrize("status", [500, 503, 429])
-def test_webhook_server_errors_are_temporary(action: Any, receiver: Receiver, status: int) -> None:
+def test_webhook_server_errors_are_temporary(action: Any, receiver: HttpReceiver, status: int) -> None:
     receiver.answer = lambda seen: (status, b"down")
     with pytest.raises(StepError) as caught:
         action(receiver.url + "/revoke", retries=1).enforce(ADA_GIT)
@@ -166,7 +166,7 @@ def test_webhook_without_a_receiver_is_temporary(action: Any) -> None:
     assert caught.value.temporary and "token=abc" not in str(caught.value)
 
 
-def test_webhook_over_https_with_a_private_ca(action: Any, https_receiver: Receiver,
+def test_webhook_over_https_with_a_private_ca(action: Any, https_receiver: HttpReceiver,
                                               tls: tuple[ssl.SSLContext, Path]) -> None:
     assert action(https_receiver.url + "/revoke", ca_file=str(tls[1])).enforce(ADA_GIT).removed
     with pytest.raises(StepError) as caught:  # without the CA the server cannot be trusted; retrying won't help
@@ -177,7 +177,7 @@ def test_webhook_over_https_with_a_private_ca(action: Any, https_receiver: Recei
 
 @pytest.mark.parametrize(("user", "problem"), [
     ("../admin", ". or .. segment"), ("ada lovelace", "spaces or control characters")])
-def test_webhook_refuses_urls_a_target_value_would_bend(action: Any, receiver: Receiver, user: str,
+def test_webhook_refuses_urls_a_target_value_would_bend(action: Any, receiver: HttpReceiver, user: str,
                                                         problem: str) -> None:
     webhook = action(receiver.url + "/members/{{ params.user }}")
     with pytest.raises(PermanentStepError, match=problem):
@@ -185,7 +185,7 @@ def test_webhook_refuses_urls_a_target_value_would_bend(action: Any, receiver: R
     assert receiver.seen == []
 
 
-def test_webhook_template_errors_are_permanent(action: Any, receiver: Receiver) -> None:
+def test_webhook_template_errors_are_permanent(action: Any, receiver: HttpReceiver) -> None:
     with pytest.raises(PermanentStepError, match="body template error"):
         action(receiver.url + "/r", body='{"x": {{ target.department | tojson }}}').enforce(ADA_GIT)
     with pytest.raises(PermanentStepError, match="valid JSON"):
@@ -196,7 +196,7 @@ def test_webhook_template_errors_are_permanent(action: Any, receiver: Receiver) 
 # --- http field updater -------------------------------------------------------------------------------
 
 
-def test_http_updater_puts_the_field_to_the_inventory(updater: Any, receiver: Receiver) -> None:
+def test_http_updater_puts_the_field_to_the_inventory(updater: Any, receiver: HttpReceiver) -> None:
     updater(receiver.url + "/api/accounts/{{ target_key | urlencode }}/fields").update(FIELD)
     [seen] = receiver.seen
     assert (seen.method, seen.path) == ("PUT", "/api/accounts/ada%7CGit/fields")
@@ -205,7 +205,7 @@ def test_http_updater_puts_the_field_to_the_inventory(updater: Any, receiver: Re
                            "approver": "linus@example.org", "campaign_id": "c-1", "run_id": 7}
 
 
-def test_http_updater_with_patch_and_a_body_template(updater: Any, receiver: Receiver) -> None:
+def test_http_updater_with_patch_and_a_body_template(updater: Any, receiver: HttpReceiver) -> None:
     body = '{"fields": {{ {field: value} | tojson }}, "by": {{ approver | tojson }}}'
     updater(receiver.url + "/accounts", method="patch", content_type="application/merge-patch+json",
             body=body).update(FIELD)
@@ -214,7 +214,7 @@ def test_http_updater_with_patch_and_a_body_template(updater: Any, receiver: Rec
     assert seen.json() == {"fields": {"Campaigns Approval": "Revoked"}, "by": "linus@example.org"}
 
 
-def test_http_updater_refusal_is_permanent_and_names_the_status(updater: Any, receiver: Receiver) -> None:
+def test_http_updater_refusal_is_permanent_and_names_the_status(updater: Any, receiver: HttpReceiver) -> None:
     receiver.answer = lambda seen: (422, b'{"error": "unknown field"}')
     with pytest.raises(PermanentStepError) as caught:
         updater(receiver.url + "/accounts?api_key=xyz", retries=3).update(FIELD)
@@ -224,13 +224,13 @@ def test_http_updater_refusal_is_permanent_and_names_the_status(updater: Any, re
     assert len(receiver.seen) == 1
 
 
-def test_http_updater_recovers_from_a_server_error(updater: Any, receiver: Receiver) -> None:
-    receiver.answer = plan(500)
+def test_http_updater_recovers_from_a_server_error(updater: Any, receiver: HttpReceiver) -> None:
+    receiver.answer = answer_in_turn(500)
     updater(receiver.url + "/accounts", retries=1).update(FIELD)
     assert [s.json()["value"] for s in receiver.seen] == ["Revoked", "Revoked"]
 
 
-def test_http_updater_failures_without_an_answer_are_temporary(updater: Any, receiver: Receiver) -> None:
+def test_http_updater_failures_without_an_answer_are_temporary(updater: Any, receiver: HttpReceiver) -> None:
     with pytest.raises(StepError) as caught:
         updater(f"http://127.0.0.1:{closed_port()}/accounts").update(FIELD)
     assert caught.value.temporary and not isinstance(caught.value, PermanentStepError)
@@ -271,7 +271,7 @@ def test_invalid_configuration_is_refused_at_start(make_runtime: Any, key: str, 
     no_secrets(str(caught.value))
 
 
-def test_the_webhook_audit_sink_and_action_keep_separate_tables(make_runtime: Any, receiver: Receiver) -> None:
+def test_the_webhook_audit_sink_and_action_keep_separate_tables(make_runtime: Any, receiver: HttpReceiver) -> None:
     runtime = make_runtime(plugins={"config": {
         "webhook": {"url": receiver.url + "/audit", "secret": SECRET},
         "webhook_enforcement": {"url": receiver.url + "/revoke"}}})
@@ -302,7 +302,7 @@ settings:
 
 
 def test_access_review_updates_the_inventory_and_revokes_through_webhooks(
-        make_runtime: Any, actor: Any, tmp_path: Path, clock: Any, receiver: Receiver) -> None:
+        make_runtime: Any, actor: Any, tmp_path: Path, clock: Any, receiver: HttpReceiver) -> None:
     from conftest import Harness
 
     barbara_busy = [503]
