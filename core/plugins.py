@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from . import hookspecs
 from .errors import ConfigurationError, PluginError
-from .interfaces import AudienceSource, AuditSink, Channel, Component, EnforcementAction, FieldUpdater
+from .interfaces import AudienceSource, AuditSink, Channel, Component, EnforcementAction, FieldUpdater, NoConfig
 from .plugin_trace import trace_hook_calls
 from .settings import Settings, describe_validation_error
 from .step import StepType
@@ -150,6 +150,10 @@ def config_key(reg: Registration) -> str:
     return settings_key() if callable(settings_key) else reg.name
 
 
+def _takes_no_config(reg: Registration) -> bool:
+    return getattr(reg.cls, "Config", NoConfig) is NoConfig
+
+
 def _is_default(plugin_name: str) -> bool:
     return plugin_name in DEFAULT_PLUGINS
 
@@ -164,6 +168,7 @@ class Registry:
         for reg in registrations:
             self._by_kind[reg.kind][reg.name] = reg
         self._instances: dict[tuple[str, str], Any] = {}
+        self._check_shared_config_tables()
         self._check_plugin_config_keys()
 
     def names(self, kind: str) -> list[str]:
@@ -242,6 +247,19 @@ class Registry:
         except KeyError:
             known = ", ".join(self.names(kind)) or "none"
             raise ConfigurationError(f"no {kind} named {name!r} is registered (known: {known})") from None
+
+    def _check_shared_config_tables(self) -> None:
+        """Two components reading one settings table would each reject the other's keys: a start-up error."""
+        readers: dict[str, Registration] = {}
+        for reg in self.registrations:
+            if reg.kind == "step type":
+                continue  # configured per node in workflows, not by a settings table
+            first = readers.setdefault(config_key(reg), reg)
+            if first is not reg and not (_takes_no_config(first) and _takes_no_config(reg)):
+                raise PluginError(
+                    f"plugins.config.{config_key(reg)} would configure both {first.kind} {first.name!r} "
+                    f"({first.plugin}) and {reg.kind} {reg.name!r} ({reg.plugin}): give one of them its own "
+                    "table with config_key")
 
     def _check_plugin_config_keys(self) -> None:
         registered = {config_key(reg) for reg in self.registrations}

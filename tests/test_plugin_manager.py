@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from campaignkit.core import Channel, ConfigurationError, Delivery, Message, NoConfig, PluginError, hookimpl
+from campaignkit.core import AuditSink, Channel, ConfigurationError, Delivery, Message, NoConfig, PluginError, hookimpl
 from campaignkit.core.plugins import DEFAULT_PLUGINS
 from campaignkit.core.runtime import Runtime
 from campaignkit.core.settings import Settings
@@ -153,3 +153,30 @@ def test_without_the_setting_nothing_is_traced(tmp_path: Any, caplog: pytest.Log
     assert not [r for r in caplog.records if r.name == "campaignkit.trace"]
     monkeypatch.setenv("CAMPAIGNKIT_TRACE_PLUGINS", "1")
     assert Settings().trace_plugins is True
+
+
+def test_two_components_reading_one_settings_table_is_a_start_up_error(tmp_path: Any) -> None:
+    from pydantic import BaseModel
+
+    class SinkConfig(BaseModel):
+        path: str
+
+    class CsvSink(AuditSink):
+        name = "csv"  # the bundled csv audience source reads plugins.config.csv already
+        Config = SinkConfig
+
+        def emit(self, records: Any) -> None: ...
+
+    class Plugin:
+        __name__ = "csv_sink_plugin"
+
+        @hookimpl
+        def register_audit_sinks(self) -> list[type[AuditSink]]:
+            return [CsvSink]
+
+    with pytest.raises(PluginError, match=r"plugins\.config\.csv would configure both audit sink 'csv' "
+                                          r"\(csv_sink_plugin\) and audience source 'csv' \(campaignkit\.core\.builtins\)"):
+        runtime(tmp_path, Plugin())
+    CsvSink.config_key = "csv_audit"
+    rt = runtime(tmp_path, Plugin(), plugins={"config": {"csv_audit": {"path": "a.csv"}}})
+    assert rt.registry.audit_sink("csv", rt).config.path == "a.csv"
