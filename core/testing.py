@@ -32,6 +32,7 @@ from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -136,19 +137,27 @@ class Seen:
     def json(self) -> Any:
         return json.loads(self.body)
 
+    @property
+    def query(self) -> dict[str, list[str]]:
+        """The query string's parameters, each with every value it was given."""
+        return parse_qs(urlsplit(self.path).query)
+
 
 # What to answer a request: (status, body) or (status, body, headers).
-Answer = Callable[[Seen], tuple[int, bytes] | tuple[int, bytes, Mapping[str, str]]]
+Reply = tuple[int, bytes] | tuple[int, bytes, Mapping[str, str]]
+Answer = Callable[[Seen], Reply]
 
 
 class HttpReceiver(ThreadingHTTPServer):
     """A real HTTP(S) server on 127.0.0.1 that records every request; ``answer`` decides the reply (200 and {}
-    unless told otherwise). Wrap ``socket`` with a server SSLContext for HTTPS before entering it."""
+    unless told otherwise). ``tls``, a server-side SSLContext, makes it HTTPS."""
 
     daemon_threads = True
 
-    def __init__(self, answer: Answer | None = None) -> None:
+    def __init__(self, answer: Answer | None = None, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _ReceiverHandler)
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
         self.answer: Answer = answer or (lambda seen: (200, b"{}"))
         self.seen: list[Seen] = []
         self.lock = threading.Lock()
@@ -192,10 +201,11 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         pass  # the test reads ``seen``; request lines on stderr would only be noise
 
 
-def answer_in_turn(*statuses: int) -> Answer:
-    """Answer with these statuses in turn, then 200: e.g. ``answer_in_turn(503, 429)`` for a busy receiver."""
-    queue = list(statuses)
-    return lambda seen: (queue.pop(0) if queue else 200, b'{"error": "busy"}' if queue else b"{}")
+def answer_in_turn(*replies: int | Reply, then: Reply = (200, b"{}")) -> Answer:
+    """Give these replies in turn, then ``then`` for ever: ``answer_in_turn(503, (429, b"slow", {"Retry-After":
+    "30"}))``. A bare status gets the body {"error": "busy"}."""
+    queue: list[Reply] = [(r, b'{"error": "busy"}') if isinstance(r, int) else r for r in replies]
+    return lambda seen: queue.pop(0) if queue else then
 
 
 class CampaignHarness:

@@ -365,8 +365,7 @@ def test_syslog_over_tcp_reconnects_and_catches_up(sink_runtime: Any, clock: Any
 @pytest.fixture
 def https_hook(request: pytest.FixtureRequest, tls: tuple[ssl.SSLContext, Path]) -> Iterator[HttpReceiver]:
     """An HTTPS receiver answering the planned statuses in turn (then 200)."""
-    hook = HttpReceiver(answer_in_turn(*getattr(request, "param", [])))
-    hook.socket = tls[0].wrap_socket(hook.socket, server_side=True)
+    hook = HttpReceiver(answer_in_turn(*getattr(request, "param", [])), tls=tls[0])
     with hook:
         yield hook
 

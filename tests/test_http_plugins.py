@@ -40,8 +40,7 @@ def receiver() -> Iterator[HttpReceiver]:
 
 @pytest.fixture
 def https_receiver(tls: tuple[ssl.SSLContext, Path]) -> Iterator[HttpReceiver]:
-    server = HttpReceiver()
-    server.socket = tls[0].wrap_socket(server.socket, server_side=True)
+    server = HttpReceiver(tls=tls[0])
     with server:
         yield server
 

@@ -174,8 +174,9 @@ def test_two_components_reading_one_settings_table_is_a_start_up_error(tmp_path:
         def register_audit_sinks(self) -> list[type[AuditSink]]:
             return [CsvSink]
 
-    with pytest.raises(PluginError, match=r"plugins\.config\.csv would configure both audit sink 'csv' "
-                                          r"\(csv_sink_plugin\) and audience source 'csv' \(campaignkit\.core\.builtins\)"):
+    clash = (r"plugins\.config\.csv would configure both audit sink 'csv' \(csv_sink_plugin\) "
+             r"and audience source 'csv' \(campaignkit\.core\.builtins\)")
+    with pytest.raises(PluginError, match=clash):
         runtime(tmp_path, Plugin())
     CsvSink.config_key = "csv_audit"
     rt = runtime(tmp_path, Plugin(), plugins={"config": {"csv_audit": {"path": "a.csv"}}})

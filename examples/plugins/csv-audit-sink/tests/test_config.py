@@ -38,16 +38,11 @@ def test_enabling_the_sink_without_its_table_names_the_missing_key(ck_make_runti
         ck_make_runtime(audit={"sinks": ["csv"]})
 
 
-def test_its_table_does_not_disturb_the_csv_audience_source(ck_make_runtime: Any, ck_actor: Any,
-                                                            tmp_path: Any) -> None:
+def test_its_table_does_not_disturb_the_csv_audience_source(ck_make_campaign: Any) -> None:
     """plugins.config.csv configures the bundled csv audience source; the sink keeps out of it."""
-    from campaignkit.core.testing import CampaignHarness
-
-    runtime = ck_make_runtime(audit={"sinks": ["csv"]}, plugins={"config": {
+    harness = ck_make_campaign(audit={"sinks": ["csv"]}, plugins={"config": {
         "csv_audit": {"path": "audit.csv"}, "csv": {"delimiter": ";"}}})
-    harness = CampaignHarness(runtime, ck_actor, tmp_path)
-    try:
-        runs = harness.run_campaign("""
+    runs = harness.run_campaign("""
 name: Semicolons
 audience: {source: csv, path: audience.csv, key: key}
 workflow:
@@ -55,7 +50,5 @@ workflow:
     - {id: start, type: entered_campaign, next: done}
     - {id: done, type: left_campaign}
 """, "key;name\nada;Ada\n")
-        assert [run.target_key for run in runs] == ["ada"]
-        assert harness.dispatch_audit() == {"csv": len(harness.audit())}
-    finally:
-        harness.close()
+    assert [run.target_key for run in runs] == ["ada"]
+    assert harness.dispatch_audit() == {"csv": len(harness.audit())}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,20 +39,9 @@ def ck_settings() -> dict[str, Any]:
     return {"audit": {"sinks": ["csv"]}, "plugins": {"config": {"csv_audit": {"path": "audit/audit.csv"}}}}
 
 
-@pytest.fixture
-def harness_with(ck_make_runtime: Callable[..., Any], ck_actor: Any,
-                 tmp_path: Path) -> Iterator[Callable[..., CampaignHarness]]:
-    """A campaign harness whose csv_audit table has these settings instead (merged over ck_settings)."""
-    made: list[CampaignHarness] = []
-
-    def make(**config: Any) -> CampaignHarness:
-        runtime = ck_make_runtime(plugins={"config": {"csv_audit": config}})
-        made.append(CampaignHarness(runtime, ck_actor, tmp_path))
-        return made[-1]
-
-    yield make
-    for harness in made:
-        harness.close()
+def csv_audit(**config: Any) -> dict[str, Any]:
+    """The ``plugins`` settings for ck_make_campaign that change these keys of ck_settings' csv_audit table."""
+    return {"config": {"csv_audit": config}}
 
 
 def csv_path(harness: CampaignHarness, relative: str = "audit/audit.csv") -> Path:
@@ -112,8 +101,8 @@ def test_redispatch_adds_nothing_and_a_second_campaign_appends(ck_campaign: Camp
     assert {row["object_name"] for row in rows} >= {"First", "Second"}
 
 
-def test_one_file_per_day_of_the_records(harness_with: Callable[..., CampaignHarness], ck_clock: Any) -> None:
-    harness = harness_with(path="audit/{date}/audit.csv")
+def test_one_file_per_day_of_the_records(ck_make_campaign: Callable[..., CampaignHarness], ck_clock: Any) -> None:
+    harness = ck_make_campaign(plugins=csv_audit(path="audit/{date}/audit.csv"))
     harness.run_campaign(flow("Monday"), AUDIENCE)
     ck_clock.advance(timedelta(days=1))
     harness.run_campaign(flow("Tuesday"), AUDIENCE)
@@ -131,8 +120,8 @@ def test_one_file_per_day_of_the_records(harness_with: Callable[..., CampaignHar
         assert [int(row["audit_id"]) for row in rows] == ids
 
 
-def test_chosen_columns_in_the_chosen_order(harness_with: Callable[..., CampaignHarness]) -> None:
-    harness = harness_with(columns=["audit_sub_type", "audit_id", "details"])
+def test_chosen_columns_in_the_chosen_order(ck_make_campaign: Callable[..., CampaignHarness]) -> None:
+    harness = ck_make_campaign(plugins=csv_audit(columns=["audit_sub_type", "audit_id", "details"]))
     harness.run_campaign(flow("Columns"), AUDIENCE)
     harness.dispatch_audit()
     header, rows = read_rows(csv_path(harness))
@@ -141,8 +130,8 @@ def test_chosen_columns_in_the_chosen_order(harness_with: Callable[..., Campaign
                     for r in harness.audit()]
 
 
-def test_formula_guard_keeps_spreadsheets_from_running_cells(harness_with: Callable[..., CampaignHarness]) -> None:
-    harness = harness_with(guard_formulas=True)
+def test_formula_guard_keeps_spreadsheets_from_running_cells(ck_make_campaign: Callable[..., CampaignHarness]) -> None:
+    harness = ck_make_campaign(plugins=csv_audit(guard_formulas=True))
     harness.run_campaign(flow('=HYPERLINK("http://evil.example")'), AUDIENCE)
     harness.dispatch_audit()
     _, rows = read_rows(csv_path(harness))
@@ -150,8 +139,7 @@ def test_formula_guard_keeps_spreadsheets_from_running_cells(harness_with: Calla
     assert rows[0]["version_major"] == "1"  # numbers are left alone
 
 
-def test_a_half_written_row_is_cut_off_and_its_batch_delivered_again(ck_campaign: CampaignHarness,
-                                                                       ck_make_runtime: Callable[..., Any]) -> None:
+def test_a_half_written_row_is_cut_off_and_its_batch_delivered_again(ck_campaign: CampaignHarness) -> None:
     ck_campaign.run_campaign(flow("Before the crash"), AUDIENCE)
     ck_campaign.dispatch_audit()
     path = csv_path(ck_campaign)

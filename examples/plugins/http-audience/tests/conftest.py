@@ -1,46 +1,56 @@
-"""A small HR API on 127.0.0.1 for the tests: paged employees behind a bearer token, recording every request."""
+"""A small HR API for the tests, answered by campaignkit's ck_http receiver: paged employees behind a bearer token."""
 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
+
+from campaignkit.core.testing import HttpReceiver, Seen
 
 TOKEN = "hr-token-5f1c2a9e7d"
 PREFIX = "/api/v1"
 
 
-@dataclass
-class Seen:
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
+def path_of(seen: Seen) -> str:
+    return urlsplit(seen.path).path
 
 
 @dataclass
 class HrApi:
     """``pages`` are served in order: page n links to n+1 with a ``next`` link, absolute then relative."""
 
+    receiver: HttpReceiver
     pages: list[list[Any]]
     token: str = TOKEN
-    seen: list[Seen] = field(default_factory=list)
     next_links: dict[int, str] = field(default_factory=dict)  # page index -> a next link to serve instead
-    url: str = ""
 
-    def answer(self, path: str, query: dict[str, list[str]], headers: dict[str, str]) -> tuple[int, Any]:
-        self.seen.append(Seen(path, query, headers))
-        if headers.get("Authorization") != f"Bearer {self.token}":
+    def __post_init__(self) -> None:
+        self.receiver.answer = self.answer
+
+    @property
+    def url(self) -> str:
+        return self.receiver.url
+
+    @property
+    def seen(self) -> list[Seen]:
+        return self.receiver.seen
+
+    def answer(self, seen: Seen) -> tuple[int, bytes, dict[str, str]]:
+        status, body = self._page(seen)
+        return status, json.dumps(body).encode(), {"Content-Type": "application/json"}
+
+    def _page(self, seen: Seen) -> tuple[int, Any]:
+        authorization = seen.headers.get("Authorization")
+        if authorization != f"Bearer {self.token}":
             # Echoes what it got, as some servers do, so the tests can check the plugin scrubs it.
-            return 401, {"error": "invalid_token", "detail": f"rejected {headers.get('Authorization')}"}
-        if path != f"{PREFIX}/employees":
+            return 401, {"error": "invalid_token", "detail": f"rejected {authorization}"}
+        if seen.method != "GET" or path_of(seen) != f"{PREFIX}/employees":
             return 404, {"error": "not_found"}
-        index = int(query.get("cursor", ["0"])[0])
+        index = int(seen.query.get("cursor", ["0"])[0])
         link: str | None = None
         if index + 1 < len(self.pages):
             # The first link is absolute, later ones relative: APIs do both.
@@ -48,31 +58,6 @@ class HrApi:
                     else f"?cursor={index + 1}")
         link = self.next_links.get(index, link)
         return 200, {"items": self.pages[index], "next": link, "page": index + 1}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        status, body = self.server.api.answer(parts.path, parse_qs(parts.query), dict(self.headers.items()))
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, api: HrApi) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.api = api
 
 
 def employee(number: int, **extra: Any) -> dict[str, Any]:
@@ -85,27 +70,8 @@ def three_pages() -> list[list[Any]]:
 
 
 @pytest.fixture
-def start_api() -> Iterator[Any]:
-    """Start an HR API with given pages; every server stops when the test ends."""
-    started: list[_Server] = []
-
-    def start(pages: list[list[Any]]) -> HrApi:
-        api = HrApi(pages)
-        server = _Server(api)
-        api.url = f"http://127.0.0.1:{server.server_port}"
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        started.append(server)
-        return api
-
-    yield start
-    for server in started:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def hr_api(start_api: Any) -> HrApi:
-    return start_api(three_pages())
+def hr_api(ck_http: HttpReceiver) -> HrApi:
+    return HrApi(ck_http, three_pages())
 
 
 @pytest.fixture

@@ -7,9 +7,10 @@ import re
 from typing import Any
 
 import pytest
-from conftest import PREFIX, TOKEN, HrApi, employee
+from conftest import PREFIX, TOKEN, HrApi, employee, path_of
 
 from campaignkit.core import AudienceError, ConfigurationError
+from campaignkit.core.testing import HttpReceiver
 
 CAMPAIGN = """
 name: Security training
@@ -53,7 +54,7 @@ def test_launch_creates_one_run_per_employee_across_pages(ck_campaign: Any, hr_a
 
     assert len(hr_api.seen) == 3  # three pages, each asked for once
     first = hr_api.seen[0]
-    assert first.path == f"{PREFIX}/employees"
+    assert (first.method, path_of(first)) == ("GET", f"{PREFIX}/employees")
     assert first.query == {"status": ["active"], "department": ["Sales", "Support"], "limit": ["3"]}
     assert [seen.query.get("cursor") for seen in hr_api.seen] == [None, ["1"], ["2"]]
     for seen in hr_api.seen:
@@ -108,12 +109,13 @@ def test_rejected_token_fails_the_launch_without_showing_it(ck_campaign: Any, hr
     assert ck_campaign.runs(campaign_id) == []
 
 
-def test_next_link_to_another_host_is_refused(ck_campaign: Any, hr_api: HrApi, start_api: Any) -> None:
-    elsewhere = start_api([[employee(99)]])
-    hr_api.next_links[0] = f"{elsewhere.url}{PREFIX}/employees"
-    campaign_id = ck_campaign.create(CAMPAIGN)
-    with pytest.raises(AudienceError, match=r"page 1: the next link leaves the configured host"):
-        ck_campaign.launch(campaign_id)
+def test_next_link_to_another_host_is_refused(ck_campaign: Any, hr_api: HrApi) -> None:
+    with HttpReceiver() as other:  # a second server: the same host, another port
+        elsewhere = HrApi(other, [[employee(99)]])
+        hr_api.next_links[0] = f"{elsewhere.url}{PREFIX}/employees"
+        campaign_id = ck_campaign.create(CAMPAIGN)
+        with pytest.raises(AudienceError, match=r"page 1: the next link leaves the configured host"):
+            ck_campaign.launch(campaign_id)
     assert elsewhere.seen == []  # the token never went there
 
 

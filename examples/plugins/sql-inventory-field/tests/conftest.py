@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from campaignkit.core.testing import CampaignHarness
 
 # A table name with a space and a key column named after an SQL keyword: SQLAlchemy must quote them.
 SCHEMA = ('CREATE TABLE "asset inventory" ("user" TEXT PRIMARY KEY, "approval status" TEXT, owner TEXT, '
@@ -32,6 +29,11 @@ def read_inventory(path: Path) -> dict[str, tuple[Any, ...]]:
         db.close()
 
 
+def table_changes(**changes: Any) -> dict[str, Any]:
+    """The ``plugins`` settings for ck_make_campaign that change these keys of ck_settings' sql_inventory table."""
+    return {"config": {"sql_inventory": changes}}
+
+
 def inventory_config(path: Path, **changes: Any) -> dict[str, Any]:
     return {"url": f"sqlite:///{path}", "table": "asset inventory", "key_column": "user",
             "fields": {"Campaigns Approval": "approval status", "Owner": "owner"}, "timeout_seconds": 0.2, **changes}
@@ -47,18 +49,3 @@ def inventory(tmp_path: Path) -> Path:
 @pytest.fixture
 def ck_settings(inventory: Path) -> dict[str, Any]:
     return {"plugins": {"config": {"sql_inventory": inventory_config(inventory)}}}
-
-
-@pytest.fixture
-def make_harness(ck_make_runtime: Any, ck_actor: Any, tmp_path: Path) -> Iterator[Callable[..., CampaignHarness]]:
-    """A campaign harness whose sql_inventory table is ``ck_settings``' with ``changes`` on top."""
-    made: list[CampaignHarness] = []
-
-    def make(**changes: Any) -> CampaignHarness:
-        runtime = ck_make_runtime(plugins={"config": {"sql_inventory": changes}})
-        made.append(CampaignHarness(runtime, ck_actor, tmp_path))
-        return made[-1]
-
-    yield make
-    for harness in made:
-        harness.close()

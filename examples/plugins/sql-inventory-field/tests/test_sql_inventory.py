@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROWS, inventory_config, make_inventory, read_inventory
+from conftest import ROWS, inventory_config, make_inventory, read_inventory, table_changes
 
 from campaignkit.core import ConfigurationError, FieldUpdate
 from campaignkit.core.testing import free_port
@@ -66,23 +66,23 @@ def test_unmapped_field_fails_the_step_permanently(ck_campaign: Any, inventory: 
     assert read_inventory(inventory) == {row[0]: row[1:] for row in ROWS}
 
 
-def test_target_missing_from_inventory_fails_or_is_inserted(make_harness: Any, inventory: Path) -> None:
-    strict = make_harness()
-    (run,) = strict.run_campaign(review(), "key,manager\ncarol,Ada\n")
-    (record,) = step(strict, run)
+def test_target_missing_from_inventory_fails_or_is_inserted(ck_campaign: Any, ck_make_campaign: Any,
+                                                            inventory: Path) -> None:
+    (run,) = ck_campaign.run_campaign(review(), "key,manager\ncarol,Ada\n")
+    (record,) = step(ck_campaign, run)
     assert record.outcome == "failed" and record.attempt == 1
     assert "no row of sqlite:///" in record.detail["error"]
     assert "table 'asset inventory' has user = 'carol' (create_missing is off)" in record.detail["error"]
     assert "carol" not in read_inventory(inventory)
 
-    creating = make_harness(create_missing=True)
+    creating = ck_make_campaign(plugins=table_changes(create_missing=True))
     (run,) = creating.run_campaign(review().replace("Access review", "Second review"), "key,manager\ncarol,Ada\n")
     assert run.status == "completed"
     assert read_inventory(inventory)["carol"] == ("Approved by Ada", None, None)
 
 
-def test_repeating_an_update_is_idempotent(make_harness: Any, inventory: Path) -> None:
-    harness = make_harness(create_missing=True)
+def test_repeating_an_update_is_idempotent(ck_make_campaign: Any, inventory: Path) -> None:
+    harness = ck_make_campaign(plugins=table_changes(create_missing=True))
     updater = harness.runtime.registry.field_updater("sql_inventory", harness.runtime)
     for target_key in ("alice", "dave"):  # an existing row, and one the first call inserts
         update = FieldUpdate(target_key=target_key, field="Owner", value="sec", idempotency_key=f"ck:1:{target_key}:1",
@@ -119,10 +119,10 @@ def test_locked_inventory_is_a_temporary_error_that_a_retry_gets_past(ck_campaig
     assert read_inventory(inventory)["bob"][0] == "Approved by Linus"
 
 
-def test_missing_inventory_file_is_temporary_and_never_created(make_harness: Any, ck_clock: Any,
+def test_missing_inventory_file_is_temporary_and_never_created(ck_make_campaign: Any, ck_clock: Any,
                                                                tmp_path: Path) -> None:
     later = tmp_path / "mounted-later.db"
-    harness = make_harness(url=f"sqlite:///{later}")
+    harness = ck_make_campaign(plugins=table_changes(url=f"sqlite:///{later}"))
     (run,) = harness.run_campaign(review(), "key,manager\nalice,Grace\n")
     (record,) = step(harness, run)
     assert record.outcome == "retrying"
@@ -137,18 +137,19 @@ def test_missing_inventory_file_is_temporary_and_never_created(make_harness: Any
     assert read_inventory(later)["alice"][0] == "Approved by Grace"
 
 
-def test_missing_table_or_column_fails_permanently(make_harness: Any) -> None:
-    harness = make_harness(fields={"Campaigns Approval": "approval"})
+def test_missing_table_or_column_fails_permanently(ck_make_campaign: Any) -> None:
+    harness = ck_make_campaign(plugins=table_changes(fields={"Campaigns Approval": "approval"}))
     (run,) = harness.run_campaign(review(), "key,manager\nalice,Grace\n")
     (record,) = step(harness, run)
     assert record.outcome == "failed" and record.attempt == 1
     assert record.detail["error"].endswith("table 'asset inventory' has no column(s) 'approval'")
 
 
-def test_password_never_appears_in_step_records_errors_or_logs(make_harness: Any,
+def test_password_never_appears_in_step_records_errors_or_logs(ck_make_campaign: Any,
                                                                caplog: pytest.LogCaptureFixture) -> None:
     port = free_port()  # nothing listens: the driver reports a refused connection, naming host and port
-    harness = make_harness(url=f"postgresql://inventory:S3cr3t-pw@127.0.0.1:{port}/assets", timeout_seconds=2)
+    url = f"postgresql://inventory:S3cr3t-pw@127.0.0.1:{port}/assets"
+    harness = ck_make_campaign(plugins=table_changes(url=url, timeout_seconds=2))
     with caplog.at_level(logging.DEBUG):
         (run,) = harness.run_campaign(review(retry="{max_attempts: 1}"), "key,manager\nalice,Grace\n")
     (record,) = step(harness, run)
