@@ -291,7 +291,8 @@ class CampaignHarness:
 
 @pytest.fixture
 def ck_plugin(request: pytest.FixtureRequest) -> Any:
-    """The plugin under test: the module named by the ``campaignkit_plugin`` ini option; override to give another."""
+    """The plugin under test: the module named by the ``campaignkit_plugin`` ini option; override to give another
+    (or None, for tests that pass every plugin as ``extra_plugins``)."""
     name = request.config.getini(INI_PLUGIN)
     if not name:
         pytest.fail(f"set `{INI_PLUGIN} = \"your_module\"` under [tool.pytest.ini_options], "
@@ -346,7 +347,8 @@ def ck_make_runtime(ck_make_settings: Callable[..., Settings], ck_clock: FakeClo
     built: list[Runtime] = []
 
     def make(extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> Runtime:
-        runtime = Runtime(ck_make_settings(**overrides), clock=ck_clock, plugins=(ck_plugin, *extra_plugins))
+        plugins = extra_plugins if ck_plugin is None else (ck_plugin, *extra_plugins)
+        runtime = Runtime(ck_make_settings(**overrides), clock=ck_clock, plugins=plugins)
         upgrade(runtime.engine)
         built.append(runtime)
         return runtime

@@ -15,9 +15,7 @@ from sqlalchemy import create_engine, text
 
 from campaignkit.core.audit import Actor
 from campaignkit.core.clock import FakeClock
-from campaignkit.core.migrate import upgrade
 from campaignkit.core.runtime import Runtime
-from campaignkit.core.settings import Settings
 from campaignkit.core.testing import CampaignHarness as Harness
 
 PG_URL_ENV = "CAMPAIGNKIT_TEST_PG_URL"
@@ -67,30 +65,27 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def settings_factory(tmp_path: Path, database_url: str) -> Any:
-    def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"var_dir": tmp_path / "var", "database_url": database_url}
-        values.update(overrides)
-        return Settings(**values)
-
-    return make
+def ck_clock(clock: FakeClock) -> FakeClock:
+    """The runtime's clock is ``clock``, which a test module may override (e.g. to start in the past)."""
+    return clock
 
 
 @pytest.fixture
-def make_runtime(settings_factory: Any, clock: FakeClock) -> Iterator[Any]:
-    """Build a migrated runtime: plugin objects to register, and settings overrides as keyword arguments
-    (``plugins={"config": ...}`` is the plugins *setting*, as everywhere else)."""
-    built: list[Runtime] = []
+def ck_plugin() -> None:
+    """The suite tests campaignkit itself: no plugin under test (tests pass their own as extra_plugins)."""
+    return None
 
-    def make(extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> Runtime:
-        runtime = Runtime(settings_factory(**overrides), clock=clock, plugins=extra_plugins)
-        upgrade(runtime.engine)
-        built.append(runtime)
-        return runtime
 
-    yield make
-    for runtime in built:
-        runtime.close()
+@pytest.fixture
+def ck_settings(database_url: str) -> dict[str, Any]:
+    return {"database_url": database_url}
+
+
+@pytest.fixture
+def make_runtime(ck_make_runtime: Any) -> Any:
+    """Build a migrated runtime on this test's database with the shipped fixture plugin authors use: plugin objects
+    to register, and settings overrides as keyword arguments (``plugins={"config": ...}`` is the plugins *setting*)."""
+    return ck_make_runtime
 
 
 @pytest.fixture
