@@ -94,15 +94,18 @@ def runtime(make_runtime: Any) -> Runtime:
 
 
 @pytest.fixture
-def actor() -> Actor:
-    return Actor(user_name="tester", computer_name="test-host", computer_ip="127.0.0.1")
+def ck_runtime(runtime: Runtime) -> Runtime:
+    return runtime  # one runtime per test, whichever fixture a test asks for
 
 
 @pytest.fixture
-def harness(runtime: Runtime, actor: Actor, tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(runtime, actor, tmp_path)
-    yield h
-    h.close()
+def actor(ck_actor: Actor) -> Actor:
+    return ck_actor
+
+
+@pytest.fixture
+def harness(ck_campaign: Harness) -> Harness:
+    return ck_campaign
 
 
 @pytest.fixture

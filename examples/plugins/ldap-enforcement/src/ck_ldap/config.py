@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -11,20 +10,11 @@ from ldap3.operation.search import parse_filter
 from ldap3.utils.dn import parse_dn
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from campaignkit.core import CaFile
+from campaignkit.core import CaFile, is_loopback
 
 NAME = "ldap_group"  # the action's name and its table under plugins.config
 USER_PLACEHOLDER = "{user}"
 DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_dn(value: str) -> str:
@@ -112,7 +102,7 @@ class LdapGroupConfig(BaseModel):
         parts = urlsplit(url)
         if value and parts.scheme == "ldaps":
             raise ValueError("must be false with an ldaps:// url, which is TLS from the start")
-        if not value and parts.scheme == "ldap" and not _is_loopback(parts.hostname or ""):
+        if not value and parts.scheme == "ldap" and not is_loopback(parts.hostname or ""):
             # The simple bind sends the password as it is: only loopback may see it unencrypted.
             raise ValueError("must be true for an ldap:// url to a host that is not loopback (else the bind "
                              "password crosses the network in clear); or use an ldaps:// url")
