@@ -86,6 +86,39 @@ def test_unknown_channel_and_bad_config(runtime: Any) -> None:
     assert any(p.startswith("test.yaml:6:42: workflow.nodes[2].config.duration (node 'w')") for p in found)
 
 
+def test_a_node_naming_a_component_whose_settings_are_missing_fails_at_creation(make_runtime: Any) -> None:
+    from pydantic import BaseModel
+
+    from campaignkit.core import Channel, Delivery, Message, hookimpl
+
+    class Pager(Channel):
+        name = "pager"
+
+        class Config(BaseModel):
+            api_url: str
+
+        def send(self, message: Message) -> Delivery:
+            return Delivery()
+
+    class Plugin:
+        __name__ = "pager_plugin"
+
+        @hookimpl
+        def register_channels(self) -> list[type[Channel]]:
+            return [Pager]
+
+    flow = HEAD + ("    - {id: a, type: entered_campaign, next: m}\n"
+                   "    - {id: m, type: send_message, config: {channel: pager, subject: s, text: t}, next: z}\n"
+                   "    - {id: z, type: left_campaign}\n")
+    (problem,) = problems(make_runtime(extra_plugins=(Plugin(),)), flow)
+    # Not at the first run that reaches the node, where it could only show as retries.
+    assert problem.startswith("test.yaml:5:35: workflow.nodes[1].config (node 'm'): invalid configuration for "
+                              "channel 'pager': plugins.config.pager.api_url: Field required")
+    configured = make_runtime(extra_plugins=(Plugin(),), plugins={"config": {"pager": {"api_url": "https://p"}}})
+    loaded = load_definition_text(flow, "test.yaml")
+    validate_definition(loaded.definition, loaded.source, configured)
+
+
 def test_syntax_and_shape_errors(runtime: Any) -> None:
     (syntax,) = problems(runtime, "name: x\nworkflow:\n  nodes: [\n")
     assert syntax.startswith("test.yaml:4:1:")

@@ -22,9 +22,12 @@ class _Config(BaseModel):
 
 
 def _require(runtime: Runtime, kind: str, name: str) -> None:
+    """The component a node names exists and its settings are valid: found when the campaign is created, not at
+    the first run that reaches the node (where a missing table would only show as retries)."""
     if not runtime.registry.has(kind, name):
         known = ", ".join(runtime.registry.names(kind)) or "none"
         raise ConfigurationError(f"no {kind} named {name!r} is registered (known: {known})")
+    runtime.registry.validate_config(runtime.registry.registration(kind, name))
 
 
 def _compile_all(runtime: Runtime, sources: dict[str, str]) -> dict[str, jinja2.Template]:
