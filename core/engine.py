@@ -283,6 +283,9 @@ class Worker:
         detail = {"error": message}
         if temporary and attempt < node.retry.max_attempts:
             delay = node.retry.delay(attempt)
+            asked = exc.retry_after if isinstance(exc, StepError) else None
+            if asked is not None and asked > delay.total_seconds():
+                delay = timedelta(seconds=asked)  # sooner would only be refused again
             records.append({**base, "finished_at": finished, "outcome": "retrying", "edge": None,
                             "detail": {**detail, "retry_at": (finished + delay).isoformat()}})
             state.attempt = attempt

@@ -42,11 +42,16 @@ class InvalidState(CampaignkitError):
 
 
 class StepError(Exception):
-    """Raised by plugins and step types: a failed step. ``temporary`` failures retry with backoff."""
+    """Raised by plugins and step types: a failed step. ``temporary`` failures retry with backoff.
 
-    def __init__(self, message: str, *, temporary: bool = True) -> None:
+    ``retry_after`` (seconds), e.g. from a server's Retry-After header, makes the next attempt wait at least that
+    long, even when the node's backoff would retry sooner.
+    """
+
+    def __init__(self, message: str, *, temporary: bool = True, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.temporary = temporary
+        self.retry_after = retry_after
 
 
 class PermanentStepError(StepError):

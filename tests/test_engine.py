@@ -29,7 +29,7 @@ workflow:
 
 
 class Flaky:
-    """A channel that fails as each recipient's script says: 'temp', 'perm', 'crash', 'hang' or 'ok'."""
+    """A channel that fails as each recipient's script says: 'temp', 'slow down', 'perm', 'crash', 'hang' or 'ok'."""
 
     __name__ = "flaky"
 
@@ -49,6 +49,8 @@ class Flaky:
                 action = todo.pop(0) if len(todo) > 1 else todo[0]
                 if action == "temp":
                     raise StepError("mailbox busy")
+                if action == "slow down":
+                    raise StepError("rate limited", retry_after=600)
                 if action == "perm":
                     raise PermanentStepError("no such mailbox")
                 if action == "crash":
@@ -104,6 +106,22 @@ def test_temporary_failures_retry_with_exponential_backoff(make_runtime: Any, ac
     assert a.status == "completed" and mail_step(harness, a).attempt == 3
     keys = [k for who, k in plugin.calls if who == "a"]
     assert len(keys) == 3 and len(set(keys)) == 1  # one idempotency key for every attempt
+
+
+def test_a_retry_waits_at_least_as_long_as_the_plugin_was_asked_to(make_runtime: Any, actor: Any, tmp_path: Any,
+                                                                     clock: Any) -> None:
+    harness, plugin, campaign_id = setup(make_runtime, actor, tmp_path, {"a": ["slow down", "temp", "ok"]}, keys="a\n")
+    start = clock.now()
+    harness.run_to_idle()
+    (a,) = harness.runs(campaign_id)
+    assert (a.attempt, a.due_at) == (1, start + timedelta(seconds=600))  # not the node's 60 s backoff
+    clock.advance(599)
+    harness.run_to_idle()
+    assert len(plugin.calls) == 1  # not before the server said
+    clock.advance(1)
+    harness.run_to_idle()
+    (a,) = harness.runs(campaign_id)
+    assert (a.attempt, a.due_at) == (2, clock.now() + timedelta(seconds=120))  # the node's backoff again
 
 
 @pytest.mark.parametrize("failure_edge", [True, False])

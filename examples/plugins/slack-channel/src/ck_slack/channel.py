@@ -129,11 +129,11 @@ class SlackChannel(Channel):
                             detail={"http_status": status, "endpoint": where})
         excerpt = f": {answer.excerpt}" if answer.excerpt else ""
         if status in TEMPORARY_STATUSES or status >= 500:
-            # StepError carries no delay, so the node's retry policy decides when; Retry-After is reported so that
-            # an operator can tune that policy to the receiver's limits.
+            # The next attempt waits for the node's backoff or the receiver's Retry-After, whichever is longer.
             seconds = answer.retry_after_seconds()
             hint = f" (Retry-After: {seconds}s)" if seconds is not None else ""
-            raise StepError(f"slack: {where} answered HTTP {status}{hint}{excerpt}", temporary=True)
+            raise StepError(f"slack: {where} answered HTTP {status}{hint}{excerpt}", temporary=True,
+                            retry_after=seconds)
         if 300 <= status < 400:
             raise PermanentStepError(f"slack: {where} answered HTTP {status}: redirects are not followed; "
                                      "configure the final webhook URL")
