@@ -17,6 +17,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any
@@ -119,14 +121,28 @@ class Response:
     headers: Mapping[str, str]
 
 
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """A Retry-After header (seconds, or an HTTP date) as seconds from now; None when absent or unreadable."""
+    value = (value or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
 class HttpError(Exception):
     """A request that got no 2xx answer; ``status`` is None when no answer came. Messages carry no secrets."""
 
     def __init__(self, message: str, status: int | None = None, body: bytes = b"", *,
-                 temporary: bool | None = None) -> None:
+                 temporary: bool | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.body = body
+        self.retry_after = retry_after  # seconds the receiver asked to wait (Retry-After), if it did
         # Worth retrying later: no answer, a busy receiver or a server error.
         self.temporary = temporary if temporary is not None else (
             status is None or status in RETRY_STATUSES or status >= 500)
@@ -168,9 +184,10 @@ class HttpClient:
             except urllib.error.HTTPError as exc:
                 content = exc.read() if exc.fp is not None else b""
                 exc.close()
-                problem = HttpError(f"{where} answered HTTP {exc.code}", exc.code, content)
-                if exc.code not in RETRY_STATUSES:
-                    break
+                wait = retry_after_seconds(exc.headers.get("Retry-After") if exc.headers else None)
+                problem = HttpError(f"{where} answered HTTP {exc.code}", exc.code, content, retry_after=wait)
+                if exc.code not in RETRY_STATUSES or wait is not None:
+                    break  # refused, or asked to wait: another attempt now would only be refused again
             except urllib.error.URLError as exc:
                 # A certificate problem does not fix itself in a second.
                 certificate = isinstance(exc.reason, ssl.SSLError)

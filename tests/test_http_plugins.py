@@ -159,6 +159,21 @@ def test_webhook_server_errors_are_temporary(action: Any, receiver: HttpReceiver
     no_secrets(str(caught.value))
 
 
+@pytest.mark.parametrize("retry_after", ["120", "Wed, 21 Oct 2099 07:28:00 GMT"])
+def test_a_receiver_asking_to_wait_is_not_asked_again_now(action: Any, updater: Any, receiver: HttpReceiver,
+                                                          retry_after: str) -> None:
+    receiver.answer = lambda seen: (429, b"slow down", {"Retry-After": retry_after})
+    with pytest.raises(StepError) as revoking:
+        action(receiver.url + "/revoke", retries=3).enforce(ADA_GIT)
+    with pytest.raises(StepError) as updating:
+        updater(receiver.url + "/accounts", retries=3).update(FIELD)
+    assert len(receiver.seen) == 2  # one attempt each: the in-call retries would only be refused again
+    for caught in (revoking, updating):
+        wait = caught.value.retry_after
+        assert caught.value.temporary and wait is not None
+        assert wait == 120 if retry_after == "120" else wait > 365 * 24 * 3600  # the engine waits at least this
+
+
 def test_webhook_without_a_receiver_is_temporary(action: Any) -> None:
     with pytest.raises(StepError) as caught:
         action(f"http://127.0.0.1:{closed_port()}/revoke?token=abc").enforce(ADA_GIT)

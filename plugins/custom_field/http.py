@@ -46,6 +46,6 @@ class HttpFieldUpdater(FieldUpdater):
             self._call.send(variables, default, update.idempotency_key)
         except HttpError as exc:
             if exc.temporary:
-                raise StepError(f"http: {exc}") from None
+                raise StepError(f"http: {exc}", retry_after=exc.retry_after) from None
             detail = f": {exc.excerpt}" if exc.body else ""
             raise PermanentStepError(f"http: {exc}{detail}") from None

@@ -69,7 +69,7 @@ class WebhookAction(EnforcementAction):
             url, answer = self._call.send(variables, default, request.idempotency_key, self._signer())
         except HttpError as exc:
             if exc.temporary or exc.status is None:
-                raise StepError(f"webhook: {exc}", temporary=exc.temporary) from None
+                raise StepError(f"webhook: {exc}", temporary=exc.temporary, retry_after=exc.retry_after) from None
             if exc.status in self.config.absent_statuses:
                 return EnforcementResult(removed=True, detail={"status": exc.status, "already_absent": True})
             return EnforcementResult(removed=False, detail={"status": exc.status, "body": exc.excerpt})
