@@ -381,8 +381,8 @@ def ck_campaign(ck_runtime: Runtime, ck_actor: Actor, tmp_path: Path) -> Iterato
 @pytest.fixture
 def ck_make_campaign(ck_make_runtime: Callable[..., Runtime], ck_actor: Actor,
                      tmp_path: Path) -> Iterator[Callable[..., CampaignHarness]]:
-    """``ck_make_campaign(**settings)``: a CampaignHarness on a runtime of its own, for a test that needs other
-    settings than ``ck_settings`` (another plugin configuration, say)."""
+    """``ck_make_campaign(**settings)``: a CampaignHarness on a runtime of its own (same temporary database), for a
+    test that needs other settings than ``ck_settings`` (another plugin configuration, say)."""
     harnesses: list[CampaignHarness] = []
 
     def make(extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> CampaignHarness:
