@@ -128,6 +128,9 @@ runs = Table(
     Column("result", String(20), nullable=True),
     # What the assignee must be told in their next digest (request, reminder); cleared when a digest goes out.
     Column("notify", String(20), nullable=True),
+    # Bumped whenever the assignee changes (first assignment, escalation, hand-over): a decision link names the
+    # assignment it was sent for, so a link outlives neither its recipient nor the assignment.
+    Column("assignment", Integer, nullable=False, default=0, server_default="0"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
@@ -169,6 +172,8 @@ digest_items = Table(
     metadata,
     Column("digest_id", BigInteger, ForeignKey("digests.id"), primary_key=True),
     Column("run_id", BigInteger, ForeignKey("runs.id"), primary_key=True),
+    # The run's assignment when the digest listed it: its review-all link decides the item only while it holds.
+    Column("assignment", Integer, nullable=True),
     Index("ix_digest_items_run_id", "run_id"),
 )
 
@@ -200,6 +205,7 @@ events = Table(
     Column("name", String(100), nullable=False),
     Column("payload", JSON, nullable=False),
     Column("source", String(200), nullable=True),
+    Column("sent_by", String(200), nullable=True),  # who posted it (a person, the API's caller), when not the system
     Column("created_at", UTCDateTime, nullable=False),
     Column("consumed_at", UTCDateTime, nullable=True),
     Index("ix_events_run_id_consumed_at", "run_id", "consumed_at"),
@@ -234,8 +240,11 @@ audit_history = Table(
     Column("details", Text, nullable=True),
     Column("class_name", String(300), nullable=True),
     Column("assembly_name", String(300), nullable=True),
-    # sha256 over the previous record's hash and this record's fields: an edited or deleted row breaks the chain.
+    # HMAC-SHA256 (keyed by the audit key, kept outside the database) over the previous record's hash and this
+    # record's fields: an edited or deleted row breaks the chain. key_id names the key; NULL marks records written
+    # before the chain was keyed (plain SHA-256).
     Column("record_hash", String(64), nullable=False),
+    Column("key_id", String(16), nullable=True),
     Index("ix_audit_history_audit_type_audit_timestamp", "audit_type", "audit_timestamp"),
     Index("ix_audit_history_audit_timestamp", "audit_timestamp"),
     Index("ix_audit_history_user_name_audit_timestamp", "user_name", "audit_timestamp"),

@@ -5,11 +5,13 @@ Precedence, highest first: arguments, environment, .env, secrets directory, TOML
 
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +22,28 @@ from pydantic_settings import (
 from .errors import ConfigurationError
 
 DEFAULT_VAR_DIR = Path("var")
+MIN_KEY_LENGTH = 32
+MIN_KEY_BITS = 96
+MAKE_A_KEY = "make one with `campaignkit init` or `python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+
+
+def check_strong_secret(value: SecretStr) -> SecretStr:
+    """Installation secrets (link key, API token, audit key) must be long random strings, not words or patterns.
+
+    Randomness cannot be measured from one string; its character entropy bounds it from above, which is enough to
+    refuse the keys people type (a repeated letter, a word, a short hex string).
+    """
+    text = value.get_secret_value()
+    if len(text) < MIN_KEY_LENGTH:
+        raise ValueError(f"must be at least {MIN_KEY_LENGTH} characters of random text; {MAKE_A_KEY}")
+    counts = Counter(text).values()
+    bits = len(text) * sum(n / len(text) * math.log2(len(text) / n) for n in counts)
+    if bits < MIN_KEY_BITS:
+        raise ValueError(f"is not random enough (about {bits:.0f} bits, at least {MIN_KEY_BITS} needed); {MAKE_A_KEY}")
+    return value
+
+
+StrongSecret = Annotated[SecretStr, AfterValidator(check_strong_secret)]
 
 
 class PluginSettings(BaseModel):
@@ -90,10 +114,21 @@ class Settings(BaseSettings):
 
     var_dir: Path = Field(default=DEFAULT_VAR_DIR, description="Where the embedded database and outbox live.")
     database_url: str = Field(default="", description="SQLAlchemy URL; default: SQLite file under var_dir.")
-    secret_key: SecretStr | None = Field(default=None, description="Signs links; created by `campaignkit init`.")
-    api_token: SecretStr | None = Field(
-        default=None, description="Bearer token for the JSON API; created by `campaignkit init`."
-    )
+    secret_key: StrongSecret | None = Field(
+        default=None, description="Signs links (HMAC-SHA256); created by `campaignkit init`. At least 32 random "
+        "characters.")
+    previous_secret_keys: list[StrongSecret] = Field(
+        default_factory=list, description="Keys replaced by secret_key: links they signed keep working until they "
+        "expire. Rotate by moving secret_key here and setting a new one.")
+    api_token: StrongSecret | None = Field(
+        default=None, description="Bearer token for the JSON API; created by `campaignkit init`. At least 32 random "
+        "characters.")
+    audit_key: StrongSecret | None = Field(
+        default=None, description="Keys the audit chain (HMAC-SHA256); created by `campaignkit init`. Keep it "
+        "outside the database, and the same on every host.")
+    previous_audit_keys: list[StrongSecret] = Field(
+        default_factory=list, description="Audit keys replaced by audit_key, still needed to verify the records "
+        "they keyed.")
     template_dirs: list[Path] = Field(default_factory=list, description="Override bundled templates by path.")
     timezone: str = Field(default="UTC", description="Default time zone for schedules and windows.")
     trace_plugins: bool = Field(

@@ -22,6 +22,7 @@ import email
 import email.policy
 import importlib
 import json
+import secrets
 import socket
 import ssl
 import threading
@@ -327,7 +328,10 @@ def ck_make_settings(tmp_path: Path, ck_settings: dict[str, Any]) -> Callable[..
     from .settings import Settings
 
     def make(**overrides: Any) -> Settings:
-        base = {"var_dir": tmp_path / "var", "database_url": f"sqlite:///{tmp_path / 'campaignkit.db'}"}
+        # Fresh random keys per test, as `campaignkit init` makes them (the API token stays opt-in: unset, the API is
+        # off, which some tests check).
+        base = {"var_dir": tmp_path / "var", "database_url": f"sqlite:///{tmp_path / 'campaignkit.db'}",
+                "secret_key": secrets.token_urlsafe(48), "audit_key": secrets.token_urlsafe(48)}
         return Settings(**merge_settings(merge_settings(base, ck_settings), overrides))
 
     return make

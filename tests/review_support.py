@@ -79,7 +79,7 @@ def review_fixture(make_runtime: Any, make_harness: Callable[[Any], Any]) -> Ite
     controller = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
     controller.start()
     inbox.controller, inbox.port = controller, smtp_port  # for tests that take the mail server down
-    runtime = make_runtime(secret_key="k" * 48, web={"base_url": f"http://127.0.0.1:{web_port}"},
+    runtime = make_runtime(web={"base_url": f"http://127.0.0.1:{web_port}"},
                            plugins={"config": {"smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none",
                                                         "sender": "reviews@example.org"}}})
     harness = make_harness(runtime)

@@ -151,7 +151,7 @@ def test_revoke_with_enforcement_failure_then_retry(make_runtime: Any, actor: An
     from campaignkit.core.events import send_event
 
     revoker = FlakyRevoker()
-    harness = Harness(make_runtime(extra_plugins=(revoker,), secret_key="k" * 48), actor, tmp_path)
+    harness = Harness(make_runtime(extra_plugins=(revoker,)), actor, tmp_path)
     audience = harness.csv(AUDIENCE)
     campaign_id = harness.create(REVIEW.format(path=audience, extra="  on_revoke: revoke\n  enforcement: flaky")
                                  .replace("channel: smtp", "channel: log"))

@@ -24,6 +24,7 @@ from campaignkit.core.settings import Settings, load_settings
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 CELL = re.compile(r"(?<!\\)\|")  # a table cell boundary: a pipe not escaped with a backslash
+KEY = "MLDYSeG9-nALW46rABOOBf51elRDvAwGKW2TTFIjV7UnH03M"  # random, as `campaignkit init` makes them
 
 DEMO_MODULE = "ck_refdoc_demo"
 DEMO_SOURCE = '''
@@ -207,13 +208,13 @@ def test_what_variables_cannot_do_is_documented_truthfully(monkeypatch: pytest.M
 def test_secrets_directory_rules_hold(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     secrets = tmp_path / "secrets"
     secrets.mkdir()
-    (secrets / "secret_key").write_text("k" * 48 + "\n")
+    (secrets / "secret_key").write_text(KEY + "\n")
     (secrets / "worker__batch_size").write_text("7")  # nested keys have no file of their own
     (secrets / "plugins").write_text('{"config": {"smtp": {"password": "from-file"}}}')
     (tmp_path / "campaignkit.toml").write_text('[plugins.config.smtp]\nhost = "mail.example.org"\n')
     monkeypatch.setenv("CAMPAIGNKIT_SECRETS_DIR", str(secrets))
     settings = load_settings()
-    assert settings.secret_key is not None and settings.secret_key.get_secret_value() == "k" * 48
+    assert settings.secret_key is not None and settings.secret_key.get_secret_value() == KEY
     assert settings.worker.batch_size == 500
     assert settings.plugins.config["smtp"] == {"host": "mail.example.org", "password": "from-file"}
 

@@ -298,7 +298,7 @@ def run_review(make_runtime: Any, actor: Any, tmp_path: Any, scim: ScimServer) -
 
     from campaignkit.core.events import send_event
 
-    runtime = make_runtime(secret_key="k" * 48, plugins={"config": {"scim": {
+    runtime = make_runtime(plugins={"config": {"scim": {
         "url": scim.url, "token": TOKEN, "timeout_seconds": 5, "groups": {"Git": "git-users"}}}})
     harness = Harness(runtime, actor, tmp_path)
     try:

@@ -330,7 +330,7 @@ def test_access_review_updates_the_inventory_and_revokes_through_webhooks(
         return 200, b"{}"
 
     receiver.answer = answer
-    runtime = make_runtime(secret_key="k" * 48, plugins={"config": {
+    runtime = make_runtime(plugins={"config": {
         "http": {"url": receiver.url + "/inventory/{{ target_key | urlencode }}", "headers": {"Authorization": TOKEN},
                  "retries": 0},
         "webhook_enforcement": {

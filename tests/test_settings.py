@@ -10,6 +10,8 @@ import pytest
 from campaignkit.core import ConfigurationError
 from campaignkit.core.settings import load_settings
 
+KEY = "Uo0cW3pZ-7nHq5VbL2xKm9RtE4yJd8aSf1gCi6Nw"  # random, as `campaignkit init` makes them
+
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: Any, tmp_path: Path) -> None:
@@ -33,14 +35,14 @@ def test_sources_and_their_precedence(monkeypatch: Any, tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("CAMPAIGNKIT_WORKER__THREADS=5\n")
     secrets = tmp_path / "var" / "secrets"
     secrets.mkdir(parents=True)
-    (secrets / "secret_key").write_text("s" * 40)
+    (secrets / "secret_key").write_text(KEY)
     monkeypatch.setenv("CAMPAIGNKIT_WORKER__BATCH_SIZE", "20")
     settings = load_settings()
     assert settings.timezone == "Europe/Berlin" and settings.audit.task_events is True  # TOML
     assert settings.worker.threads == 5  # .env over TOML
     assert settings.worker.batch_size == 20  # environment over TOML
-    assert settings.secret_key is not None and settings.secret_key.get_secret_value() == "s" * 40
-    assert "s" * 40 not in repr(settings)
+    assert settings.secret_key is not None and settings.secret_key.get_secret_value() == KEY
+    assert KEY not in repr(settings)
 
 
 def test_config_file_from_the_environment(monkeypatch: Any, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from servers import serving
 from campaignkit.core.migrate import head_revision
 from campaignkit.core.web import create_app
 
-TOKEN = "t" * 48
+TOKEN = "h4Qw-9XbT2kLmZ8pRv0sYc3NfG7jDa1uEo5iKq6tW"  # random, as `campaignkit init` makes them
 FLOW = """
 name: Web
 workflow:
