@@ -15,6 +15,7 @@ import cProfile
 import json
 import pstats
 import resource
+import secrets
 import shutil
 import sys
 import tempfile
@@ -82,7 +83,8 @@ def main() -> None:
         for i in range(args.targets):
             out.write(f"u{i},u{i}@example.org,User {i},{'pro' if i % 3 else 'free'}\n")
     settings = Settings(var_dir=folder, database_url=args.database or f"sqlite:///{folder / 'bench.db'}",
-                        worker={"batch_size": args.batch_size, "threads": args.threads})
+                        worker={"batch_size": args.batch_size, "threads": args.threads},
+                        audit_key=secrets.token_urlsafe(48))
     runtime = Runtime(settings)
     upgrade(runtime.engine)
     campaigns = Campaigns(runtime)

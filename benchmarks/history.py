@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import secrets
 import shutil
 import statistics
 import tempfile
@@ -60,7 +61,8 @@ def main() -> None:
         out.write("user,user_email,application,approver\n")
         for i in range(args.runs):
             out.write(f"user{i // 10},user{i // 10}@example.org,app{i % 10},manager{i % 5000}@example.org\n")
-    runtime = Runtime(Settings(var_dir=folder, database_url=f"sqlite:///{folder / 'history.db'}"))
+    runtime = Runtime(Settings(var_dir=folder, database_url=f"sqlite:///{folder / 'history.db'}",
+                               audit_key=secrets.token_urlsafe(48)))
     upgrade(runtime.engine)
     campaigns = Campaigns(runtime)
     campaign_id = campaigns.create(load_definition_text(DEFINITION % audience, "history.yaml"), Actor("bench"))

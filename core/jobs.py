@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from .audit import Actor
+from .audit_checkpoint import take_checkpoint
 from .audit_dispatch import AuditDispatcher
 from .campaigns import Campaigns
 from .digests import DigestSender
@@ -65,6 +66,14 @@ def dispatch_audit() -> None:
     runtime = _bound().runtime
     with system_task(runtime, "audit sink dispatch", dispatch_audit):
         AuditDispatcher(runtime).dispatch()
+
+
+def checkpoint_audit() -> None:
+    """Sign the audit chain's head into the checkpoint file and the trail (so the audit sinks carry it away)."""
+    runtime = _bound().runtime
+    with system_task(runtime, "audit checkpoint", checkpoint_audit):
+        checkpoint, path = take_checkpoint(runtime, Actor.system(runtime.instance_id), code=checkpoint_audit)
+        log.info("audit checkpoint of record %s appended to %s", checkpoint.audit_id, path)
 
 
 def send_digests() -> None:

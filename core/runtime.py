@@ -13,6 +13,7 @@ import jinja2
 import pluggy
 from sqlalchemy import Engine
 
+from .audit_keys import AuditKeys, keyed_engine
 from .clock import Clock, SystemClock
 from .db import make_engine
 from .errors import ConfigurationError
@@ -48,7 +49,16 @@ class Runtime:
 
     @cached_property
     def engine(self) -> Engine:
-        return self._engine or make_engine(self.settings.effective_database_url)
+        engine = self._engine or make_engine(self.settings.effective_database_url)
+        if self.settings.audit_key is None:
+            # Reads and migrations work (init creates the key); writing an audit record refuses with MISSING_KEY.
+            return engine
+        return keyed_engine(engine, self.audit_keys)  # how append finds the key: see core/audit_keys.py
+
+    @cached_property
+    def audit_keys(self) -> AuditKeys:
+        """The audit keys; a ConfigurationError naming audit_key when it is not set (roles check it at start)."""
+        return AuditKeys.from_settings(self.settings)
 
     @cached_property
     def jinja(self) -> jinja2.Environment:

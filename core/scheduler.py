@@ -1,8 +1,8 @@
 """The scheduler role: APScheduler 3 with its job store in the project database, one process per deployment.
 
-It schedules what happens at a time — cycle launches, deadlines, audit dispatch, digests, retention — never one job
-per target. Scheduled launches live in the launches table; jobs are kept in step with it (fixed ids, replace_existing),
-so a restart keeps every schedule and a lost job is recreated by the next sync.
+It schedules what happens at a time — cycle launches, deadlines, audit dispatch and checkpoints, digests, retention —
+never one job per target. Scheduled launches live in the launches table; jobs are kept in step with it (fixed ids,
+replace_existing), so a restart keeps every schedule and a lost job is recreated by the next sync.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 JOBS = "campaignkit.core.jobs"
 JOB_TABLE = "apscheduler_jobs"
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class SharedJobStore(SQLAlchemyJobStore):
@@ -98,6 +99,9 @@ class SchedulerService:
                      IntervalTrigger(seconds=settings.audit_dispatch_seconds))
         self._ensure("housekeeping:digests", "send_digests", IntervalTrigger(seconds=settings.digest_seconds))
         self._ensure("housekeeping:retention", "prune", CronTrigger(hour=3, minute=17, timezone=UTC))
+        # Anchored at a fixed instant, so that restarting the scheduler (which replaces the job) never puts it off.
+        self._ensure("housekeeping:audit-checkpoint", "checkpoint_audit",
+                     IntervalTrigger(seconds=self.runtime.settings.audit.checkpoint_seconds, start_date=EPOCH))
         self.sync()
         self.scheduler.resume()
 

@@ -327,11 +327,13 @@ def ck_make_settings(tmp_path: Path, ck_settings: dict[str, Any]) -> Callable[..
     """Settings on SQLite in tmp_path, ``ck_settings`` on top, then the keyword overrides of the call."""
     from .settings import Settings
 
+    # Fresh random keys per test, as `campaignkit init` makes them (the API token stays opt-in: unset, the API is
+    # off, which some tests check). Every runtime of the test shares them, as every host of a deployment does: the
+    # audit chain of their shared database is keyed by one audit_key.
+    keys = {"secret_key": secrets.token_urlsafe(48), "audit_key": secrets.token_urlsafe(48)}
+
     def make(**overrides: Any) -> Settings:
-        # Fresh random keys per test, as `campaignkit init` makes them (the API token stays opt-in: unset, the API is
-        # off, which some tests check).
-        base = {"var_dir": tmp_path / "var", "database_url": f"sqlite:///{tmp_path / 'campaignkit.db'}",
-                "secret_key": secrets.token_urlsafe(48), "audit_key": secrets.token_urlsafe(48)}
+        base = {"var_dir": tmp_path / "var", "database_url": f"sqlite:///{tmp_path / 'campaignkit.db'}", **keys}
         return Settings(**merge_settings(merge_settings(base, ck_settings), overrides))
 
     return make

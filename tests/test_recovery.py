@@ -49,9 +49,12 @@ class KeyLogPlugin:
         self.register_channels = hookimpl(lambda: [self.channel])
 
 
-def start_worker(database_url: str, log: Path, *, lease: float, sleep: float, until_idle: bool,
+def start_worker(runtime: Any, log: Path, *, lease: float, sleep: float, until_idle: bool,
                  batch: int = 50) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CAMPAIGNKIT_DATABASE_URL": database_url, "CAMPAIGNKIT_WORKER__LEASE_SECONDS": str(lease),
+    """A worker process on the test runtime's database, with its audit key (every host of a deployment has it)."""
+    env = {**os.environ, "CAMPAIGNKIT_DATABASE_URL": runtime.settings.database_url,
+           "CAMPAIGNKIT_AUDIT_KEY": runtime.settings.audit_key.get_secret_value(),
+           "CAMPAIGNKIT_WORKER__LEASE_SECONDS": str(lease),
            "CAMPAIGNKIT_WORKER__BATCH_SIZE": str(batch), "CAMPAIGNKIT_WORKER__THREADS": "4",
            "CAMPAIGNKIT_WORKER__POLL_SECONDS": "0.1", "KEYLOG_SLEEP": str(sleep),
            "CAMPAIGNKIT_VAR_DIR": str(log.parent / "var")}
@@ -102,7 +105,7 @@ def test_a_killed_worker_loses_nothing(make_runtime: Any, harness_factory: Any, 
                                        tmp_path: Path) -> None:
     runtime = launch(make_runtime, harness_factory, 300)
     log = tmp_path / "keys.log"
-    first = start_worker(database_url, log, lease=2, sleep=0.02, until_idle=False)
+    first = start_worker(runtime, log, lease=2, sleep=0.02, until_idle=False)
     try:
         wait_for(lambda: len(logged(log)) >= 80, 60, "the first worker to be mid-way")
         first.send_signal(signal.SIGKILL)
@@ -114,7 +117,7 @@ def test_a_killed_worker_loses_nothing(make_runtime: Any, harness_factory: Any, 
     seen_at_kill = set(logged(log))
     assert 0 < finished_at_kill < 300 and len(seen_at_kill) < 300  # it really died mid-campaign
     time.sleep(2.2)  # its leases expire
-    second = start_worker(database_url, log, lease=2, sleep=0, until_idle=True)
+    second = start_worker(runtime, log, lease=2, sleep=0, until_idle=True)
     try:
         _, stderr = second.communicate(timeout=120)
     finally:
@@ -137,7 +140,7 @@ def test_concurrent_workers_never_execute_the_same_step_twice(make_runtime: Any,
                                                               workers: int) -> None:
     runtime = launch(make_runtime, harness_factory, 1000)
     log = tmp_path / "keys.log"
-    procs = [start_worker(database_url, log, lease=60, sleep=0.002, until_idle=False, batch=40)
+    procs = [start_worker(runtime, log, lease=60, sleep=0.002, until_idle=False, batch=40)
              for _ in range(workers)]
     try:
         wait_for(lambda: ledger(runtime)[0] == 1000, 120, "every run to complete")

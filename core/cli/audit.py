@@ -1,4 +1,4 @@
-"""audit (list), audit export, audit verify, audit sinks."""
+"""audit (list), audit export, audit verify, audit checkpoint, audit sinks."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from typing import Annotated
 
 import typer
 
-from ..audit import verify
+from ..audit import verify_chain
+from ..audit_checkpoint import read_checkpoints, take_checkpoint
 from ..audit_dispatch import AuditDispatcher
 from ..audit_queries import AuditFilter, export_audit, list_audit
 from ..clock import utc
 from ..db import reading
 from ..errors import CampaignkitError
-from .output import Format, info, render
+from .output import Format, error_line, info, render
 
 group = typer.Typer(help="The audit trail.", invoke_without_command=True)
 COLUMNS = ["audit_id", "audit_timestamp", "user_name", "audit_type", "audit_sub_type", "object_name", "details"]
@@ -88,16 +89,51 @@ def export(
 
 
 @group.command("verify")
-def verify_() -> None:
-    """Check the hash chain; name the first edited or deleted record."""
+def verify_(
+    checkpoint: Annotated[Path | None, typer.Option(
+        "--checkpoint", dir_okay=False, help="A checkpoint file kept elsewhere (audit-checkpoints.jsonl): the "
+        "chain must still reach its latest validly signed checkpoint, with the same hash.")] = None,
+) -> None:
+    """Check the keyed hash chain; name the first edited, deleted or re-hashed record."""
     from .state import STATE
 
-    with reading(STATE.runtime().engine) as conn:
-        checked, broken = verify(conn)
+    runtime = STATE.runtime()
+    found = read_checkpoints(checkpoint, runtime.audit_keys) if checkpoint is not None else None
+    if found is not None:
+        for problem in found.rejected:
+            error_line("warning", f"{checkpoint} {problem}: not trusted")
+        if found.latest is None:
+            raise CampaignkitError(f"{checkpoint}: no validly signed checkpoint in it")
+    with reading(runtime.engine) as conn:
+        report = verify_chain(conn, checkpoint=found.latest if found else None)
+    broken = report.broken
     if broken is not None:
-        raise CampaignkitError(f"audit chain broken at record {broken.audit_id}: {broken.reason} "
-                               f"({checked} record(s) before it are intact)")
-    info(f"audit chain intact: {checked} record(s)")
+        # Every record before the break verified, unless the checkpoint caught a re-hash further back.
+        intact = f" ({report.checked} record(s) before it are intact)" if broken.audit_id == report.checked + 1 else ""
+        raise CampaignkitError(f"audit chain broken at record {broken.audit_id}: {broken.reason}{intact}")
+    notes = []
+    if report.legacy:
+        notes.append(f"{report.legacy} of them unkeyed, written before the chain was keyed")
+    if report.checkpoint is not None:
+        notes.append(f"matches the checkpoint of {report.checkpoint.time} at record {report.checkpoint.audit_id}")
+    info(f"audit chain intact: {report.checked} record(s)" + "".join(f"; {note}" for note in notes))
+    if found is None:
+        error_line("note", "without --checkpoint a truncated tail cannot be told from a short chain")
+    elif found.rejected:
+        raise CampaignkitError(f"{checkpoint}: {len(found.rejected)} line(s) rejected (see the warnings above)")
+
+
+@group.command("checkpoint")
+def checkpoint_(
+    file: Annotated[Path | None, typer.Option(
+        "--file", dir_okay=False, help="Append here instead of audit.checkpoint_file "
+        "(default <var_dir>/audit-checkpoints.jsonl).")] = None,
+) -> None:
+    """Sign the chain's head now: a line in the checkpoint file and a Security / Audit Checkpoint record."""
+    from .state import STATE, actor
+
+    taken, path = take_checkpoint(STATE.runtime(), actor(), file)
+    info(f"checkpoint of record {taken.audit_id} appended to {path}")
 
 
 @group.command()

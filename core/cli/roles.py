@@ -10,9 +10,17 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from ..campaigns import Campaigns
 from ..digests import DigestSender
 from ..engine import BatchStats, Worker
+from ..runtime import Runtime
 from ..serve import run_all, run_scheduler, run_web, run_worker, stop_on_signals
 from .output import console, info
 from .state import STATE, actor
+
+
+def _role_runtime() -> Runtime:
+    """The runtime of a role, which refuses to start without the audit key rather than fail at its first record."""
+    runtime = STATE.runtime()
+    _ = runtime.audit_keys
+    return runtime
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +35,7 @@ def work(
     until_idle: Annotated[bool, typer.Option("--until-idle", help="Stop when nothing is due.")] = False,
 ) -> None:
     """Launch due scheduled cycles and advance due runs (in the foreground)."""
-    runtime = STATE.runtime()
+    runtime = _role_runtime()
     if not until_idle:
         with stop_on_signals() as stop:
             run_worker(runtime, stop)
@@ -64,26 +72,26 @@ def work(
 
 def worker() -> None:
     """Run a worker until SIGINT/SIGTERM; any number may run against one PostgreSQL database."""
-    runtime = STATE.runtime()
+    runtime = _role_runtime()
     with stop_on_signals() as stop:
         run_worker(runtime, stop)
 
 
 def scheduler() -> None:
     """Run the scheduler (one per deployment) until SIGINT/SIGTERM."""
-    runtime = STATE.runtime()
+    runtime = _role_runtime()
     with stop_on_signals() as stop:
         run_scheduler(runtime, stop)
 
 
 def web() -> None:
     """Serve the web app and API (uvicorn) on web.host:web.port."""
-    run_web(STATE.runtime())
+    run_web(_role_runtime())
 
 
 def serve() -> None:
     """Scheduler, worker and web app in one process: the embedded default."""
-    runtime = STATE.runtime()
+    runtime = _role_runtime()
     web = runtime.settings.web
     info(f"serving on http://{web.host}:{web.port} (Ctrl-C stops)")
     run_all(runtime)

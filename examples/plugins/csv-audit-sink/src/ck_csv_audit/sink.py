@@ -17,10 +17,11 @@ from .csvfile import CsvFile
 if TYPE_CHECKING:
     from campaignkit.core.runtime import Runtime
 
-# The AuditHistory columns in their table order, then the hash that chains each record to the one before.
+# The AuditHistory columns in their table order, then the keyed hash that chains each record to the one before and
+# the key_id that names its audit key: with both, a copy can be checked against the trail.
 COLUMNS = ("audit_id", "user_name", "computer_name", "computer_ip", "server_name", "audit_timestamp", "object_id",
            "object_name", "object_folder", "version_major", "version_minor", "audit_type", "audit_sub_type",
-           "details", "class_name", "assembly_name", "record_hash")
+           "details", "class_name", "assembly_name", "record_hash", "key_id")
 PLACEHOLDERS = frozenset({"date"})
 # A cell starting with one of these runs as a formula when a spreadsheet opens the file.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -36,7 +37,7 @@ class CsvAuditConfig(BaseModel):
                                    "records' audit_timestamp.")
     columns: list[str] = Field(default_factory=lambda: list(COLUMNS), min_length=1,
                                description="The columns and their order; audit_id is required (it identifies "
-                                           "repeats). Default: every AuditHistory column, then record_hash.")
+                                           "repeats). Default: every AuditHistory column, then record_hash and key_id.")
     guard_formulas: bool = Field(default=False, description="Prefix ' to text cells that start with = + - @ so a "
                                                             "spreadsheet shows them instead of running them. It "
                                                             "changes those values (record_hash no longer matches).")
