@@ -14,6 +14,7 @@ from .engine import Worker
 from .runtime import Runtime
 from .scheduler import SchedulerService
 from .web import create_app
+from .web_transport import uvicorn_config
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,7 @@ def run_scheduler(runtime: Runtime, stop: threading.Event) -> None:
 
 
 def web_server(runtime: Runtime) -> uvicorn.Server:
-    web = runtime.settings.web
-    return uvicorn.Server(uvicorn.Config(create_app(runtime), host=web.host, port=web.port, log_level="info",
-                                         access_log=False))
+    return uvicorn.Server(uvicorn_config(create_app(runtime), runtime.settings.web))
 
 
 def run_web(runtime: Runtime) -> None:

@@ -11,14 +11,19 @@ from typing import Any
 
 import uvicorn
 
+from campaignkit.core.settings import WebSettings
 from campaignkit.core.testing import free_port
+from campaignkit.core.web_transport import uvicorn_config
 
 
 @contextmanager
 def serving(app: Any, port: int | None = None) -> Iterator[str]:
-    """Serve ``app`` until the block ends; yields its base URL."""
+    """Serve ``app`` until the block ends, as `campaignkit serve` would with the web settings it was built with
+    (limits, timeouts, trusted proxies), but on 127.0.0.1; yields its base URL."""
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    state = getattr(app, "state", None)
+    web = getattr(state, "web_settings", None) or WebSettings()
+    server = uvicorn.Server(uvicorn_config(app, web, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

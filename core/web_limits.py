@@ -1,0 +1,154 @@
+"""Pure ASGI middleware that runs before any route: header size, the API's bearer token, then body limits.
+
+They decide on the request line and headers, so an unauthenticated or oversized request is answered before a byte
+of its body is read or parsed (FastAPI reads and parses a JSON body before it runs a route's dependencies).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import Protocol
+
+from pydantic import SecretStr
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# Refusals end the connection: whatever body the client is still sending is dropped with it, not read and discarded.
+CLOSE = {"Connection": "close"}
+
+
+class RejectionRecorder(Protocol):
+    """Called, on a worker thread, for each refused API credential."""
+
+    def __call__(self, client_ip: str | None, reason: str, method: str, path: str) -> None: ...
+
+
+def is_api(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+class BearerTokenGate:
+    """Requests to the paths ``protects`` accepts need ``Authorization: Bearer <token>``; 503 while no token is set."""
+
+    def __init__(self, app: ASGIApp, token: SecretStr | None, protects: Callable[[str], bool],
+                 on_rejected: RejectionRecorder) -> None:
+        self.app = app
+        self.expected = None if token is None else f"Bearer {token.get_secret_value()}".encode()
+        self.protects = protects
+        self.on_rejected = on_rejected
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.protects(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        if self.expected is None:
+            await JSONResponse({"detail": "the API is disabled: set api_token (campaignkit init creates one)"},
+                               503, headers=CLOSE)(scope, receive, send)
+            return
+        sent = Headers(scope=scope).get("authorization")
+        if sent is not None and hmac.compare_digest(sent.encode("latin-1"), self.expected):
+            await self.app(scope, receive, send)
+            return
+        reason = "no Authorization header" if sent is None else "wrong bearer token"
+        client = scope.get("client")
+        # The recorder writes to the database: keep it off the event loop, as the route dependency it replaces was.
+        await run_in_threadpool(self.on_rejected, client[0] if client else None, reason, scope["method"],
+                                scope["path"])
+        await JSONResponse({"detail": "a valid bearer token is required"}, 401,
+                           headers={**CLOSE, "WWW-Authenticate": "Bearer"})(scope, receive, send)
+
+
+class HeaderLimit:
+    """Refuse a request whose line and headers pass ``max_bytes`` with 431.
+
+    uvicorn's h11 limit (h11_max_incomplete_event_size, given the same setting) holds only while headers are
+    incomplete: headers that arrive whole in one read (up to 256 KiB) pass it. This counts them once parsed.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _head_size(scope) > self.max_bytes:
+            await JSONResponse({"detail": f"request headers too large: at most {self.max_bytes} bytes"}, 431,
+                               headers=CLOSE)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    """Raised into the app by receive() once the body passes the limit; the 413 has been sent by then."""
+
+
+class BodyLimit:
+    """Refuse request bodies larger than ``limit_for(path)`` bytes with 413.
+
+    A declared Content-Length over the limit is refused before the app runs; a chunked or undeclared body is
+    counted as the app reads it, and the read that passes the limit answers 413 instead of returning data, so the
+    app never holds more than the limit (uvicorn itself buffers at most its flow-control high-water mark, 64 KiB).
+    """
+
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await _too_large(scope, receive, send, limit)
+            return
+
+        received = 0
+        started = refused = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    if not started:
+                        refused = True
+                        await _too_large(scope, receive, send, limit)
+                    raise _BodyTooLarge
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the app's own answer to the exception (400, 500) after the 413 that already went out
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracked_send)
+        except _BodyTooLarge:
+            if not refused:
+                raise  # the app had begun its answer before reading on: uvicorn aborts the connection
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    await JSONResponse({"detail": f"request body too large: at most {limit} bytes"}, 413,
+                       headers=CLOSE)(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    value = Headers(scope=scope).get("content-length")
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None  # h11 refuses a malformed length before the app sees the request; count the body instead
+
+
+def _head_size(scope: Scope) -> int:
+    # The request as sent, give or take spaces: "METHOD target?query HTTP/1.1\r\n", then "name: value\r\n" each.
+    target = len(scope.get("raw_path") or scope["path"].encode()) + len(scope["query_string"]) + 1
+    return len(scope["method"]) + target + 11 + sum(len(name) + len(value) + 4 for name, value in scope["headers"])
