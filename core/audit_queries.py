@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlalchemy import Select, String, and_, literal, or_, select, union
 
+from .csv_export import CsvWriter
 from .db import reading
 from .schema import audit_history, campaigns
 
@@ -77,13 +77,13 @@ def iter_audit(runtime: Runtime, where: AuditFilter, chunk: int = 5000) -> Itera
 def export_audit(runtime: Runtime, where: AuditFilter, out: TextIO, fmt: str = "csv") -> int:
     """Stream matching records to ``out`` as CSV (with a header) or JSON lines; returns how many."""
     count = 0
-    writer = csv.DictWriter(out, fieldnames=COLUMNS) if fmt == "csv" else None
+    writer = CsvWriter(out, lineterminator="\r\n") if fmt == "csv" else None  # DictWriter's RFC 4180 ending
     if writer is not None:
-        writer.writeheader()
+        writer.writerow(COLUMNS)
     for record in iter_audit(runtime, where):
         record["audit_timestamp"] = record["audit_timestamp"].isoformat()
         if writer is not None:
-            writer.writerow(record)
+            writer.writerow(record[column] for column in COLUMNS)
         else:
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
         count += 1

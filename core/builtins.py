@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -111,9 +112,17 @@ def after(moment: datetime, duration: str) -> datetime:
     return moment + TypeAdapter(timedelta).validate_python(duration)
 
 
+def segment(value: Any) -> str:
+    """Template filter: ``{{ params.user | segment }}``, a value as exactly one URL path segment. Unlike urlencode it
+    encodes / too, so a user named victim/gone cannot turn /access/USER/APP into another path."""
+    return quote(str(value), safe="")
+
+
 @hookimpl(trylast=True)
 def prepare_jinja_environment(env: jinja2.Environment, purpose: str) -> None:
-    env.filters.setdefault("after", after)  # trylast runs after every plugin: never replace a plugin's own
+    # trylast runs after every plugin: never replace a plugin's own
+    env.filters.setdefault("after", after)
+    env.filters.setdefault("segment", segment)
 
 
 @hookimpl(trylast=True)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+from .files import open_private, private_dir
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -30,8 +33,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _sqlite_engine(url: str, database: str | None, **kwargs: Any) -> Engine:
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if database and database != ":memory:" and not database.startswith("file:"):
+        _create_private_database(Path(database))
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -53,6 +56,14 @@ def _sqlite_engine(url: str, database: str | None, **kwargs: Any) -> Engine:
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _create_private_database(path: Path) -> None:
+    """The database file 0600 before SQLite opens it (it would create it 0644 under umask 022); SQLite gives its
+    -wal and -shm files the database file's mode."""
+    private_dir(path.parent)
+    with suppress(FileExistsError):  # an existing database keeps the mode it has
+        os.close(open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL))  # an empty file is an empty database
 
 
 def is_postgres(engine: Engine | Connection) -> bool:

@@ -9,13 +9,14 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import jinja2
 from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from .builtins import prepare_jinja_environment as prepare_default_filters
 from .errors import ConfigurationError, PermanentStepError
 from .http import (
     SIGNATURE_HEADER,
@@ -36,6 +37,10 @@ TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # an RFC 9110 header name
 RESERVED_HEADERS = frozenset({"host", "content-length", "content-type", "idempotency-key", SIGNATURE_HEADER.lower(),
                               TIMESTAMP_HEADER.lower()})
 _CHECKER = ImmutableSandboxedEnvironment()  # syntax and names only; requests render with runtime.jinja
+# Checking names compiles the template, which needs its filters: the default plugin's (segment, after) are known
+# here; a template using a plugin's own filter is checked when HttpCall builds it with runtime.jinja.
+prepare_default_filters(_CHECKER, purpose="message")
+_SEGMENT_HINT = "use the segment filter for path parts, e.g. {{ params.user | segment }}"
 
 
 def _check_template(source: str, allowed: frozenset[str]) -> None:
@@ -49,13 +54,34 @@ def _check_template(source: str, allowed: frozenset[str]) -> None:
                          f"{', '.join(sorted(allowed))})")
 
 
+def url_shape(source: str) -> str:
+    """The URL template with every {{ }} expression replaced by one character: its literal path segments, query and
+    fragment are what every rendered URL must keep."""
+    parts: list[str] = []
+    expression = False
+    for _line, token, value in _CHECKER.lex(source):
+        if token == "block_begin":
+            # An {% if %} or {% for %} would make the number of segments depend on the data.
+            raise ValueError("no {% %} statements in the url: its path segments must be fixed by the template; "
+                             + _SEGMENT_HINT)
+        if token == "variable_begin":
+            expression = True
+            parts.append("x")
+        elif token == "variable_end":
+            expression = False
+        elif token == "data" and not expression:
+            parts.append(value)
+    return "".join(parts).strip()
+
+
 class HttpCallConfig(BaseModel):
     """One endpoint: a URL and body rendered per call, secret headers, a client's timeouts and retries."""
 
     model_config = ConfigDict(extra="forbid")
     variables: ClassVar[frozenset[str]] = frozenset()  # what url and body templates may use
 
-    url: str = Field(description="A template; scheme and host must be literal, https:// unless loopback.")
+    url: str = Field(description="A template; scheme and host must be literal, https:// unless loopback; path parts "
+                                 "through the segment filter, e.g. /users/{{ target_key | segment }}.")
     method: str = "POST"
     headers: dict[str, SecretStr] = Field(default_factory=dict, description="E.g. Authorization; never logged.")
     body: str | None = Field(default=None, description='A template; unset: a JSON default; "": no body.')
@@ -82,6 +108,7 @@ class HttpCallConfig(BaseModel):
             raise ValueError("no credentials in the URL: put them in headers, which are kept secret")
         check_outbound_url(value)
         _check_template(value, cls.variables)
+        url_shape(value)
         return value
 
     @field_validator("body")
@@ -118,6 +145,8 @@ class HttpCall:
             raise ConfigurationError(f"invalid template: {exc}") from None
         parts = urlsplit(config.url)
         self._origin = (parts.scheme, parts.netloc)
+        self._shape = url_shape(config.url)
+        self._segments = urlsplit(self._shape).path.split("/")
         self._client = HttpClient(ca_file=config.ca_file, timeout_seconds=config.timeout_seconds,
                                   retries=config.retries, retry_backoff_seconds=config.retry_backoff_seconds)
 
@@ -126,13 +155,29 @@ class HttpCall:
         parts = urlsplit(url)
         if re.search(r"[\x00-\x20\x7f]", url):
             raise PermanentStepError(f"url rendered with spaces or control characters: {redacted(url)} "
-                                     "(use the urlencode filter)")
+                                     f"({_SEGMENT_HINT})")
         if (parts.scheme, parts.netloc) != self._origin:
             raise PermanentStepError("url rendered with another scheme or host")
         if {".", ".."} & set(unquote(parts.path).split("/")):
             # A value like ../admin must not walk the receiver's paths.
             raise PermanentStepError(f"url rendered with a . or .. segment: {redacted(url)}")
+        self._check_shape(url, parts)
         return url
+
+    def _check_shape(self, url: str, parts: SplitResult) -> None:
+        """A value must fill its own segment: one holding a / (urlencode keeps it), a ? or a # would send the
+        request to another resource, whose 404 an action could even count as "already removed"."""
+        if any(url.count(mark) != self._shape.count(mark) for mark in "?#"):
+            # Counted, not just looked for: /members/{{ user }}?x=1 with user bob? would still reach bob.
+            raise PermanentStepError(f"url rendered with a ? or # the template does not have: {redacted(url)} "
+                                     f"({_SEGMENT_HINT})")
+        segments, expected = parts.path.split("/"), self._segments
+        if len(segments) != len(expected):
+            raise PermanentStepError(f"url rendered with {len(segments) - 1} path segments where the template has "
+                                     f"{len(expected) - 1}, so a value holds a /: {redacted(url)} ({_SEGMENT_HINT})")
+        if any(wanted and not segment for wanted, segment in zip(expected, segments, strict=True)):
+            # /access//Payroll: a receiver that merges slashes would act on /access/Payroll.
+            raise PermanentStepError(f"url rendered with an empty path segment: {redacted(url)}")
 
     def body(self, variables: Mapping[str, Any], default: Mapping[str, Any]) -> bytes | None:
         if self.config.body == "":

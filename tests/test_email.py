@@ -194,3 +194,49 @@ def test_the_file_channel_writes_one_eml_per_idempotency_key(make_runtime: Any, 
     parsed = [email.message_from_bytes(f.read_bytes(), policy=email.policy.default) for f in files]
     assert sorted(str(m["To"]) for m in parsed) == ["ada@example.org", "grace@example.org", "rejected@example.org"]
     assert not list(outbox.glob("*.tmp"))
+
+
+# --- a password never crosses the network in clear -----------------------------------------------------
+
+
+def smtp_table(host: str, **extra: Any) -> dict[str, Any]:
+    return {"host": host, "port": 25, "security": "none", "sender": "reviews@example.org", "username": "mailer",
+            "password": "s3cret-pass", **extra}
+
+
+@pytest.mark.parametrize("host", ["mail.example.org", "10.0.0.25"])
+def test_a_password_without_tls_to_a_remote_server_is_refused(host: str) -> None:
+    from pydantic import ValidationError
+
+    from campaignkit.plugins.email.smtp import SmtpConfig
+
+    with pytest.raises(ValidationError) as caught:
+        SmtpConfig.model_validate(smtp_table(host))
+    assert "password" in str(caught.value) and 'security = "none"' in str(caught.value)
+    assert "s3cret-pass" not in str(caught.value)
+    for security in ("starttls", "tls"):
+        SmtpConfig.model_validate(smtp_table(host, security=security))
+    SmtpConfig.model_validate({**smtp_table(host), "password": None, "username": None})  # an open relay: no secret
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
+def test_a_password_without_tls_to_a_loopback_relay_is_accepted(host: str) -> None:
+    from campaignkit.plugins.email.smtp import SmtpConfig
+
+    assert SmtpConfig.model_validate(smtp_table(host)).password is not None
+
+
+def test_the_command_refuses_to_start_with_a_password_in_clear(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    from cli_support import make_cli
+
+    cli = make_cli(monkeypatch, tmp_path, f"sqlite:///{tmp_path / 'campaignkit.db'}")
+    cli("init")
+    for key, value in smtp_table("mail.example.org").items():
+        monkeypatch.setenv(f"CAMPAIGNKIT_PLUGINS__CONFIG__SMTP__{key.upper()}", str(value))
+    result = cli("campaign", "list", code=2)
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: invalid configuration for channel 'smtp': plugins.config.smtp:")
+    assert 'password with security = "none"' in line and '"starttls"' in line and "s3cret-pass" not in line
+    monkeypatch.setenv("CAMPAIGNKIT_PLUGINS__CONFIG__SMTP__SECURITY", "starttls")
+    cli("campaign", "list")

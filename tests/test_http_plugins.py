@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import socket
 import ssl
 from collections.abc import Callable, Iterator
@@ -379,3 +380,103 @@ def test_access_review_updates_the_inventory_and_revokes_through_webhooks(
     assert enforce.outcome == "failed" and "409" in enforce.detail["error"]
     assert "last admin of CRM" in enforce.detail["error"]
     no_secrets(everything)
+
+
+# --- values that would add path segments --------------------------------------------------------------
+
+VICTIM = EnforcementRequest(**{**ADA_GIT.__dict__, "params": {"application": "Payroll", "user": "victim/gone"}})
+
+
+def test_a_value_with_a_slash_cannot_add_a_path_segment(action: Any, updater: Any, receiver: HttpReceiver) -> None:
+    """urlencode keeps /: the request would reach /access/victim/gone/Payroll, whose 404 counted as removed."""
+    receiver.answer = lambda seen: (404, b"no such route")
+    template = "/access/{{ params.user | urlencode }}/{{ params.application | urlencode }}?api_key=xyz"
+    with pytest.raises(PermanentStepError) as caught:
+        action(receiver.url + template, method="DELETE", absent_statuses=[404]).enforce(VICTIM)
+    message = str(caught.value)
+    assert "4 path segments where the template has 3" in message and "segment filter" in message
+    assert "api_key" not in message
+    with pytest.raises(PermanentStepError, match="segment filter"):
+        updater(receiver.url + "/accounts/{{ target_key | urlencode }}/fields").update(
+            FieldUpdate(**{**FIELD.__dict__, "target_key": "ada/Git"}))
+    assert receiver.seen == []
+
+
+def test_the_segment_filter_keeps_a_value_in_its_segment(action: Any, updater: Any, receiver: HttpReceiver) -> None:
+    webhook = action(receiver.url + "/access/{{ params.user | segment }}/{{ params.application | segment }}",
+                     method="DELETE")
+    assert webhook.enforce(VICTIM).removed
+    updater(receiver.url + "/accounts/{{ target_key | segment }}/fields").update(
+        FieldUpdate(**{**FIELD.__dict__, "target_key": "ada/Git?#"}))
+    assert [s.path for s in receiver.seen] == ["/access/victim%2Fgone/Payroll", "/accounts/ada%2FGit%3F%23/fields"]
+
+
+@pytest.mark.parametrize(("template", "user", "problem"), [
+    ("/members/{{ params.user }}?notify=1", "bob?", "a ? or #"),  # would still reach bob
+    ("/members/{{ params.user }}", "bob#x", "a ? or #"),
+    ("/members/{{ params.user }}", "bob?x=1", "a ? or #"),
+    ("/apps/{{ params.user }}/members", "", "an empty path segment"),  # /apps//members: merged slashes
+])
+def test_values_cannot_add_a_query_a_fragment_or_an_empty_segment(action: Any, receiver: HttpReceiver,
+                                                                  template: str, user: str, problem: str) -> None:
+    with pytest.raises(PermanentStepError, match=re.escape(problem)):
+        action(receiver.url + template).enforce(
+            EnforcementRequest(**{**ADA_GIT.__dict__, "params": {"application": "Git", "user": user}}))
+    assert receiver.seen == []
+
+
+def test_a_url_with_statements_is_refused_at_start(make_runtime: Any) -> None:
+    table = {"url": "https://idp.example.org/{% if params.user %}members/{{ params.user | segment }}{% endif %}"}
+    with pytest.raises(ConfigurationError, match=r"plugins\.config\.webhook_enforcement\.url.*no \{% %\} statements"):
+        make_runtime(plugins={"config": {"webhook_enforcement": table}})
+
+
+VICTIM_AUDIENCE = """user,user_email,application,approver
+victim/gone,victim@example.org,Payroll,grace@example.org
+"""
+WEBHOOK_REVIEW = """
+name: Webhook access review
+kind: access_review
+audience: {{source: csv, path: {path}}}
+schedule: {{end_after: P14D}}
+settings:
+  channel: log
+  on_revoke: revoke
+  enforcement: webhook
+"""
+
+
+@pytest.mark.parametrize("path_filter", ["urlencode", "segment"])
+def test_an_access_review_revokes_a_user_with_a_slash_only_by_its_own_path(
+        make_runtime: Any, actor: Any, tmp_path: Path, receiver: HttpReceiver, path_filter: str) -> None:
+    from conftest import Harness
+
+    receiver.answer = lambda seen: (404, b"no such route")  # what a receiver answers for a path it does not have
+    url = (receiver.url + f"/access/{{{{ params.user | {path_filter} }}}}/{{{{ params.application | {path_filter} }}}}")
+    runtime = make_runtime(plugins={"config": {"webhook_enforcement": {
+        "url": url, "method": "DELETE", "absent_statuses": [404], "retries": 0}}})
+    harness = Harness(runtime, actor, tmp_path)
+    campaign_id = harness.create(WEBHOOK_REVIEW.format(path=harness.csv(VICTIM_AUDIENCE)))
+    harness.campaigns.launch(campaign_id, actor)
+    harness.run_to_idle()
+    [run] = harness.runs(campaign_id)
+    send_event(runtime, run.id, "revoked", {"approver": "grace@example.org"})
+    harness.run_to_idle()
+
+    [row] = history_page(runtime, HistoryQuery(campaign_id, limit=10))
+    if path_filter == "urlencode":
+        assert (row["Response Status"], row["Result"]) == ("Revoked", "Failure")
+        assert receiver.seen == []
+        [enforce] = [s for s in harness.steps(run.id) if s.node_id == "enforce"]
+        assert "segment filter" in enforce.detail["error"]
+    else:
+        assert (row["Response Status"], row["Result"]) == ("Revoked", "Success")
+        assert [(s.method, s.path) for s in receiver.seen] == [("DELETE", "/access/victim%2Fgone/Payroll")]
+
+
+def test_a_redirect_is_not_followed(action: Any, receiver: HttpReceiver) -> None:
+    """The host is the configured one: a receiver cannot send the request (and its headers) elsewhere."""
+    receiver.answer = lambda seen: (307, b"", {"Location": "https://elsewhere.example.org/revoke"})
+    result = action(receiver.url + "/revoke", secret=SECRET).enforce(ADA_GIT)
+    assert not result.removed and result.detail["status"] == 307
+    assert [s.path for s in receiver.seen] == ["/revoke"]

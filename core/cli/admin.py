@@ -12,20 +12,23 @@ from typing import Annotated, Any
 import pluggy
 import typer
 
+from ..files import open_private, private_dir
 from ..migrate import current_revision, upgrade
 from ..plugins import ENTRY_POINT_GROUP, KINDS, collect_registrations
 from ..settings import default_secrets_dir
 from ..workflow import CampaignDefinition
-from .output import Format, info, render, render_json
+from .app_role import db_app_role
+from .output import Format, error_line, info, render, render_json
 from .state import STATE
 
-SECRET_FILES = ("secret_key", "api_token")
+SECRET_FILES = ("secret_key", "api_token", "audit_key")
 
 
 def register(app: typer.Typer) -> None:
     app.command()(init)
-    db = typer.Typer(help="Database migrations.", no_args_is_help=True)
+    db = typer.Typer(help="Database migrations and roles.", no_args_is_help=True)
     db.command("upgrade")(db_upgrade)
+    db.command("app-role")(db_app_role)
     app.add_typer(db, name="db")
     app.command()(schema)
     app.command()(plugins)
@@ -34,15 +37,17 @@ def register(app: typer.Typer) -> None:
 def init() -> None:
     """Create the var folder and secrets, and bring the database schema up to date."""
     runtime = STATE.runtime(migrated=False)
-    var_dir = runtime.settings.var_dir
-    var_dir.mkdir(parents=True, exist_ok=True)
-    secrets_dir = default_secrets_dir()
-    secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    var_dir = private_dir(runtime.settings.var_dir)
+    if var_dir.stat().st_mode & 0o077:
+        # Created by an older version or by hand: not changed here, var_dir may be a folder shared on purpose.
+        error_line("warning", f"{var_dir} is open to other users (mode {var_dir.stat().st_mode & 0o777:o}); it "
+                              f"holds the database and the outbox's live links: chmod 700 {var_dir}")
+    secrets_dir = private_dir(default_secrets_dir())
     for name in SECRET_FILES:
         path = secrets_dir / name
         if not path.exists():
             # Written once, readable only by the owner, never printed.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(48))
             info(f"created {path}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from collections.abc import Sequence
@@ -13,6 +12,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from ..csv_export import CsvWriter
 
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
@@ -46,7 +47,7 @@ def render(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: Format, 
         sys.stdout.write(json.dumps([{c: row.get(c) for c in columns} for row in rows], default=_json_default,
                                     ensure_ascii=False, indent=2) + "\n")
     elif fmt is Format.csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer = CsvWriter(sys.stdout)
         writer.writerow(columns)
         for row in rows:
             writer.writerow(["" if row.get(c) is None else plain(row.get(c)) for c in columns])

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import Field
 
 from campaignkit.core import AuditSink
+from campaignkit.core.files import private_dir
 
 from .base import SinkConfig, record_json
 
@@ -40,7 +41,7 @@ class JsonlSink(AuditSink):
     def emit(self, records: Sequence[Mapping[str, Any]]) -> None:
         lines = [(record_json(record) + "\n").encode() for record in records]
         path = self.path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)  # e.g. var/audit/, created 0700: the records name people and hosts
         fd = self._open(path)
         try:
             size = os.fstat(fd).st_size

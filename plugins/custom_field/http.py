@@ -1,4 +1,7 @@
-"""http: sets custom fields in an external inventory with one templated HTTP request per update."""
+"""http: sets custom fields in an external inventory with one templated HTTP request per update.
+
+Put values into the URL's path with the segment filter (``/accounts/{{ target_key | segment }}``), which encodes /.
+"""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from campaignkit.core import Channel, Delivery, Message, StepError
+from campaignkit.core.files import private_dir, write_private
 
 from .message import build_email
 
@@ -34,10 +35,11 @@ class FileChannel(Channel):
         name = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:32] + ".eml"
         path = self.directory / name
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            # 0700 and 0600: each message carries live decision links that act for its recipient.
+            private_dir(self.directory)
             tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(bytes(email))
-            os.replace(tmp, path)  # readers never see half a message
+            write_private(tmp, bytes(email))
+            os.replace(tmp, path)  # readers never see half a message; the file keeps the .tmp's mode
         except OSError as exc:
             raise StepError(f"outbox {self.directory}: {exc.strerror or exc}") from None
         return Delivery(message_id=email["Message-ID"], detail={"file": str(path)})

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from campaignkit.core import Channel, Delivery, Message, PermanentStepError, StepError
+from campaignkit.core import Channel, Delivery, Message, PermanentStepError, StepError, is_loopback
 
 from .message import build_email
 
@@ -19,12 +19,13 @@ TEMPORARY_ERRORS = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, Co
 
 
 class SmtpConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # the input holds the password
 
     host: str = Field(description="SMTP server host name.")
     port: int = Field(default=587, ge=1, le=65535)
     security: Literal["starttls", "tls", "none"] = Field(
-        default="starttls", description="starttls (port 587), tls = implicit TLS (port 465), or none (local relays)."
+        default="starttls", description="starttls (port 587), tls = implicit TLS (port 465), or none (local relays; "
+                                        "with a password only on a loopback host)."
     )
     username: str | None = None
     password: SecretStr | None = None
@@ -32,6 +33,15 @@ class SmtpConfig(BaseModel):
     timeout_seconds: float = Field(default=30, gt=0)
     messages_per_minute: int | None = Field(default=None, ge=1, description="Rate limit across all threads.")
     ca_file: Path | None = Field(default=None, description="PEM bundle of a private CA that signed the server.")
+
+    @model_validator(mode="after")
+    def _no_password_in_clear(self) -> SmtpConfig:
+        if self.password is not None and self.security == "none" and not is_loopback(self.host):
+            # Without TLS, AUTH sends the password readably to anyone on the path to the server.
+            raise ValueError('password with security = "none" would cross the network in clear: set security to '
+                             '"starttls" (port 587) or "tls" (port 465); "none" with a password is only for a '
+                             "relay on a loopback address")
+        return self
 
 
 class RateLimiter:

@@ -1,6 +1,8 @@
 """webhook: removes access by calling an HTTP endpoint (an IdP, a ticketing or provisioning hook), optionally signed.
 
-A 2xx answer means removed; any other final 4xx means the receiver refused, so the access is still there.
+A 2xx answer means removed; any other final 4xx means the receiver refused, so the access is still there. Put values
+into the URL's path with the segment filter (``/access/{{ params.user | segment }}``): a value that would add a path
+segment fails the step instead of reaching another resource, whose 404 ``absent_statuses`` would count as removed.
 """
 
 from __future__ import annotations
