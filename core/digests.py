@@ -15,13 +15,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import jinja2
-from sqlalchemy import Connection, desc, insert, select, update
+from sqlalchemy import Connection, delete, desc, insert, select, update
 
 from .db import reading, writing
 from .errors import ConfigurationError, StepError
 from .events import record_event
 from .interfaces import Message
-from .links import DEFAULT_LINK_DAYS, RunLinks, digest_link
+from .links import DEFAULT_LINK_DAYS, decision_link, digest_link
 from .presets import AccessReviewSettings
 from .schema import campaign_versions, campaigns, digest_items, digests, launches, runs
 
@@ -114,7 +114,7 @@ class DigestSender:
                                                 runs.c.notify.is_not(None)).values(notify=None))
                 return "nothing"
             kind = "request" if any(item.notify == "request" for item in items) else "reminder"
-            digest_id, attempt = self._digest_row(conn, batch, kind, len(items), now)
+            digest_id, attempt = self._digest_row(conn, batch, kind, items, now)
         try:
             message = self._message(batch, items, kind, digest_id, now)
             delivery = self.runtime.registry.channel(batch.settings.channel, self.runtime).send(message)
@@ -128,14 +128,14 @@ class DigestSender:
         with writing(self.runtime.engine) as conn:
             conn.execute(update(digests).where(digests.c.id == digest_id).values(
                 status="sent", sent_at=now, message_id=delivery.message_id, error=None, next_attempt_at=None))
-            self._close(conn, digest_id, items)
+            self._close(conn, items)
         log.info("digest %s: %d item(s) to %s", digest_id, len(items), batch.assignee)
         return "sent"
 
     def _pending_items(self, conn: Connection, batch: _Batch) -> list[Any]:
         """Every item the approver still has to answer in this cycle, marked or not: a digest is complete."""
         return list(conn.execute(
-            select(runs.c.id, runs.c.target, runs.c.notify, runs.c.target_key)
+            select(runs.c.id, runs.c.target, runs.c.notify, runs.c.target_key, runs.c.assignment)
             # campaign_id first: the (campaign_id, assignee) index serves the query.
             .where(runs.c.campaign_id == batch.campaign_id, runs.c.assignee == batch.assignee,
                    runs.c.launch_id == batch.launch_id, runs.c.status == "waiting", runs.c.response.is_(None))
@@ -143,34 +143,45 @@ class DigestSender:
         ).all())
 
     @staticmethod
-    def _digest_row(conn: Connection, batch: _Batch, kind: str, count: int, now: datetime) -> tuple[int, int]:
-        """The retrying row of this approver and cycle if there is one (same id, same key), else a new one."""
+    def _digest_row(conn: Connection, batch: _Batch, kind: str, items: list[Any], now: datetime) -> tuple[int, int]:
+        """The retrying row of this approver and cycle if there is one (same id, same key), else a new one, with
+        the items it lists and the assignment each had: its review-all link decides exactly these, while they
+        are still this approver's."""
         last = conn.execute(select(digests.c.id, digests.c.status, digests.c.attempt)
                             .where(digests.c.launch_id == batch.launch_id, digests.c.assignee == batch.assignee)
                             .order_by(desc(digests.c.id)).limit(1)).first()
         if last is not None and last.status == "retrying":
-            conn.execute(update(digests).where(digests.c.id == last.id).values(
-                attempt=last.attempt + 1, item_count=count, kind=kind))
-            return int(last.id), int(last.attempt) + 1
-        digest_id = conn.execute(insert(digests).values(
-            campaign_id=batch.campaign_id, launch_id=batch.launch_id, assignee=batch.assignee, kind=kind,
-            status="retrying", item_count=count, attempt=1, created_at=now, next_attempt_at=now,
-        ).returning(digests.c.id)).scalar_one()
-        return int(digest_id), 1
+            digest_id, attempt = int(last.id), int(last.attempt) + 1
+            conn.execute(update(digests).where(digests.c.id == digest_id).values(
+                attempt=attempt, item_count=len(items), kind=kind))
+            conn.execute(delete(digest_items).where(digest_items.c.digest_id == digest_id))
+        else:
+            digest_id, attempt = int(conn.execute(insert(digests).values(
+                campaign_id=batch.campaign_id, launch_id=batch.launch_id, assignee=batch.assignee, kind=kind,
+                status="retrying", item_count=len(items), attempt=1, created_at=now, next_attempt_at=now,
+            ).returning(digests.c.id)).scalar_one()), 1
+        conn.execute(insert(digest_items), [{"digest_id": digest_id, "run_id": int(item.id),
+                                             "assignment": int(item.assignment)} for item in items])
+        return digest_id, attempt
 
-    def _message(self, batch: _Batch, items: list[Any], kind: str, digest_id: int, now: datetime) -> Message:
+    def variables(self, batch: _Batch, items: list[Any], kind: str, digest_id: int, now: datetime) -> dict[str, Any]:
+        """What a digest's templates see: plain values only, links as finished strings (see StepContext)."""
         s = batch.settings
-        env = self.runtime.jinja
         listed = [{"user": item.target.get(s.user_column, ""), "user_email": item.target.get(s.user_email_column, ""),
                    "application": item.target.get(s.application_column, ""), "new": item.notify == "request",
-                   "link": RunLinks(self.runtime, item.id, now, batch.expires_at).decision()} for item in items]
-        variables = {
+                   "link": decision_link(self.runtime, int(item.id), batch.assignee, int(item.assignment),
+                                         batch.expires_at)} for item in items]
+        return {
             "campaign": {"id": batch.campaign_id, "name": batch.campaign_name},
             "approver": batch.assignee, "items": listed, "reminder": kind == "reminder",
-            "review_all": digest_link(self.runtime, batch.launch_id, batch.assignee, batch.expires_at),
+            "review_all": digest_link(self.runtime, digest_id, batch.assignee, batch.expires_at),
             "deadline": batch.expires_at, "now": now,
         }
-        folder = f"{s.templates}/digest"
+
+    def _message(self, batch: _Batch, items: list[Any], kind: str, digest_id: int, now: datetime) -> Message:
+        env = self.runtime.jinja
+        variables = self.variables(batch, items, kind, digest_id, now)
+        folder = f"{batch.settings.templates}/digest"
         try:
             html_source = env.loader.get_source(env, f"{folder}/body.html")[0]  # type: ignore[union-attr]
             html: str | None = env.overlay(autoescape=True).from_string(html_source).render(variables)
@@ -198,15 +209,14 @@ class DigestSender:
             for item in items:
                 if item.notify == "request":
                     record_event(conn, int(item.id), "undeliverable", {"error": error}, source="digest", now=now)
-            self._close(conn, digest_id, items)
+            self._close(conn, items)
         log.warning("digest %s to %s failed: %s", digest_id, batch.assignee, error)
         return "failed"
 
     @staticmethod
-    def _close(conn: Connection, digest_id: int, items: list[Any]) -> None:
-        """Link the digest to the runs it listed, and clear their marks."""
+    def _close(conn: Connection, items: list[Any]) -> None:
+        """Clear the marks of the runs the digest listed (digest_items already names them)."""
         ids = [int(item.id) for item in items]
-        conn.execute(insert(digest_items), [{"digest_id": digest_id, "run_id": run_id} for run_id in ids])
         # A run a worker holds right now keeps its mark and is listed again next time: at least once, never lost.
         conn.execute(update(runs).where(runs.c.id.in_(ids), runs.c.notify.is_not(None), runs.c.lease_owner.is_(None))
                      .values(notify=None))

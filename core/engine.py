@@ -30,7 +30,10 @@ log = logging.getLogger(__name__)
 
 # Engine bookkeeping inside a run's context; user data never starts with an underscore.
 VISITS, VISIT, WAIT = "_visits", "_visit", "_wait"
-FACETS = ("assignee", "response", "response_at", "result", "notify")
+FACETS = ("assignee", "response", "response_at", "result", "notify")  # what steps set
+# What the engine keeps per run: the facets, and the assignment version it bumps whenever the assignee changes (a
+# decision link is bound to it, so a link stops working once its item is handed to someone else).
+RUN_FACETS = (*FACETS, "assignment")
 
 
 def idempotency_key(run_id: int, node_id: str, visit: int) -> str:
@@ -52,6 +55,7 @@ class RunState:
     id: int
     campaign_id: str
     lease_token: int
+    launch_id: int
     workflow: CompiledWorkflow
     target_key: str
     target: dict[str, Any]
@@ -95,6 +99,7 @@ class Worker:
         self.settings = runtime.settings.worker
         self.worker_id = worker_id or f"{runtime.instance_id}:{uuid.uuid4().hex[:8]}"
         self.workflows = WorkflowCache(runtime)
+        self._deadlines: dict[int, datetime | None] = {}  # a cycle's deadline is fixed when it launches
         self.executor = StepExecutor(self.settings.threads)
         self._statements = _Statements(is_postgres(runtime.engine))
 
@@ -157,6 +162,7 @@ class Worker:
             state = self._state(row, now, records)
             states.append(state)
         self._attach_events(states)
+        self._load_deadlines(states)
         live = [s for s in states if not s.finished and s.status != "waiting"]
         max_steps = self.settings.max_steps_per_claim
         while live:
@@ -182,10 +188,10 @@ class Worker:
         workflow = self.workflows.get(row.version_id)
         context = dict(row.context or {})
         state = RunState(
-            id=row.id, campaign_id=row.campaign_id, lease_token=row.lease_token, workflow=workflow,
-            target_key=row.target_key, target=row.target, context=context,
+            id=row.id, campaign_id=row.campaign_id, lease_token=row.lease_token, launch_id=row.launch_id,
+            workflow=workflow, target_key=row.target_key, target=row.target, context=context,
             node_id=row.current_node or workflow.start, attempt=row.attempt,
-            facets={name: getattr(row, name) for name in FACETS},
+            facets={name: getattr(row, name) for name in RUN_FACETS},
         )
         if row.current_node is None:
             state.enter(workflow.start)
@@ -208,6 +214,15 @@ class Worker:
             for ev in rows:
                 by_id[ev.run_id].events.append(RunEvent(ev.id, ev.name, ev.payload or {}, ev.created_at))
 
+    def _load_deadlines(self, states: list[RunState]) -> None:
+        unknown = {s.launch_id for s in states} - set(self._deadlines)
+        if not unknown:
+            return
+        with self.runtime.engine.connect() as conn:
+            conn = conn.execution_options(campaignkit_readonly=True)
+            rows = conn.execute(select(launches.c.id, launches.c.deadline_at).where(launches.c.id.in_(unknown)))
+            self._deadlines.update({row.id: row.deadline_at for row in rows})
+
     def _context(self, state: RunState, now: datetime) -> StepContext:
         node = state.workflow.nodes[state.node_id]
         return StepContext(
@@ -216,6 +231,7 @@ class Worker:
             attempt=state.attempt + 1, now=now, config=node.config,
             idempotency_key=idempotency_key(state.id, node.id, state.visit), runtime=self.runtime,
             edges=node.edges, wait=state.context.get(WAIT), events=state.events, facets=state.facets,
+            deadline=self._deadlines.get(state.launch_id),
         )
 
     def _apply(
@@ -241,6 +257,8 @@ class Worker:
             if unknown:
                 return self._fail(state, node, StepError(f"unknown run facets: {', '.join(sorted(unknown))}",
                                                          temporary=False), base, finished, records)
+            if "assignee" in result.facets and result.facets["assignee"] != state.facets.get("assignee"):
+                state.facets["assignment"] = int(state.facets.get("assignment") or 0) + 1
             state.facets.update(result.facets)
         if result.consumed_events:
             state.consumed.extend(result.consumed_events)
@@ -344,6 +362,7 @@ class Worker:
             "b_attempt": s.attempt, "b_error": s.error, "b_now": now,
             "b_finished": now if s.finished else None,
             **{f"b_{name}": s.facets.get(name) for name in FACETS},
+            "b_assignment": int(s.facets.get("assignment") or 0),
         }
 
     def _wake_waiting_with_new_events(self, conn: Connection, waiting_ids: list[int], now: datetime) -> None:
@@ -414,9 +433,9 @@ class _Statements:
             .where(runs.c.id.in_(due.scalar_subquery()))
             .values(due_at=bindparam("lease_until"), lease_owner=bindparam("owner"),
                     lease_token=runs.c.lease_token + 1)
-            .returning(runs.c.id, runs.c.campaign_id, runs.c.version_id, runs.c.target_key, runs.c.target,
-                       runs.c.status, runs.c.current_node, runs.c.context, runs.c.attempt, runs.c.lease_token,
-                       *(runs.c[name] for name in FACETS))
+            .returning(runs.c.id, runs.c.campaign_id, runs.c.launch_id, runs.c.version_id, runs.c.target_key,
+                       runs.c.target, runs.c.status, runs.c.current_node, runs.c.context, runs.c.attempt,
+                       runs.c.lease_token, *(runs.c[name] for name in RUN_FACETS))
         )
         insert = postgresql.insert if postgres else sqlite.insert
         stmt = insert(step_records)
@@ -443,6 +462,6 @@ class _Statements:
                 error=bindparam("b_error"),
                 updated_at=bindparam("b_now", type_=runs.c.updated_at.type),
                 finished_at=bindparam("b_finished", type_=runs.c.finished_at.type),
-                **{name: bindparam(f"b_{name}", type_=runs.c[name].type) for name in FACETS},
+                **{name: bindparam(f"b_{name}", type_=runs.c[name].type) for name in RUN_FACETS},
             )
         )

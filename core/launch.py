@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from .db import is_postgres
 from .errors import AudienceError
 from .interfaces import Target
+from .presets import target_check
 from .schema import runs
 from .workflow import CampaignDefinition
 
@@ -30,7 +31,35 @@ def audience_targets(runtime: Runtime, definition: CampaignDefinition, base_dir:
     if spec.get("source") == "csv" and not spec.get("path"):
         raise AudienceError("the campaign has no audience: give audience.path in the definition or --audience")
     source = runtime.registry.audience_source(spec["source"], runtime)
-    return source.targets(spec, base_dir)
+    targets = source.targets(spec, base_dir)
+    check = target_check(definition.kind, definition.settings)
+    if check is None:
+        return targets
+    path = spec.get("path")
+    origin = str(Path(path) if Path(path).is_absolute() else base_dir / path) if isinstance(path, str) else None
+    return _checked(targets, check, origin)
+
+
+MAX_LISTED = 10
+
+
+def _checked(targets: Iterator[Target], problem: Callable[[Mapping[str, Any]], str | None],
+             origin: str | None) -> Iterator[Target]:
+    """Pass targets through, then refuse the whole audience if any row failed its kind's check, naming the rows
+    (the launch transaction rolls back what was written meanwhile)."""
+    bad: list[str] = []
+    count = 0
+    for target in targets:
+        found = problem(target.attributes)
+        if found is not None:
+            count += 1
+            if len(bad) < MAX_LISTED:
+                where = f"{origin or 'line'}:{target.line}" if target.line is not None else repr(target.key)
+                bad.append(f"{where}: {found}")
+        yield target
+    if count:
+        more = f" (and {count - len(bad)} more)" if count > len(bad) else ""
+        raise AudienceError(f"{count} audience row(s) refused: {'; '.join(bad)}{more}")
 
 
 def _audience_spec(definition: CampaignDefinition, override: Path | None) -> dict[str, Any]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .steps.assign import IdentityRules
 
 Node = dict[str, Any]
 
@@ -30,13 +33,28 @@ class AccessReviewSettings(BaseModel):
     updater: str = Field(default="database", description="The custom-field updater.")
     remind_every: timedelta | None = Field(default=None, description="Remind approvers with pending items.")
     escalate_after: timedelta | None = Field(default=None, description="Hand the item to fallback_approver.")
-    fallback_approver: str | None = Field(default=None, description="Gets escalations and self-reviews.")
+    fallback_approver: str | list[str] | None = Field(
+        default=None, description="Gets escalations and self-reviews: an address, or a list tried in order (one "
+        "who is the user under review is passed over).")
+    identity: IdentityRules = Field(
+        default_factory=IdentityRules, description="How the approver is compared with the user under review.")
     if_no_response: Literal["keep", "approve", "revoke"] = Field(
         default="keep", description="What the deadline does to items nobody answered."
     )
     digest: bool = Field(
         default=False, description="One email per approver with all their pending items, instead of one per item."
     )
+
+    @property
+    def fallbacks(self) -> list[str]:
+        value = self.fallback_approver
+        return [] if not value else [value] if isinstance(value, str) else list(value)
+
+    def target_problem(self, attributes: Mapping[str, Any]) -> str | None:
+        """Why a row cannot be reviewed: without the user's identity, self-review could not be prevented."""
+        if not str(attributes.get(self.user_email_column) or "").strip():
+            return f"empty {self.user_email_column!r} (the user's identity: nobody may review their own access)"
+        return None
 
     @property
     def key_columns(self) -> list[str]:
@@ -57,36 +75,42 @@ def _iso(duration: timedelta) -> str:
     return f"PT{int(duration.total_seconds())}S"
 
 
+def _literal(value: str) -> str:
+    """A fixed value inside a template: a configured address is data, never template code."""
+    return "{{ " + json.dumps(value) + " }}"
+
+
 def access_review_workflow(settings: AccessReviewSettings) -> dict[str, Any]:
     s = settings
-    approver, user_email = f"target['{s.approver_column}']", f"target['{s.user_email_column}']"
-    fallback = s.fallback_approver or ""
-    # Nobody reviews their own access: such an item goes to the fallback approver (or cannot be delivered).
-    assignee = (f"{{{{ ({approver} or '')|trim if ({approver} or '')|trim|lower != ({user_email} or '')|trim|lower "
-                f"else '{fallback}' }}}}")
-    assign: Node = {"id": "assign", "type": "record_outcome", "config": {"assignee": assignee}, "next": "request"}
+    user_email = f"{{{{ target['{s.user_email_column}'] }}}}"
+    fallbacks = [_literal(address) for address in s.fallbacks]
+    # Nobody reviews their own access: such an item goes to a fallback approver, checked the same way; an item with
+    # no approver, or only the user, cannot be delivered (Message Delivery Failed, the reason in its context).
+    assign: Node = {"id": "assign", "type": "assign", "edges": {"next": "request", "none": "no_approver"},
+                    "config": {"candidates": [f"{{{{ target['{s.approver_column}'] }}}}", *fallbacks],
+                               "subject": user_email, "identity": s.identity.model_dump()}}
+    nodes: list[Node] = [{"id": "start", "type": "entered_campaign", "next": "assign"}, assign]
     if s.escalate_after is not None:
         escalate_at = f"{{{{ (now | after('{_iso(s.escalate_after)}')).isoformat() }}}}"
-        assign["config"]["context"] = {"escalate_at": escalate_at}
-    nodes: list[Node] = [{"id": "start", "type": "entered_campaign", "next": "assign"}, assign]
+        assign["edges"]["next"] = "escalation_clock"
+        nodes.append({"id": "escalation_clock", "type": "record_outcome", "next": "request",
+                      "config": {"context": {"escalate_at": escalate_at}}})
+    nodes.append({"id": "no_approver", "type": "record_outcome", "next": "end",
+                  "config": {"response": "Message Delivery Failed",
+                             "context": {"delivery_error": "{{ context.assignment_problem }}"}}})
     decide: Node = {"id": "decide", "type": "wait_for_event",
                     "config": {"events": ["approved", "revoked", "deadline"]},
                     "edges": {"approved": "approve", "revoked": "revoke", "deadline": "no_response"}}
     if s.digest:
         # Requests and reminders are marks on the run; the digest sender gathers them into one email per approver
         # and, when that email cannot be delivered, sends each new item an `undeliverable` event.
-        assign["next"] = "has_approver"
         decide["config"]["events"].append("undeliverable")
         decide["edges"]["undeliverable"] = "undeliverable"
         nodes += [
-            {"id": "has_approver", "type": "branch", "config": {"condition": "context.assignee"},
-             "edges": {"true": "request", "false": "no_approver"}},
-            {"id": "no_approver", "type": "record_outcome", "next": "end",
-             "config": {"response": "Message Delivery Failed", "context": {"delivery_error": "no approver address"}}},
             {"id": "request", "type": "record_outcome", "config": {"notify": "request"}, "next": "decide"},
             {"id": "undeliverable", "type": "record_outcome", "next": "end",
              "config": {"response": "Message Delivery Failed",
-                        "context": {"delivery_error": "{{ context.last_event.error }}"}}},
+                        "context": {"delivery_error": "{{ context.last_event.payload.error }}"}}},
         ]
         reminder: Node = {"id": "remind", "type": "record_outcome", "config": {"notify": "reminder"}, "next": "decide"}
     else:
@@ -110,21 +134,30 @@ def access_review_workflow(settings: AccessReviewSettings) -> dict[str, Any]:
                           "config": {"condition": "context.escalated is not defined and "
                                                   "now.isoformat() >= context.escalate_at"},
                           "edges": {"true": "escalate", "false": "remind"}})
-            nodes.append({"id": "escalate", "type": "record_outcome", "next": "request",
-                          "config": {"assignee": fallback, "context": {"escalated": "yes"}}})
+            # The hand-over is checked like the first assignment: never to the user under review. With nobody
+            # eligible the item stays where it is, and the run says why.
+            nodes.append({"id": "escalate", "type": "assign", "edges": {"next": "escalated", "none": "not_escalated"},
+                          "config": {"candidates": fallbacks, "subject": user_email, "hand_over": True,
+                                     "identity": s.identity.model_dump()}})
+            nodes.append({"id": "escalated", "type": "record_outcome", "next": "request",
+                          "config": {"context": {"escalated": "yes"}}})
+            nodes.append({"id": "not_escalated", "type": "record_outcome", "next": "remind",
+                          "config": {"context": {"escalated": "{{ context.assignment_problem }}"}}})
         nodes.append(reminder)
+    # Who decided is the decision's own recipient (the link names them), whoever holds the item by the time a worker
+    # applies it; a deadline decides for nobody, so the field names the assignee then.
+    decided_by = {"decided_by": "{{ context.last_event.payload.approver | default(run.assignee) }}"}
+    approver = {"approver": "{{ context.decided_by | default(run.assignee) }}"}
     nodes += [
-        {"id": "approve", "type": "record_outcome", "config": {"response": "Approved", "response_at": "event"},
-         "next": "approve_field"},
+        {"id": "approve", "type": "record_outcome", "next": "approve_field",
+         "config": {"response": "Approved", "response_at": "event", "context": decided_by}},
         {"id": "approve_field", "type": "update_custom_field", "next": "succeeded",
-         "config": {"updater": s.updater, "field": s.field, "value": "Approved",
-                    "metadata": {"approver": "{{ run.assignee }}"}}},
-        {"id": "revoke", "type": "record_outcome", "config": {"response": "Revoked", "response_at": "event"},
-         "next": "revoke_field"},
+         "config": {"updater": s.updater, "field": s.field, "value": "Approved", "metadata": approver}},
+        {"id": "revoke", "type": "record_outcome", "next": "revoke_field",
+         "config": {"response": "Revoked", "response_at": "event", "context": decided_by}},
         {"id": "revoke_field", "type": "update_custom_field",
          "next": "enforce" if s.on_revoke == "revoke" else "succeeded",
-         "config": {"updater": s.updater, "field": s.field, "value": "Revoked",
-                    "metadata": {"approver": "{{ run.assignee }}"}}},
+         "config": {"updater": s.updater, "field": s.field, "value": "Revoked", "metadata": approver}},
         {"id": "succeeded", "type": "record_outcome", "config": {"result": "Success"}, "next": "end"},
     ]
     if s.on_revoke == "revoke":
@@ -150,3 +183,12 @@ def access_review_workflow(settings: AccessReviewSettings) -> dict[str, Any]:
 PRESETS: dict[str, tuple[type[BaseModel], Callable[[Any], dict[str, Any]]]] = {
     "access_review": (AccessReviewSettings, access_review_workflow),
 }
+
+
+def target_check(kind: str, settings: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], str | None] | None:
+    """What a kind requires of each audience row at launch, when it requires anything."""
+    preset = PRESETS.get(kind)
+    if preset is None:
+        return None
+    check = getattr(preset[0].model_validate(dict(settings)), "target_problem", None)
+    return check if callable(check) else None

@@ -5,6 +5,7 @@ Precedence, highest first: arguments, environment, .env, secrets directory, TOML
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections import Counter
@@ -46,6 +47,18 @@ def check_strong_secret(value: SecretStr) -> SecretStr:
 StrongSecret = Annotated[SecretStr, AfterValidator(check_strong_secret)]
 
 
+def check_proxy_address(value: str) -> str:
+    # uvicorn silently turns anything it cannot parse into a literal that never matches: refuse it here instead.
+    try:
+        ipaddress.ip_network(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or a network such as 10.0.0.0/8") from None
+    return value
+
+
+ProxyAddress = Annotated[str, AfterValidator(check_proxy_address)]
+
+
 class PluginSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a silent default
 
@@ -78,6 +91,11 @@ class AuditSettings(BaseModel):
 
     task_events: bool = Field(default=False, description="Write System Task Started/Completed records.")
     sinks: list[str] = Field(default_factory=list, description="Audit sinks besides the database table.")
+    checkpoint_seconds: float = Field(
+        default=3600, gt=0, description="How often the scheduler signs a checkpoint of the audit chain's head.")
+    checkpoint_file: Path | None = Field(
+        default=None, description="Append-only file of signed checkpoints (JSON lines, 0600) to ship off the host; "
+        "default <var_dir>/audit-checkpoints.jsonl.")
 
 
 class SchedulerSettings(BaseModel):
@@ -102,6 +120,31 @@ class WebSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     base_url: str = Field(default="http://127.0.0.1:8080", description="Public URL used in links.")
+    rejection_window_seconds: float = Field(
+        default=60, gt=0, le=86400, description="Refused requests (bad links, wrong API tokens) are counted per client "
+        "address over this window: the first of each kind is audited at once, the rest as one record with a count.")
+    max_rejections_per_window: int = Field(
+        default=30, ge=1, description="A client refused this often in one window gets 429 for every link and API "
+        "request until the window ends.")
+    max_form_body_bytes: int = Field(
+        default=8 * 1024, ge=1024, description="Largest request body of the recipients' pages (/review/...) and "
+        "every other route outside the API; a decision form is a few hundred bytes. A larger declared body is "
+        "refused with 413 unread, a streamed one when it reaches the limit.")
+    max_api_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest request body of the JSON API (/api/...), refused with "
+        "413 like max_form_body_bytes; checked after the bearer token.")
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Largest request line and headers of one request; larger ones are "
+        "refused with 431 (400 when they arrive in pieces).")
+    max_connections: int = Field(
+        default=256, ge=2, description="Open connections (or requests in progress) at which new requests are "
+        "answered 503 (uvicorn's limit_concurrency).")
+    header_timeout_seconds: float = Field(
+        default=10, gt=0, description="A connection that has not sent a complete request line and headers this "
+        "long after it opened, or after its previous response, is closed (slow-header attacks).")
+    trusted_proxies: list[ProxyAddress] = Field(
+        default_factory=list, description="Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed; empty: those headers are ignored and the client is the peer address.")
 
 
 class Settings(BaseSettings):

@@ -48,17 +48,24 @@ class StepContext:
     wait: Mapping[str, Any] | None = None  # the wait this node started on this visit, if any
     events: list[RunEvent] = field(default_factory=list)  # unconsumed events of this run
     facets: Mapping[str, Any] = field(default_factory=dict)  # the run's assignee, response, response_at, result
+    deadline: datetime | None = None  # the run's cycle deadline (schedule.end_after), if it has one
+    _variables: dict[str, Any] | None = field(default=None, init=False, repr=False)
 
     def template_vars(self) -> dict[str, Any]:
-        from .links import RunLinks
+        """What templates see: plain values only (dicts, strings, numbers, times). Nothing here holds the runtime,
+        the settings or a connection, so no sandbox escape can walk from a template to a secret. Built once per
+        step: a message's parts render from the same variables."""
+        if self._variables is None:
+            from .links import run_links
 
-        return {
-            "links": RunLinks(self.runtime, self.run_id, self.now),
-            "target": self.target,
-            "context": self.context,
-            "run": {"id": self.run_id, "campaign_id": self.campaign_id, "node": self.node_id, **self.facets},
-            "now": self.now,
-        }
+            self._variables = {
+                "links": run_links(self.runtime, self.run_id, self.facets, self.deadline, self.now),
+                "target": self.target,
+                "context": self.context,
+                "run": {"id": self.run_id, "campaign_id": self.campaign_id, "node": self.node_id, **self.facets},
+                "now": self.now,
+            }
+        return self._variables
 
 
 @dataclass(frozen=True)

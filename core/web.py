@@ -2,111 +2,61 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
-from urllib.parse import parse_qs
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, Field
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
-from .audit import Actor, AuditSubType, AuditType, record
-from .db import writing
+from .audit import Actor
 from .errors import CampaignkitError, InvalidState, NotFound
-from .events import send_event
+from .events import EventInput, InvalidEvent, send_event
 from .history import HistoryQuery, history_page, history_summary
-from .links import LinkError
 from .migrate import current_revision, head_revision
+from .pages import render_page
 from .queries import RunQuery, campaign_summary, list_campaigns, list_runs, run_timeline
-from .review import CHOICES, ReviewService
+from .rejections import Rejections, Throttle, flushing
+from .review_routes import review_router
 from .runtime import Runtime
+from .web_limits import BearerTokenGate, BodyLimit, HeaderLimit, RejectionRecorder, is_api
 
 log = logging.getLogger(__name__)
 
 
-class EventIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
-    payload: dict[str, Any] = Field(default_factory=dict)
+def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = None) -> FastAPI:
+    """The app; ``on_api_rejected`` is told of each refused API credential (default: a Login Failed audit record,
+    coalesced per client with the refused links, see Rejections)."""
+    web = runtime.settings.web
+    rejections = Rejections(runtime)
 
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with flushing(rejections):
+            yield
 
-PAGE_HEADERS = {
-    # Decision links are credentials: never leak them through Referer, caches or frames.
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-}
+    app = FastAPI(title="campaignkit", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.state.web_settings = web  # for whoever serves the app: core.web_transport.uvicorn_config(app, web)
+    # Pure ASGI, before routing, the last added outermost: header size, the API's bearer token (and /openapi.json,
+    # which describes the API), then the body limits, so no unauthenticated or oversized body is read or parsed.
+    app.add_middleware(BodyLimit, limit_for=lambda path: web.max_api_body_bytes if is_api(path)
+                       else web.max_form_body_bytes)
+    app.add_middleware(BearerTokenGate, token=runtime.settings.api_token,
+                       protects=lambda path: is_api(path) or path == app.openapi_url,
+                       on_rejected=on_api_rejected or rejections.api_recorder)
+    app.add_middleware(HeaderLimit, max_bytes=web.max_header_bytes)
+    app.add_middleware(Throttle, rejections=rejections)  # outermost: a client refused too often costs nothing more
+    app.include_router(review_router(runtime, rejections))
 
-
-def create_app(runtime: Runtime) -> FastAPI:
-    app = FastAPI(title="campaignkit", docs_url=None, redoc_url=None)
-    reviews = ReviewService(runtime)
-
-    def page(name: str, status: int = 200, **variables: Any) -> HTMLResponse:
-        html = runtime.pages.get_template(f"pages/{name}.html").render(**variables)
-        return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
-
-    def link_error(exc: LinkError) -> HTMLResponse:
-        return page("link_error", 410 if exc.expired or "closed" in str(exc) else 404, message=str(exc))
-
-    # Declared before /review/{token} so that "all" is never read as a token.
-    @app.get("/review/all/{token}")
-    def review_all_page(token: str, request: Request) -> HTMLResponse:
-        try:
-            view = reviews.open_all(token, _client(request))
-        except LinkError as exc:
-            return link_error(exc)
-        return page("review_all", view=view, action=f"/review/all/{token}")
-
-    @app.post("/review/all/{token}")
-    async def review_all_decide(token: str, request: Request) -> HTMLResponse:
-        choice = await _posted_choice(request)
-        if choice is None:
-            return page("link_error", 400, message="choose approve or revoke")
-        try:
-            view, decided = reviews.decide_all(token, choice, _client(request))
-        except LinkError as exc:
-            return link_error(exc)
-        return page("review_all_done", view=view, decided=decided)
-
-    @app.get("/review/{token}")
-    def review_page(token: str, request: Request) -> HTMLResponse:
-        try:
-            item = reviews.open(token, _client(request))
-        except LinkError as exc:
-            return link_error(exc)
-        return page("review", item=item, action=f"/review/{token}")
-
-    @app.post("/review/{token}")
-    async def review_decide(token: str, request: Request) -> HTMLResponse:
-        choice = await _posted_choice(request)
-        if choice is None:
-            return page("link_error", 400, message="choose approve or revoke")
-        try:
-            item, decided = reviews.decide(token, choice, _client(request))
-        except LinkError as exc:
-            return link_error(exc)
-        return page("review_done", item=item, decided=decided)
-
-    def authorised(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-        token = runtime.settings.api_token
-        if token is None:
-            raise HTTPException(503, "the API is disabled: set api_token (campaignkit init creates one)")
-        expected = f"Bearer {token.get_secret_value()}"
-        if authorization is None or not hmac.compare_digest(authorization.encode(), expected.encode()):
-            # A refused credential is a failed log-in; accepted calls are not audited one by one. What was sent is
-            # itself a credential, perhaps a real one mistyped: the record names the problem, never the value.
-            reason = "no Authorization header" if authorization is None else "wrong bearer token"
-            with writing(runtime.engine) as conn:
-                record(conn, actor=Actor("anonymous", None, _client(request)), audit_type=AuditType.SYSTEM_ACCESS,
-                       sub_type=AuditSubType.LOGIN_FAILED, at=runtime.clock.now(),
-                       details=f"API token rejected ({reason}): {request.method} {request.url.path}")
-            raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-
-    api = [Depends(authorised)]
+    @app.exception_handler(CampaignkitError)
+    async def known_problem(request: Request, exc: Exception) -> Response:
+        # A state the product knows (not found, closed, refused) is never a bare 500, whichever route met it.
+        status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, InvalidState) else 400
+        if is_api(request.url.path):
+            return JSONResponse({"detail": str(exc)}, status_code=status)
+        return render_page(runtime, "link_error", status, message=str(exc))
 
     @app.get("/health")
     def health() -> JSONResponse:
@@ -121,15 +71,15 @@ def create_app(runtime: Runtime) -> FastAPI:
             return JSONResponse({"status": "migrations pending", "revision": revision, "head": head}, status_code=503)
         return JSONResponse({"status": "ok", "revision": revision})
 
-    @app.get("/api/campaigns", dependencies=api)
+    @app.get("/api/campaigns")
     def campaigns() -> list[dict[str, Any]]:
         return list_campaigns(runtime)
 
-    @app.get("/api/campaigns/{campaign_id}", dependencies=api)
+    @app.get("/api/campaigns/{campaign_id}")
     def campaign(campaign_id: str) -> dict[str, Any]:
         return _or_404(lambda: campaign_summary(runtime, campaign_id))
 
-    @app.get("/api/campaigns/{campaign_id}/runs", dependencies=api)
+    @app.get("/api/campaigns/{campaign_id}/runs")
     def runs(
         campaign_id: str,
         status: str | None = None,
@@ -143,7 +93,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                          descending=sort.startswith("-"), limit=limit, offset=offset)
         return _or_404(lambda: list_runs(runtime, query))
 
-    @app.get("/api/campaigns/{campaign_id}/history", dependencies=api)
+    @app.get("/api/campaigns/{campaign_id}/history")
     def history(
         campaign_id: str,
         status: str | None = None,
@@ -161,24 +111,23 @@ def create_app(runtime: Runtime) -> FastAPI:
         return {"rows": _or_404(lambda: history_page(runtime, query)),
                 "summary": _or_404(lambda: history_summary(runtime, campaign_id, cycle))}
 
-    @app.get("/api/runs/{run_id}", dependencies=api)
+    @app.get("/api/runs/{run_id}")
     def run(run_id: int) -> dict[str, Any]:
         return _or_404(lambda: run_timeline(runtime, run_id))
 
-    @app.post("/api/runs/{run_id}/events", dependencies=api, status_code=201)
-    def event(run_id: int, body: EventIn, request: Request) -> dict[str, Any]:
+    @app.post("/api/runs/{run_id}/events", status_code=201)
+    def event(run_id: int, body: EventInput, request: Request) -> dict[str, Any]:
         # One bearer token and no user accounts: the API caller is "api", from its client address.
         sender = Actor("api", None, _client(request))
-        event_id = _or_404(lambda: send_event(runtime, run_id, body.name, body.payload, source="api", actor=sender))
+        try:
+            event_id = _or_404(lambda: send_event(runtime, run_id, body.name, body.payload, source="api",
+                                                  actor=sender))
+        except InvalidEvent as exc:  # a name reserved for this run's kind: shaped like FastAPI's own 422
+            raise HTTPException(422, [{"loc": ["body", "name"], "msg": str(exc).removeprefix("name: "),
+                                       "type": "value_error"}]) from None
         return {"event_id": event_id}
 
     return app
-
-
-async def _posted_choice(request: Request) -> str | None:
-    """The button an approver pressed (a plain form POST), or None for anything else."""
-    choice = parse_qs((await request.body()).decode(errors="replace")).get("choice", [""])[0]
-    return choice if choice in CHOICES else None
 
 
 def _client(request: Request) -> str | None:
@@ -188,6 +137,8 @@ def _client(request: Request) -> str | None:
 def _or_404(call: Any) -> Any:
     try:
         return call()
+    except InvalidEvent:
+        raise
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
     except InvalidState as exc:

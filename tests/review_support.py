@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 from aiosmtpd.controller import Controller
 from servers import serving
 from sqlalchemy import select
@@ -54,6 +55,14 @@ class Inbox:
         self.messages.append((str(parsed["To"]), str(parsed["Subject"]), body))
         return "250 OK"
 
+    def text_for(self, to: str) -> str:
+        """The text of the first message ``to`` received."""
+        return next(text for rcpt, _, text in self.messages if rcpt == to)
+
+    def review_all_for(self, to: str) -> str:
+        """The approve-all link of the first digest ``to`` received."""
+        return ALL_LINK.search(self.text_for(to)).group(0)  # type: ignore[union-attr]
+
     def links_for(self, to: str) -> list[str]:
         return [LINK.search(text).group(0) for rcpt, _, text in self.messages if rcpt == to]  # type: ignore[union-attr]
 
@@ -66,6 +75,20 @@ def rows(harness: Any, campaign_id: str) -> dict[tuple[str, str], dict[str, Any]
 def audits(harness: Any, sub_type: str) -> list[Any]:
     with harness.runtime.engine.connect() as conn:
         return list(conn.execute(select(audit_history).where(audit_history.c.audit_sub_type == sub_type)))
+
+
+NONCE = re.compile(r'name="nonce" value="([^"]*)"')
+SHOWN = re.compile(r'name="run" value="(\d+)"')
+
+
+def decide(link: str, choice: str, page: httpx.Response | None = None, **headers: str) -> httpx.Response:
+    """What an approver's browser does: open the link's page (or reuse ``page``, as a resubmitted form would), then
+    press a button: the form posts the page's nonce and, on an approve-all page, the items it shows."""
+    page = page if page is not None else httpx.get(link)
+    nonce = NONCE.search(page.text)
+    fields = {"choice": choice, "nonce": nonce.group(1) if nonce else "",
+              "run": list(dict.fromkeys(SHOWN.findall(page.text)))}
+    return httpx.post(link, data=fields, headers=headers)
 
 
 ALL_LINK = re.compile(r"http://127\.0\.0\.1:\d+/review/all/[A-Za-z0-9_.\-]+")

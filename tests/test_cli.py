@@ -137,7 +137,8 @@ def test_the_demo_end_to_end(cli: Cli, demo: Path) -> None:
     assert "1 run(s) finished" in cli("work", "--until-idle").stdout
 
     timeline = as_json(cli("run", "show", str(run_id), "--format", "json"))
-    assert timeline["run"]["status"] == "completed" and timeline["run"]["context"]["last_event"]["ip"] == "10.0.0.1"
+    last_event = timeline["run"]["context"]["last_event"]
+    assert timeline["run"]["status"] == "completed" and last_event["payload"]["ip"] == "10.0.0.1"
     assert [(p["node"], p["edge"]) for p in timeline["path"]] == [
         ("entered", "next"), ("business_hours", "next"), ("welcome", "next"), ("opened", "opened"),
         ("tag_engaged", "next"), ("left", None)]

@@ -72,3 +72,21 @@ def test_invalid_values_name_the_key(monkeypatch: Any, key: str, value: str, exp
     with pytest.raises(ConfigurationError) as excinfo:
         load_settings()
     assert expected in str(excinfo.value) and excinfo.value.exit_code == 2
+
+
+@pytest.mark.parametrize("key", ["secret_key", "api_token", "audit_key"])
+@pytest.mark.parametrize("weak", ["short-but-random-Q7x", "k" * 48, "abababababababababababababababab", "0123" * 8])
+def test_installation_secrets_must_be_long_and_random(key: str, weak: str, monkeypatch: Any, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings(**{key: weak})
+    message = str(refused.value)
+    assert message.startswith(f"invalid configuration: {key}:") and "secrets.token_urlsafe" in message
+    assert weak not in message  # a refused secret is never echoed
+    assert load_settings(**{key: KEY}) is not None
+
+
+def test_previous_keys_are_checked_like_the_current_ones(monkeypatch: Any, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match=r"previous_secret_keys\.0"):
+        load_settings(secret_key=KEY, previous_secret_keys=["k" * 40])

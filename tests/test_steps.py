@@ -173,7 +173,8 @@ def test_wait_for_event_takes_the_event_edge_or_the_timeout(harness: Any, clock:
     harness.run_to_idle()
     a, b, c = harness.runs(campaign_id)
     assert (a.status, a.current_node) == ("completed", "clicked")
-    assert a.context["last_event"] == {"name": "clicked", "url": "/x", "at": clock.now().isoformat()}
+    assert a.context["last_event"] == {"name": "clicked", "payload": {"url": "/x"},
+                                       "at": clock.now().isoformat()}
     assert (b.status, b.current_node) == ("completed", "other")
     assert c.status == "waiting"
     clock.advance(timedelta(days=2))

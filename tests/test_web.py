@@ -62,7 +62,8 @@ def test_listing_runs_and_posting_an_event_that_wakes_a_run(served: Any) -> None
     assert posted.status_code == 201
     harness.run_to_idle()
     timeline = httpx.get(f"{url}/api/runs/{run_id}", headers=auth()).json()
-    assert timeline["run"]["status"] == "completed" and timeline["run"]["context"]["last_event"]["via"] == "api"
+    last_event = timeline["run"]["context"]["last_event"]
+    assert timeline["run"]["status"] == "completed" and last_event["payload"]["via"] == "api"
     assert [p["edge"] for p in timeline["path"]] == ["next", "clicked", None]
     summary = httpx.get(f"{url}/api/campaigns/{campaign_id}", headers=auth()).json()
     assert summary["runs_by_status"] == {"completed": 1, "waiting": 1}

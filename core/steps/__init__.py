@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..hookspecs import hookimpl
 from ..step import StepType
 from .actions import Enforcement, SendEvent, SendMessage, UpdateCustomField
+from .assign import Assign
 from .flow import Branch, EnteredCampaign, LeftCampaign, RandomCohort, TimeDelay, TimeWindow, WaitForEvent
 from .outcome import RecordOutcome
 
@@ -20,6 +21,7 @@ BUILTIN_STEP_TYPES: list[type[StepType]] = [
     Enforcement,
     SendEvent,
     RecordOutcome,
+    Assign,
     LeftCampaign,
 ]
 

@@ -216,8 +216,10 @@ class WaitForEvent(StepType):
                     edge=event.name if event.name in ctx.edges else NEXT,
                     detail={"event": event.name, "event_id": event.id},
                     consumed_events=(event.id,),
+                    # The payload stays under its own key: whatever it holds cannot overwrite the event's name or
+                    # time, which decisions and their Action Time are read from.
                     context_updates={"last_event": {"name": event.name, "at": event.created_at.isoformat(),
-                                                    **dict(event.payload)}},
+                                                    "payload": dict(event.payload)}},
                 )
         until = None
         if ctx.config.timeout is not None:

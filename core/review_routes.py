@@ -1,0 +1,96 @@
+"""The approvers' pages: a decision link's item, a digest's approve-all page, and their POSTs.
+
+A GET shows and never decides (mail scanners open links); a POST decides only when it is a form from our own page
+(review_forms) carrying that page's nonce. Every known outcome has its page and status: 404 for a link that was
+never valid, 410 for one that was (expired, closed, handed on), 403/415/400 for a refused POST, 409 when a digest's
+list changed; the service itself runs on a worker thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
+
+from .audit import AuditSubType
+from .links import LinkError
+from .pages import render_page
+from .rejections import Rejections
+from .review import ListChanged, ReviewService, StalePage
+from .review_forms import DecisionForm, FormRefused, decision_form, origin_of
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+
+def review_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
+    router = APIRouter()
+    reviews = ReviewService(runtime, rejections)
+    own_origin = origin_of(runtime.settings.web.base_url)
+
+    def link_error(exc: LinkError) -> HTMLResponse:
+        return render_page(runtime, "link_error", 410 if exc.gone else 404, message=str(exc))
+
+    async def decision(request: Request, decide: Callable[[DecisionForm, str | None], HTMLResponse]) -> HTMLResponse:
+        """A POST's form checked, then ``decide`` run on a worker thread; every refusal has its page."""
+        client = _client(request)
+        try:
+            form = await decision_form(request, own_origin)
+        except FormRefused as refused:
+            await run_in_threadpool(rejections.reject, client, AuditSubType.LINK_REJECTED, "review link",
+                                    refused.reason)
+            return render_page(runtime, "link_error", refused.status, message=str(refused))
+        if form.choice is None:
+            return render_page(runtime, "link_error", 400, message="choose approve or revoke")
+        try:
+            return await run_in_threadpool(decide, form, client)
+        except LinkError as exc:
+            return link_error(exc)
+        except StalePage as exc:
+            return render_page(runtime, "link_error", 400, message=str(exc))
+
+    # Declared before /review/{token} so that "all" is never read as a token.
+    @router.get("/review/all/{token}")
+    def review_all_page(token: str, request: Request) -> HTMLResponse:
+        try:
+            view = reviews.open_all(token, _client(request))
+        except LinkError as exc:
+            return link_error(exc)
+        return render_page(runtime, "review_all", view=view, action=f"/review/all/{token}")
+
+    @router.post("/review/all/{token}")
+    async def review_all_decide(token: str, request: Request) -> HTMLResponse:
+        def decide(form: DecisionForm, client: str | None) -> HTMLResponse:
+            try:
+                view, decided = reviews.decide_all(token, str(form.choice), form.nonce, form.runs, client)
+            except ListChanged as changed:
+                return render_page(runtime, "review_all", 409, view=changed.view, action=f"/review/all/{token}",
+                                   changed=True)
+            return render_page(runtime, "review_all_done", view=view, decided=decided)
+
+        return await decision(request, decide)
+
+    @router.get("/review/{token}")
+    def review_page(token: str, request: Request) -> HTMLResponse:
+        try:
+            item = reviews.open(token, _client(request))
+        except LinkError as exc:
+            return link_error(exc)
+        return render_page(runtime, "review", item=item, action=f"/review/{token}")
+
+    @router.post("/review/{token}")
+    async def review_decide(token: str, request: Request) -> HTMLResponse:
+        def decide(form: DecisionForm, client: str | None) -> HTMLResponse:
+            item, decided = reviews.decide(token, str(form.choice), form.nonce, client)
+            return render_page(runtime, "review_done", item=item, decided=decided)
+
+        return await decision(request, decide)
+
+    return router
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
