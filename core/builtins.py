@@ -91,8 +91,9 @@ def _read_csv(lines: Iterator[str], path: Path, key_columns: list[str], delimite
         if len(set(header)) != len(header) or "" in header:
             raise AudienceError(f"{path}:1: header has empty or repeated column names")
         key_indexes = [header.index(column) for column in key_columns]
+        start = reader.line_num + 1  # a quoted field may span lines: a row is named by the line it starts on
         for row in reader:
-            line = reader.line_num
+            line, start = start, reader.line_num + 1
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             if len(row) != len(header):

@@ -1,93 +1,40 @@
-"""Load campaign definitions from YAML or JSON, keeping where every value stands in the file."""
+"""Load campaign definitions from YAML or JSON, keeping where every value stands in the file.
+
+Reading is bounded by the ``definitions`` settings (definition_yaml.py); this module checks what a definition is
+(its kind, its names) and turns it into the pydantic models, expanding presets such as ``kind: access_review``.
+"""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from .definition_yaml import (
+    CONTROL,
+    DefinitionLoader,
+    SourceMap,
+    decode_definition,
+    describe_path,
+    parse_document,
+    read_definition_bytes,
+    shown,
+)
 from .errors import DefinitionError
 from .presets import PRESETS
-from .workflow import CampaignDefinition
+from .schema import campaign_versions
+from .settings import DefinitionSettings
+from .workflow import KINDS, CampaignDefinition, did_you_mean
+
+__all__ = ["DefinitionLoader", "LoadedDefinition", "SourceMap", "describe_path", "expand_preset",
+           "load_definition_file", "load_definition_text", "parse_document", "pydantic_problems"]
 
 Path_ = tuple[str | int, ...]
-
-
-class DefinitionLoader(yaml.SafeLoader):
-    """YAML 1.2's booleans: only true/false. A node called `yes`, `no`, `on` or `off` stays a string."""
-
-
-DefinitionLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-DefinitionLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
-@dataclass
-class SourceMap:
-    """Maps a path into the document (keys and list indexes) to its 1-based line and column."""
-
-    filename: str
-    positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
-
-    def where(self, path: Sequence[str | int]) -> str:
-        """``file:line:col`` of the deepest part of ``path`` that exists in the file."""
-        parts = tuple(path)
-        while parts and parts not in self.positions:
-            parts = parts[:-1]
-        line, col = self.positions.get(parts, (1, 1))
-        return f"{self.filename}:{line}:{col}"
-
-
-def describe_path(path: Sequence[str | int]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(document)"
-
-
-def _construct(node: yaml.Node, path: Path_, source: SourceMap, scalars: yaml.SafeLoader) -> Any:
-    source.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
-    if isinstance(node, yaml.MappingNode):
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise DefinitionError([f"{source.where(path)}: mapping keys must be plain values"])
-            key = scalars.construct_object(key_node)
-            if key is None:
-                raise DefinitionError([f"{source.where(path)}: mapping keys must be plain values"])
-            text_key = str(key).lower() if isinstance(key, bool) else key
-            child_path = (*path, str(text_key))
-            source.positions[child_path] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            if text_key in result:
-                raise DefinitionError([f"{source.where(child_path)}: duplicate key {text_key!r}"])
-            result[text_key] = _construct(value_node, child_path, source, scalars)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, (*path, i), source, scalars) for i, item in enumerate(node.value)]
-    return scalars.construct_object(node, deep=True)
-
-
-def parse_document(text: str, filename: str) -> tuple[Any, SourceMap]:
-    """YAML (JSON is a subset) into Python values plus a SourceMap; syntax errors name line and column."""
-    source = SourceMap(filename)
-    try:
-        root = yaml.compose(text, Loader=DefinitionLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
-        raise DefinitionError([f"{where}: {exc.problem or exc}"]) from None
-    if root is None:
-        raise DefinitionError([f"{filename}:1:1: the file is empty"])
-    return _construct(root, (), source, DefinitionLoader("")), source
+# Where a version records the file it came from: String(500).
+SOURCE_LENGTH: int = getattr(campaign_versions.c.source.type, "length", None) or 500
+NAMES = ("name", "folder")  # shown in listings, audit records and pages: one line of text each
 
 
 def pydantic_problems(exc: ValidationError, source: SourceMap, data: Any) -> list[str]:
@@ -110,6 +57,27 @@ def _node_id_at(data: Any, loc: Path_) -> str | None:
         except (KeyError, IndexError, TypeError):
             return None
     return None
+
+
+def _check_kind_and_names(data: dict[str, Any], source: SourceMap) -> None:
+    """An unknown kind is the only problem reported: the rest (a workflow missing for want of a preset) follows
+    from it. Names may not hold control characters: they are shown on one line everywhere."""
+    kind = data.get("kind", "journey")
+    if not isinstance(kind, str):
+        raise DefinitionError([f"{source.where(('kind',))}: kind: must be one of {', '.join(KINDS)}, not a "
+                               f"{type(kind).__name__}"])
+    if kind not in KINDS:
+        raise DefinitionError([f"{source.where(('kind',))}: kind: unknown campaign kind {shown(kind)} (known: "
+                               f"{', '.join(KINDS)}){did_you_mean(kind, KINDS)}"])
+    problems = []
+    for key in NAMES:
+        value = data.get(key)
+        found = CONTROL.search(value) if isinstance(value, str) else None
+        if isinstance(value, str) and found is not None:
+            problems.append(f"{source.where((key,))}: {key}: {shown(value)} contains control character "
+                            f"U+{ord(found.group()):04X}")
+    if problems:
+        raise DefinitionError(problems)
 
 
 def expand_preset(data: dict[str, Any], source: SourceMap) -> dict[str, Any]:
@@ -142,10 +110,12 @@ class LoadedDefinition:
     path: Path | None
 
 
-def load_definition_text(text: str, filename: str = "<definition>") -> LoadedDefinition:
-    data, source = parse_document(text, filename)
+def load_definition_text(text: str, filename: str = "<definition>",
+                         limits: DefinitionSettings | None = None) -> LoadedDefinition:
+    data, source = parse_document(text, filename, limits)
     if not isinstance(data, dict):
         raise DefinitionError([f"{filename}:1:1: a campaign definition must be a mapping"])
+    _check_kind_and_names(data, source)
     data = expand_preset(data, source)
     try:
         definition = CampaignDefinition.model_validate(data)
@@ -154,12 +124,17 @@ def load_definition_text(text: str, filename: str = "<definition>") -> LoadedDef
     return LoadedDefinition(definition, source, data, None)
 
 
-def load_definition_file(path: Path) -> LoadedDefinition:
+def load_definition_file(path: Path, limits: DefinitionSettings | None = None) -> LoadedDefinition:
+    """Read, decode and load a file within ``limits`` (the ``definitions`` settings; their defaults if None)."""
+    limits = limits or DefinitionSettings()
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DefinitionError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
-    loaded = load_definition_text(text, str(path))
+        resolved = str(path.resolve())
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise DefinitionError([f"{path}: cannot read: {exc}"]) from None
+    if len(resolved) > SOURCE_LENGTH:
+        # The version records where it came from; PostgreSQL would refuse a longer path where SQLite keeps it.
+        raise DefinitionError([f"{path}: the file's path is longer than {SOURCE_LENGTH} characters; move it"])
+    text = decode_definition(read_definition_bytes(path, limits), str(path))
+    loaded = load_definition_text(text, str(path), limits)
     loaded.path = path
     return loaded
-

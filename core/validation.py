@@ -9,9 +9,11 @@ from pydantic import ValidationError
 
 from .errors import CampaignkitError, DefinitionError
 from .loader import SourceMap, describe_path
+from .presets import KIND_TEMPLATE_NAMES
 from .scheduling import cron_trigger
 from .step import FAILURE
-from .workflow import CampaignDefinition, Workflow
+from .steps.actions import _require
+from .workflow import CampaignDefinition, Workflow, did_you_mean
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -31,6 +33,7 @@ def validate_definition(definition: CampaignDefinition, source: SourceMap, runti
             label += f" (node {workflow.nodes[index].id!r})"
         problems.append(f"{source.where(path)}: {label}: {message}")
 
+    kind_names = KIND_TEMPLATE_NAMES.get(definition.kind, frozenset())
     seen: set[str] = set()
     for i, node in enumerate(workflow.nodes):
         if node.id in seen:
@@ -43,8 +46,9 @@ def validate_definition(definition: CampaignDefinition, source: SourceMap, runti
 
     for i, node in enumerate(workflow.nodes):
         if not runtime.registry.has("step type", node.type):
-            known = ", ".join(runtime.registry.names("step type"))
-            report(i, f"unknown step type {node.type!r} (known: {known})", "type")
+            names = runtime.registry.names("step type")
+            report(i, f"unknown step type {node.type!r} (known: {', '.join(names)}){did_you_mean(node.type, names)}",
+                   "type")
             continue
         step = runtime.registry.step_type(node.type)
         try:
@@ -69,9 +73,10 @@ def validate_definition(definition: CampaignDefinition, source: SourceMap, runti
                 where: tuple[str, ...] = ("next",) if label == "next" and node.next else ("edges", label)
                 report(i, f"edge {label!r} points to unknown node {target!r}", *where)
         for field, template in step.templates(config).items():
-            problems.extend(_template_problems(runtime, template, source, i, node.id, field))
+            problems.extend(_template_problems(runtime, template, source, i, node.id, field, kind_names))
 
     problems.extend(_schedule_problems(definition, source, runtime.settings.timezone))
+    problems.extend(_audience_problems(definition, source, runtime))
     if problems:
         raise DefinitionError(problems)
     problems.extend(_graph_problems(workflow, runtime, source))
@@ -90,13 +95,27 @@ def _schedule_problems(definition: CampaignDefinition, source: SourceMap, defaul
     return []
 
 
+def _audience_problems(definition: CampaignDefinition, source: SourceMap, runtime: Runtime) -> list[str]:
+    """The audience source exists and its settings are valid, as for a node's channel: found at create, not when
+    the campaign is launched (or, scheduled, when nobody is watching)."""
+    name = definition.audience.source if definition.audience else "csv"  # a launch without one reads a CSV
+    try:
+        _require(runtime, "audience source", name)
+    except CampaignkitError as exc:
+        hint = "" if runtime.registry.has("audience source", name) else did_you_mean(
+            name, runtime.registry.names("audience source"))
+        return [f"{source.where(('audience', 'source'))}: audience.source: {exc}{hint}"]
+    return []
+
+
 def _template_problems(
-    runtime: Runtime, template: str, source: SourceMap, index: int, node_id: str, field: str
+    runtime: Runtime, template: str, source: SourceMap, index: int, node_id: str, field: str,
+    kind_names: frozenset[str],
 ) -> list[str]:
     path: tuple[str | int, ...] = ("workflow", "nodes", index, "config", *field.split("."))
     where = f"{source.where(path)}: {describe_path(path)} (node {node_id!r})"
     try:
-        unknown = runtime.undeclared_template_variables(template)
+        unknown = runtime.undeclared_template_variables(template, kind_names)
     except jinja2.TemplateSyntaxError as exc:
         return [f"{where}: template syntax error on line {exc.lineno}: {exc.message}"]
     if unknown:

@@ -2,30 +2,71 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
+import difflib
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 NODE_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$"
+EDGE_LABEL_LENGTH = 100  # step_records.edge
+# What a campaign is: access_review expands into a workflow (presets.py); phishing reserves its tracking events.
+KINDS = ("access_review", "journey", "phishing")
+
+# Every duration and number a definition holds is bounded so that a run can always compute with it: now + ten years
+# is far inside what datetime, JSON and both databases hold, and no wait, retry or deadline needs longer.
+MAX_DURATION = timedelta(days=3650)
+MAX_SECONDS = MAX_DURATION.total_seconds()
+MAX_STEP_TIMEOUT_SECONDS = 86_400.0  # one plugin call; a lease would have expired long before
+EARLIEST_START = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_START = datetime(3000, 1, 1, tzinfo=UTC)
+# Definitions hold finite numbers only: JSON has no Infinity or NaN, and a run cannot wait for them.
+_MODEL = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """"; did you mean 'x'?" for the closest known name, or nothing when none is close."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _bounded(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("must not be negative")
+    if value > MAX_DURATION:
+        raise ValueError(f"must be at most {MAX_DURATION.days} days (10 years)")
+    return value
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value < timedelta(seconds=1):
+        raise ValueError("must be at least one second")
+    return _bounded(value)
+
+
+# An ISO 8601 duration (PT2H, P3D) or seconds, from zero (or one second) to ten years.
+Duration = Annotated[timedelta, AfterValidator(_bounded)]
+PositiveDuration = Annotated[timedelta, AfterValidator(_positive)]
 
 
 class RetryPolicy(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _MODEL
 
     max_attempts: int = Field(default=3, ge=1, le=100, description="Attempts before the failure edge.")
-    backoff_seconds: float = Field(default=30, ge=0, description="Wait before the second attempt.")
-    backoff_factor: float = Field(default=2, ge=1, description="Each later wait is this much longer.")
-    max_backoff_seconds: float = Field(default=3600, ge=0)
+    backoff_seconds: float = Field(default=30, ge=0, le=MAX_SECONDS, description="Wait before the second attempt.")
+    backoff_factor: float = Field(default=2, ge=1, le=10, description="Each later wait is this much longer.")
+    max_backoff_seconds: float = Field(default=3600, ge=0, le=MAX_SECONDS)
 
     def delay(self, attempt: int) -> timedelta:
         """The wait after failed attempt number ``attempt`` (1-based)."""
-        seconds = self.backoff_seconds * self.backoff_factor ** (attempt - 1)
+        # Capping the exponent keeps the product finite (10 ** 100 times ten years) whatever the attempt number.
+        seconds = self.backoff_seconds * self.backoff_factor ** min(max(attempt - 1, 0), 100)
         return timedelta(seconds=min(seconds, self.max_backoff_seconds))
 
 
 class Node(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _MODEL
 
     id: str = Field(pattern=NODE_ID_PATTERN)
     type: str
@@ -33,7 +74,7 @@ class Node(BaseModel):
     next: str | None = Field(default=None, description="Shorthand for edges: {next: ID}.")
     edges: dict[str, str] = Field(default_factory=dict, description="Edge label -> node id.")
     retry: RetryPolicy | None = None
-    timeout_seconds: float | None = Field(default=None, gt=0)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=MAX_STEP_TIMEOUT_SECONDS)
 
     @field_validator("edges", mode="before")
     @classmethod
@@ -41,6 +82,14 @@ class Node(BaseModel):
         # YAML reads `true:` and `false:` as booleans; edge labels are always text.
         if isinstance(value, dict):
             return {(str(k).lower() if isinstance(k, bool) else str(k)): v for k, v in value.items()}
+        return value
+
+    @field_validator("edges")
+    @classmethod
+    def _labels_fit(cls, value: dict[str, str]) -> dict[str, str]:
+        for label in value:
+            if not 0 < len(label) <= EDGE_LABEL_LENGTH:
+                raise ValueError(f"edge label {label[:40]!r}: 1 to {EDGE_LABEL_LENGTH} characters")
         return value
 
     def all_edges(self) -> dict[str, str]:
@@ -51,7 +100,7 @@ class Node(BaseModel):
 
 
 class Workflow(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _MODEL
 
     start: str | None = Field(default=None, description="First node; default: the entered_campaign node.")
     nodes: list[Node] = Field(min_length=1)
@@ -80,21 +129,32 @@ class AudienceSpec(BaseModel):
 
 
 class Schedule(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _MODEL
 
     start_at: datetime | None = None
     cron: str | None = None
     timezone: str | None = None
-    end_after: timedelta | None = None
+    end_after: PositiveDuration | None = None
+
+    @field_validator("start_at")
+    @classmethod
+    def _start_in_range(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)  # naive times are UTC, as launches store them
+        if not EARLIEST_START <= moment < LATEST_START:
+            raise ValueError(f"must be between {EARLIEST_START.year} and {LATEST_START.year - 1}")
+        return value
 
 
 class CampaignDefinition(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _MODEL
 
     name: str = Field(min_length=1, max_length=200)
     folder: str = Field(default="", max_length=200)
-    version: str = Field(default="1.0", pattern=r"^\d+\.\d+$", description="major.minor")
-    kind: str = Field(default="journey")
+    # Up to six digits each: versions are stored as 32-bit integers.
+    version: str = Field(default="1.0", pattern=r"^\d{1,6}\.\d{1,6}$", description="major.minor")
+    kind: str = Field(default="journey", description=f"One of {', '.join(KINDS)}.")
     description: str = ""
     workflow: Workflow
     audience: AudienceSpec | None = None

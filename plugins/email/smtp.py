@@ -30,7 +30,7 @@ class SmtpConfig(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     sender: str = Field(description="The From address, e.g. 'Access Reviews <reviews@example.org>'.")
-    timeout_seconds: float = Field(default=30, gt=0)
+    timeout_seconds: float = Field(default=30, gt=0, le=300, description="Connect, send and answer, per message.")
     messages_per_minute: int | None = Field(default=None, ge=1, description="Rate limit across all threads.")
     ca_file: Path | None = Field(default=None, description="PEM bundle of a private CA that signed the server.")
 
