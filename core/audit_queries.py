@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlalchemy import Select, String, and_, literal, or_, select, union
 
+from .audit import sub_type_names
 from .csv_export import CsvWriter
 from .db import reading
 from .schema import audit_history, campaigns
@@ -34,7 +35,9 @@ class AuditFilter:
         if self.audit_type:
             query = query.where(c.audit_type == self.audit_type)
         if self.sub_type:
-            query = query.where(c.audit_sub_type == self.sub_type)
+            # Records keep the name they were written with (the chain hashes it): a renamed sub-type is asked for
+            # under its current and former names, whichever the caller gives.
+            query = query.where(c.audit_sub_type.in_(sub_type_names(self.sub_type)))
         if self.user:
             query = query.where(c.user_name == self.user)
         if self.object:

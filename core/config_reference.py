@@ -32,13 +32,15 @@ SOURCES = """\
 Settings are read from these sources, highest precedence first. A key set in a higher source wins; tables are
 merged key by key, so one key can come from the environment and its neighbours from the TOML file.
 
-1. Arguments given in code (`Settings(...)`, as tests do).
+1. Arguments given in code (`Settings(...)`, as tests do). `settings_reading(*sources)` makes a Settings class that
+   reads only the sources named (`"environment"`, `"dotenv"`, `"secrets"`, `"toml"`) besides its arguments; the
+   `ck_` test fixtures read none, unless a test asks for some (`ck_settings_sources`).
 2. Environment variables named `CAMPAIGNKIT_...` (below).
 3. A `.env` file in the working directory, holding the same variable names.
 4. The secrets directory: one file per top-level setting (below).
-5. The TOML file: the one named by the environment variable `CAMPAIGNKIT_CONFIG` (which `campaignkit --config FILE`
-   sets), else `campaignkit.toml` in the working directory if there is one. A `CAMPAIGNKIT_CONFIG` naming a
-   missing file is an error.
+5. The TOML file: the one named by `CAMPAIGNKIT_CONFIG` (an environment variable, which `campaignkit --config FILE`
+   sets, or a line of `.env`), else `campaignkit.toml` in the working directory if there is one. A
+   `CAMPAIGNKIT_CONFIG` naming a missing file is an error.
 6. The defaults listed below.
 
 A misspelt key is an error in the core tables and in the bundled plugins' tables; a `[plugins.config.<table>]` that
@@ -58,15 +60,16 @@ no loaded plugin registers only logs a warning (it may belong to a plugin blocke
   `CAMPAIGNKIT_PLUGINS__CONFIG__<TABLE>__<KEY>` variables: those that come before it in the process environment
   are dropped. A key holding a table (such as `headers`) takes one variable per entry, `..._HEADERS__<NAME>`, and
   the entry's name arrives in lower case.
-- `CAMPAIGNKIT_CONFIG` and `CAMPAIGNKIT_SECRETS_DIR` are read from the process environment only; in `.env` they
-  are rejected as unknown settings.
+- `CAMPAIGNKIT_CONFIG` and `CAMPAIGNKIT_SECRETS_DIR` say where settings are, not what they are: they are read from
+  the process environment, else from `.env`, and have no key of their own in the TOML file. Empty is unset.
 
 ### Secrets directory
 
-`CAMPAIGNKIT_SECRETS_DIR`, else `secrets` under the folder named by the environment variable `CAMPAIGNKIT_VAR_DIR`
-(default `var/secrets`); a `var_dir` set in the TOML file or in `.env` does not move it. Each file is named after a
-top-level setting, without the prefix, and holds its value with surrounding whitespace stripped: `secret_key` and
-`api_token`, which `campaignkit init` creates. Nested keys have no file of their own (`worker__batch_size` is not
+`CAMPAIGNKIT_SECRETS_DIR`, else `secrets` under the `var_dir` in effect, from whichever source sets it (arguments,
+environment, `.env` or the TOML file; default `var/secrets`); `campaignkit init` creates it there. `var_dir` cannot
+be set by a file of the secrets directory, which it locates. Each file is named after a top-level setting, without
+the prefix, and holds its value with surrounding whitespace stripped: `secret_key`, `api_token` and `audit_key`,
+which `campaignkit init` creates. Nested keys have no file of their own (`worker__batch_size` is not
 read), but a file named after a section may hold that section as JSON, e.g. a file `plugins` holding
 `{"config": {"smtp": {"password": "..."}}}`, merged with the `[plugins.config.smtp]` table of the TOML file.
 """

@@ -12,6 +12,10 @@ and give settings, such as your plugin's configuration table, by overriding ``ck
         runs = ck_campaign.run_campaign(FLOW, "key,email\\nada,ada@example.org\\n")
         assert runs[0].status == "completed" and len(ck_smtp.messages) == 1
 
+The settings are the fixtures' own and the test's, nothing else: no CAMPAIGNKIT_ variable, and no .env,
+campaignkit.toml or var/secrets/ of the working directory (a checkout where ``campaignkit init`` ran has a real API
+token there). A test of reading configuration names the sources it wants by overriding ``ck_settings_sources``.
+
 Nothing heavy is imported until a fixture is used: this module loads in every pytest session of an environment
 where campaignkit is installed.
 """
@@ -27,7 +31,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -267,13 +271,15 @@ class CampaignHarness:
                                      .order_by(step_records.c.started_at, step_records.c.id)))
 
     def audit(self, sub_type: str | None = None) -> list[Any]:
-        """Audit records, oldest first, optionally of one audit_sub_type (e.g. "Created")."""
+        """Audit records, oldest first, optionally of one audit_sub_type (e.g. "Created"); a renamed sub-type is
+        found under its current or former name, as ``campaignkit audit --sub-type`` finds it."""
+        from .audit import sub_type_names
         from .db import reading
         from .schema import audit_history
 
         query = audit_history.select().order_by(audit_history.c.audit_id)
         if sub_type is not None:
-            query = query.where(audit_history.c.audit_sub_type == sub_type)
+            query = query.where(audit_history.c.audit_sub_type.in_(sub_type_names(sub_type)))
         with reading(self.runtime.engine) as conn:
             return list(conn.execute(query))
 
@@ -308,6 +314,16 @@ def ck_settings() -> dict[str, Any]:
 
 
 @pytest.fixture
+def ck_settings_sources() -> Collection[str]:
+    """Sources ``ck_make_settings`` reads besides its own values: none, so that the configuration of the machine and
+    working directory running the tests cannot change them. Override it, or parametrize it
+    (``@pytest.mark.parametrize("ck_settings_sources", [("toml",)])``), with any of "environment" (CAMPAIGNKIT_
+    variables), "dotenv" (./.env), "secrets" (the test's own <var_dir>/secrets) and "toml" (./campaignkit.toml or
+    CAMPAIGNKIT_CONFIG)."""
+    return ()
+
+
+@pytest.fixture
 def ck_clock() -> FakeClock:
     """A clock that moves only when the test says: ``ck_clock.advance(timedelta(days=1))``."""
     from .clock import FakeClock
@@ -323,9 +339,13 @@ def ck_actor() -> Actor:
 
 
 @pytest.fixture
-def ck_make_settings(tmp_path: Path, ck_settings: dict[str, Any]) -> Callable[..., Settings]:
-    """Settings on SQLite in tmp_path, ``ck_settings`` on top, then the keyword overrides of the call."""
-    from .settings import Settings
+def ck_make_settings(tmp_path: Path, ck_settings: dict[str, Any],
+                     ck_settings_sources: Collection[str]) -> Callable[..., Settings]:
+    """Settings on SQLite in tmp_path, ``ck_settings`` on top, then the keyword overrides of the call; read from
+    no other source than ``ck_settings_sources`` names."""
+    from .settings import settings_reading
+
+    settings_class = settings_reading(*ck_settings_sources)  # type: ignore[arg-type]  # checked by name inside
 
     # Fresh random keys per test, as `campaignkit init` makes them (the API token stays opt-in: unset, the API is
     # off, which some tests check). Every runtime of the test shares them, as every host of a deployment does: the
@@ -334,7 +354,7 @@ def ck_make_settings(tmp_path: Path, ck_settings: dict[str, Any]) -> Callable[..
 
     def make(**overrides: Any) -> Settings:
         base = {"var_dir": tmp_path / "var", "database_url": f"sqlite:///{tmp_path / 'campaignkit.db'}", **keys}
-        return Settings(**merge_settings(merge_settings(base, ck_settings), overrides))
+        return settings_class(**merge_settings(merge_settings(base, ck_settings), overrides))
 
     return make
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import trustme
+from cli_support import Cli, make_cli
 from sqlalchemy import create_engine, text
 
 from campaignkit.core.audit import Actor
@@ -19,6 +20,7 @@ from campaignkit.core.runtime import Runtime
 from campaignkit.core.testing import CampaignHarness as Harness
 
 PG_URL_ENV = "CAMPAIGNKIT_TEST_PG_URL"
+TEST_ENV_PREFIX = "CAMPAIGNKIT_TEST_"  # what the suite itself is told (a PostgreSQL server, a browser)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -30,6 +32,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def no_configuration_of_the_machine(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test starts in an empty working directory, without CAMPAIGNKIT_ settings variables: the checkout the
+    suite runs in may hold what `make run` left (var/secrets/ with a real API token) or a campaignkit.toml and .env,
+    and the shell may export settings. A test that reads configuration writes its own and chdirs to it."""
+    for key in [k for k in os.environ if k.startswith("CAMPAIGNKIT_") and not k.startswith(TEST_ENV_PREFIX)]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
 @pytest.fixture
@@ -125,3 +137,15 @@ def tls(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     return context, ca_file
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> Cli:
+    """The CLI against a fresh database: runs once on SQLite and once on PostgreSQL."""
+    return make_cli(monkeypatch, tmp_path, database_url)
+
+
+@pytest.fixture
+def sqlite_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cli:
+    """The CLI against a SQLite file under tmp_path, for behaviour that does not depend on the database."""
+    return make_cli(monkeypatch, tmp_path, f"sqlite:///{tmp_path / 'campaignkit.db'}")

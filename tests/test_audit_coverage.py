@@ -160,7 +160,7 @@ def waiting_runs(harness: Harness) -> tuple[str, dict[str, Any]]:
     harness.run_to_idle()
     by_key = {r.target_key: r for r in harness.runs(campaign_id)}
     assert (by_key["k1"].status, by_key["k2"].status) == ("completed", "waiting")
-    assert audits(harness.runtime, "Trigger Request") == []  # an event without a person is not audited
+    assert audits(harness.runtime, "Workflow Trigger Request") == []  # an event without a person is not audited
     return campaign_id, by_key
 
 
@@ -179,11 +179,11 @@ def test_event_send_on_the_cli_is_audited_with_the_local_user(
 
     finished = runner.invoke(app, ["event", "send", str(by_key["k1"].id), "clicked"])
     assert finished.exit_code != 0 and "completed" in finished.stderr
-    assert audits(harness.runtime, "Trigger Request") == []  # the refused event left no record
+    assert audits(harness.runtime, "Workflow Trigger Request") == []  # the refused event left no record
 
     sent = runner.invoke(app, ["event", "send", str(by_key["k2"].id), "clicked", "--payload", '{"ip": "10.0.0.9"}'])
     assert sent.exit_code == 0, sent.stderr
-    (row,) = audits(harness.runtime, "Trigger Request")
+    (row,) = audits(harness.runtime, "Workflow Trigger Request")
     local = Actor.local_user()
     assert (row.audit_type, row.user_name, row.computer_name, row.computer_ip) == (
         "Interaction Event", local.user_name, local.computer_name, "127.0.0.1")
@@ -199,11 +199,11 @@ def test_an_event_posted_to_the_api_is_audited_as_api_from_the_client(make_runti
     with serving(create_app(harness.runtime)) as url:
         refused = httpx.post(f"{url}/api/runs/{by_key['k1'].id}/events", json={"name": "clicked"}, headers=auth())
         assert refused.status_code == 409
-        assert audits(harness.runtime, "Trigger Request") == []
+        assert audits(harness.runtime, "Workflow Trigger Request") == []
         posted = httpx.post(f"{url}/api/runs/{by_key['k2'].id}/events",
                             json={"name": "clicked", "payload": {"via": "api"}}, headers=auth())
         assert posted.status_code == 201
-    (row,) = audits(harness.runtime, "Trigger Request")
+    (row,) = audits(harness.runtime, "Workflow Trigger Request")
     assert (row.audit_type, row.user_name, row.computer_ip, row.object_id) == (
         "Interaction Event", "api", "127.0.0.1", campaign_id)
     assert f"event {posted.json()['event_id']}" in row.details and f"run {by_key['k2'].id}" in row.details

@@ -122,9 +122,9 @@ def test_jsonl_appends_the_records_of_a_real_campaign(harness: Any, sink_runtime
     assert status_of(sinks, "jsonl").lag == 0
 
 
+@pytest.mark.parametrize("ck_settings_sources", [("environment",)])  # the fixtures read no environment unasked
 def test_jsonl_is_enabled_by_environment_alone(make_runtime: Any, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)  # no campaignkit.toml or .env from elsewhere
     path = tmp_path / "env.jsonl"
     monkeypatch.setenv("CAMPAIGNKIT_AUDIT__SINKS", '["jsonl"]')
     monkeypatch.setenv("CAMPAIGNKIT_PLUGINS__CONFIG__JSONL__PATH", str(path))

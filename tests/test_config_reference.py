@@ -220,8 +220,12 @@ def test_secrets_directory_rules_hold(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
     (tmp_path / ".env").write_text(f"CAMPAIGNKIT_SECRETS_DIR={secrets}\n")
     monkeypatch.delenv("CAMPAIGNKIT_SECRETS_DIR")
-    with pytest.raises(ConfigurationError, match="campaignkit_secrets_dir"):
-        load_settings()  # documented: the process environment only
+    settings = load_settings()  # documented: the environment, then .env
+    assert settings.secret_key is not None and settings.secret_key.get_secret_value() == KEY
+
+    (secrets / "var_dir").write_text(str(tmp_path / "elsewhere"))
+    with pytest.raises(ConfigurationError, match="var_dir cannot be set in the secrets directory"):
+        load_settings()  # documented: it would locate the directory it is read from
 
 
 @pytest.mark.usefixtures("demo_plugin")

@@ -174,7 +174,7 @@ def test_terminate_ends_unfinished_runs_and_drops_a_worker_s_late_results(make_r
     assert harness.campaigns.get(campaign_id)["state"] == "terminated"
     with harness.runtime.engine.connect() as conn:
         details = conn.execute(select(audit_history.c.details).where(
-            audit_history.c.audit_sub_type == "Termination Request")).scalar_one()
+            audit_history.c.audit_sub_type == "Workflow Termination Request")).scalar_one()
     assert details == "1 unfinished run(s) terminated"
 
 

@@ -288,7 +288,7 @@ workflow:
     edges = {s.node_id: s.edge for s in harness.steps(by_key[first.target_key].id)}
     assert edges["wait"] == "next"  # the event sent while paused was kept and taken on resume
     assert {s.node_id: s.edge for s in harness.steps(by_key["b"].id)}["wait"] == "timeout"
-    assert {"Pause Request", "Resume Request"} <= set(audit_subtypes(harness.runtime))
+    assert {"Workflow Pause Request", "Workflow Resume Request"} <= set(audit_subtypes(harness.runtime))
 
 
 def test_pausing_holds_a_scheduled_cycle(harness: Any, clock: FakeClock) -> None:

@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -137,3 +142,140 @@ def test_http(ck_http):
     assert [httpx.get(ck_http.url).status_code for _ in range(2)] == [503, 200]
 ''')
     author.runpytest().assert_outcomes(passed=1)
+
+
+# --- hermetic settings: what `make run` leaves in a checkout stays out of the fixtures ------------------------------
+
+LEAKS = {  # what the checkout's configuration would change, each with the value it must keep in the fixtures
+    "timezone": ("Europe/Paris", "UTC"),
+    "worker.batch_size": (7, 500),
+    "worker.threads": (3, 8),
+    "trace_plugins": (True, False),
+    "audit.task_events": (True, False),
+    "web.base_url": ("http://leak.example.org", "http://127.0.0.1:8080"),
+}
+
+
+def setting(settings: Any, dotted: str) -> Any:
+    value = settings
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def leaky_checkout(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``path`` as the working directory of a checkout where `make run` has been: `campaignkit init` made
+    var/secrets/{secret_key,api_token,audit_key}, and a campaignkit.toml, a .env and CAMPAIGNKIT_ variables set
+    LEAKS (and where the secrets are)."""
+    for key in [k for k in os.environ if k.startswith("CAMPAIGNKIT_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(path)
+    from typer.testing import CliRunner
+
+    from campaignkit.core.cli.app import register
+
+    result = CliRunner().invoke(register(), ["init"])
+    assert result.exit_code == 0, result.output
+    assert (path / "var" / "secrets" / "api_token").is_file()
+    (path / "campaignkit.toml").write_text('timezone = "Europe/Paris"\n[worker]\nbatch_size = 7\n')
+    (path / ".env").write_text("CAMPAIGNKIT_WORKER__THREADS=3\nCAMPAIGNKIT_TRACE_PLUGINS=true\n")
+    monkeypatch.setenv("CAMPAIGNKIT_AUDIT__TASK_EVENTS", "true")
+    monkeypatch.setenv("CAMPAIGNKIT_WEB__BASE_URL", "http://leak.example.org")
+    monkeypatch.setenv("CAMPAIGNKIT_SECRETS_DIR", str(path / "var" / "secrets"))
+
+
+def test_make_runtime_sees_nothing_of_the_checkout_it_runs_in(make_runtime: Any, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from servers import serving
+
+    from campaignkit.core.web import create_app
+
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    leaky_checkout(checkout, monkeypatch)
+    runtime = make_runtime()
+    assert runtime.settings.api_token is None and runtime.settings.var_dir == tmp_path / "var"
+    assert {key: setting(runtime.settings, key) for key in LEAKS} == {key: kept for key, (_, kept) in LEAKS.items()}
+    with serving(create_app(runtime)) as url:
+        response = httpx.get(f"{url}/api/campaigns", headers={"Authorization": "Bearer " + "x" * 40})
+    assert response.status_code == 503 and "api_token" in response.json()["detail"]  # as tests/test_web.py expects
+
+
+@pytest.mark.parametrize("ck_settings_sources, seen", [
+    (("environment",), {"audit.task_events", "web.base_url"}),
+    (("dotenv",), {"worker.threads", "trace_plugins"}),
+    (("toml",), {"timezone", "worker.batch_size"}),
+    (("environment", "dotenv", "toml"), set(LEAKS)),
+])
+def test_a_test_opts_in_to_a_source_by_name(ck_settings_sources: tuple[str, ...], seen: set[str], make_runtime: Any,
+                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    leaky_checkout(checkout, monkeypatch)
+    settings = make_runtime().settings
+    assert {key for key, (leaked, _) in LEAKS.items() if setting(settings, key) == leaked} == seen
+    assert settings.api_token is None  # "secrets" not asked for, though CAMPAIGNKIT_SECRETS_DIR is read
+
+
+@pytest.mark.parametrize("ck_settings_sources", [("secrets",)])
+def test_the_secrets_source_reads_the_test_s_own_var_dir(make_runtime: Any, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    leaky_checkout(checkout, monkeypatch)
+    (tmp_path / "var" / "secrets").mkdir(parents=True)
+    (tmp_path / "var" / "secrets" / "timezone").write_text("Asia/Tokyo")
+    settings = make_runtime().settings
+    # Not the checkout's var/secrets, nor CAMPAIGNKIT_SECRETS_DIR: the environment was not asked for.
+    assert settings.timezone == "Asia/Tokyo" and settings.api_token is None
+
+
+def test_the_shipped_fixtures_see_nothing_of_the_checkout_they_run_in(author: pytest.Pytester,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    leaky_checkout(author.path, monkeypatch)
+    author.makepyfile(test_hermetic='''
+import pytest
+from fastapi.testclient import TestClient
+from campaignkit.core.web import create_app
+
+def test_nothing_leaks(ck_runtime, tmp_path):
+    settings = ck_runtime.settings
+    assert settings.api_token is None and settings.var_dir == tmp_path / "var"
+    assert (settings.timezone, settings.worker.batch_size, settings.worker.threads) == ("UTC", 500, 8)
+    assert (settings.trace_plugins, settings.audit.task_events) == (False, False)
+    assert settings.web.base_url == "http://127.0.0.1:8080"
+    with TestClient(create_app(ck_runtime)) as client:
+        response = client.get("/api/campaigns", headers={"Authorization": "Bearer " + "x" * 40})
+    assert response.status_code == 503
+
+class TestOptingIn:
+    @pytest.fixture
+    def ck_settings_sources(self):
+        return ["toml", "environment"]
+
+    def test_the_sources_asked_for_are_read(self, ck_runtime):
+        settings = ck_runtime.settings
+        assert (settings.timezone, settings.worker.batch_size, settings.audit.task_events) == ("Europe/Paris", 7, True)
+        assert settings.worker.threads == 8 and settings.api_token is None
+''')
+    author.runpytest().assert_outcomes(passed=2)
+
+
+def test_the_suite_s_own_tests_see_nothing_of_the_checkout_either(pytester: pytest.Pytester,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests that read settings without the fixtures (load_settings(), the CLI) run in an empty directory without
+    the shell's CAMPAIGNKIT_ settings variables: tests/conftest.py, run where `make run` has been."""
+    leaky_checkout(pytester.path, monkeypatch)
+    pytester.makeconftest((Path(__file__).parent / "conftest.py").read_text(encoding="utf-8"))
+    pytester.makepyfile(test_plain='''
+import os
+from campaignkit.core.settings import load_settings
+
+def test_load_settings_reads_nothing_of_the_checkout():
+    settings = load_settings()
+    assert settings.api_token is None and settings.secret_key is None
+    assert (settings.timezone, settings.worker.batch_size, settings.worker.threads) == ("UTC", 500, 8)
+    assert (settings.trace_plugins, settings.audit.task_events) == (False, False)
+    assert not [k for k in os.environ if k.startswith("CAMPAIGNKIT_") and not k.startswith("CAMPAIGNKIT_TEST_")]
+''')
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
