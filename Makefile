@@ -12,12 +12,16 @@ DEMO := examples/journey.yaml
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "campaignkit needs Python >= 3.11, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(call quietly,$(BIN)/python -m pip install --upgrade pip)
 
 # Reinstall only when the project's metadata changes.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@echo "installing campaignkit with its dev extras into $(VENV)"
+	@$(call quietly,$(BIN)/python -m pip install -e '.[dev]')
 	@touch $(STAMP)
+
+# Runs a command with its output kept in $(VENV)/install.log, shown only when the command fails.
+quietly = $(1) >$(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; echo "failed: $(1)" >&2; exit 1; }
 
 run: $(STAMP)
 	$(BIN)/campaignkit init
@@ -35,6 +39,7 @@ test: lint typecheck
 	$(BIN)/pytest
 
 bench: $(STAMP)
+	$(BIN)/python benchmarks/cli.py
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/audit.py
 	$(BIN)/python benchmarks/history.py

@@ -1,56 +1,84 @@
 """campaignkit: what plugin authors and embedders import. Everything not listed in ``__all__`` is private."""
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .errors import (
-    AudienceError,
-    CampaignkitError,
-    ConfigurationError,
-    DefinitionError,
-    PermanentStepError,
-    PluginError,
-    StepError,
-)
-from .hookspecs import hookimpl
-from .http import (
-    MIN_SECRET_LENGTH,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    CaFile,
-    HttpClient,
-    HttpError,
-    OutboundUrl,
-    Response,
-    SigningSecret,
-    is_loopback,
-    redacted,
-    sign,
-    signature_headers,
-    tls_context,
-    user_agent,
-)
-from .http_call import HttpCall, HttpCallConfig
-from .interfaces import (
-    AudienceSource,
-    AuditSink,
-    Channel,
-    Component,
-    Delivery,
-    EnforcementAction,
-    EnforcementRequest,
-    EnforcementResult,
-    FieldUpdate,
-    FieldUpdater,
-    Message,
-    NoConfig,
-    Target,
-)
-from .step import FAILURE, NEXT, TIMEOUT, RunEvent, StepContext, StepResult, StepType
+if TYPE_CHECKING:
+    from .errors import (
+        AudienceError,
+        CampaignkitError,
+        ConfigurationError,
+        DefinitionError,
+        PermanentStepError,
+        PluginError,
+        StepError,
+        TemplateStepError,
+    )
+    from .hookspecs import hookimpl
+    from .http import (
+        MIN_SECRET_LENGTH,
+        SIGNATURE_HEADER,
+        TIMESTAMP_HEADER,
+        CaFile,
+        HttpClient,
+        HttpError,
+        OutboundUrl,
+        Response,
+        SigningSecret,
+        is_loopback,
+        redacted,
+        sign,
+        signature_headers,
+        tls_context,
+        user_agent,
+    )
+    from .http_call import HttpCall, HttpCallConfig
+    from .interfaces import (
+        AudienceSource,
+        AuditSink,
+        Channel,
+        Component,
+        Delivery,
+        EnforcementAction,
+        EnforcementRequest,
+        EnforcementResult,
+        FieldUpdate,
+        FieldUpdater,
+        Message,
+        NoConfig,
+        Target,
+    )
+    from .step import FAILURE, NEXT, TIMEOUT, RunEvent, StepContext, StepResult, StepType
 
-try:
-    __version__ = version("campaignkit")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0"
+    __version__: str
+
+# Loaded on first use, so that what never touches a plugin (`campaignkit --help`, errors, the CLI's own modules)
+# does not pay for pydantic, jinja2 and the HTTP stack at start-up (benchmarks/cli.py).
+_SOURCES = ("errors", "step", "interfaces", "hookspecs", "http", "http_call")
+_MISSING = object()
+
+
+def __getattr__(name: str) -> Any:
+    value: Any
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("campaignkit")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            value = "0.0.0"
+    else:
+        found = (getattr(module, name) for module in map(_source, _SOURCES) if hasattr(module, name))
+        value = next(found, _MISSING) if name in __all__ else _MISSING
+        if value is _MISSING:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def _source(module: str) -> Any:
+    return importlib.import_module(f".{module}", __name__)
+
 
 __all__ = [
     "FAILURE",
@@ -91,6 +119,7 @@ __all__ = [
     "StepResult",
     "StepType",
     "Target",
+    "TemplateStepError",
     "__version__",
     "hookimpl",
     "is_loopback",

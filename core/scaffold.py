@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from . import __version__
 from .errors import CampaignkitError
-from .templating import bundled_template_dir
 
 
 @dataclass(frozen=True)
@@ -78,6 +76,10 @@ def generate(name: str, kind: str, directory: Path) -> Path:
         raise ScaffoldError(f"{destination}: already exists; choose another name or folder")
     if not directory.is_dir():
         raise ScaffoldError(f"{directory}: no such folder")
+    # Imported here: the CLI reads KINDS for its --help, which should not load jinja2 (benchmarks/cli.py).
+    from . import __version__
+    from .templating import bundled_template_dir
+
     values = {
         **vars(names),
         "kind_words": KINDS[kind].words,

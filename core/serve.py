@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import uvicorn
+from .errors import CampaignkitError
 
-from .engine import Worker
-from .runtime import Runtime
-from .scheduler import SchedulerService
-from .web import create_app
-from .web_transport import uvicorn_config
+if TYPE_CHECKING:  # the web server and the scheduler load only in the roles that run them
+    import uvicorn
+
+    from .runtime import Runtime
+    from .settings import WebSettings
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,8 @@ def stop_on_signals() -> Iterator[threading.Event]:
 
 
 def run_worker(runtime: Runtime, stop: threading.Event) -> None:
+    from .engine import Worker
+
     worker = Worker(runtime)
     log.info("worker %s started", worker.worker_id)
     try:
@@ -41,6 +46,8 @@ def run_worker(runtime: Runtime, stop: threading.Event) -> None:
 
 
 def run_scheduler(runtime: Runtime, stop: threading.Event) -> None:
+    from .scheduler import SchedulerService
+
     service = SchedulerService(runtime)
     service.start()
     log.info("scheduler started")
@@ -51,25 +58,48 @@ def run_scheduler(runtime: Runtime, stop: threading.Event) -> None:
 
 
 def web_server(runtime: Runtime) -> uvicorn.Server:
+    import uvicorn
+
+    from .web import create_app
+    from .web_transport import uvicorn_config
+
     return uvicorn.Server(uvicorn_config(create_app(runtime), runtime.settings.web))
 
 
-def run_web(runtime: Runtime) -> None:
+def listen(web: WebSettings) -> socket.socket:
+    """The web server's socket, bound before anything starts: a port in use is one line, not uvicorn's log."""
+    sock = socket.socket(socket.AF_INET6 if ":" in web.host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a restart need not wait
+    try:
+        sock.bind((web.host, web.port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CampaignkitError(f"port {web.port} on {web.host} is already in use (another campaignkit serve or "
+                                   "web?); choose another with --port, or set web.port") from None
+        raise CampaignkitError(f"cannot listen on {web.host}:{web.port}: {exc.strerror or exc}; choose another "
+                               "address with --host and --port, or set web.host and web.port") from None
+    return sock
+
+
+def run_web(runtime: Runtime, sock: socket.socket | None = None) -> None:
+    sock = sock or listen(runtime.settings.web)
     # uvicorn handles SIGINT/SIGTERM itself, then re-raises the signal to the handler it found: ours, so the
     # process ends with status 0 after a graceful shutdown instead of dying of the re-raised signal.
     with stop_on_signals():
-        web_server(runtime).run()
+        web_server(runtime).run(sockets=[sock])
 
 
-def run_all(runtime: Runtime) -> None:
+def run_all(runtime: Runtime, sock: socket.socket | None = None) -> None:
     """Scheduler and worker on threads, the web server in the foreground; stopping it stops them all."""
+    sock = sock or listen(runtime.settings.web)  # before the threads: a taken port starts nothing
     with stop_on_signals() as stop:
         threads = [threading.Thread(target=role, args=(runtime, stop), name=role.__name__, daemon=True)
                    for role in (run_scheduler, run_worker)]
         for thread in threads:
             thread.start()
         try:
-            web_server(runtime).run()  # returns once uvicorn has shut down gracefully on SIGINT/SIGTERM
+            web_server(runtime).run(sockets=[sock])  # returns once uvicorn has shut down on SIGINT/SIGTERM
         finally:
             stop.set()  # the worker finishes its batch, the scheduler its jobs
             for thread in threads:

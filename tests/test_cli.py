@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from cli_support import Cli, as_json, make_cli
+from cli_support import Cli, as_json
 from typer.testing import CliRunner
 
 from campaignkit.core.cli.app import register
@@ -34,16 +34,6 @@ from campaignkit.core.testing import free_port
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> Cli:
-    """The CLI against a fresh database: runs once on SQLite and once on PostgreSQL."""
-    return make_cli(monkeypatch, tmp_path, database_url)
-
-
-@pytest.fixture
-def sqlite_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cli:
-    """The CLI against a SQLite file under tmp_path, for behaviour that does not depend on the database."""
-    return make_cli(monkeypatch, tmp_path, f"sqlite:///{tmp_path / 'campaignkit.db'}")
 
 
 @pytest.fixture
@@ -159,7 +149,8 @@ def test_the_demo_end_to_end(cli: Cli, demo: Path) -> None:
     assert statuses == ["completed"] + ["terminated"] * 5
     assert as_json(cli("runs", "Welcome journey", "--status", "waiting", "--format", "json")) == []
     audit = as_json(cli("audit", "--format", "json"))
-    assert {"Created", "Edited", "Workflow Started", "Termination Request"} <= {a["audit_sub_type"] for a in audit}
+    assert {"Created", "Edited", "Workflow Started", "Workflow Termination Request"} <= {
+        a["audit_sub_type"] for a in audit}
 
 
 def test_listings_in_all_three_formats(sqlite_cli: Cli, demo: Path) -> None:

@@ -116,7 +116,7 @@ def test_paused_runs_stop_advancing_and_continue_after_resume(cli: Cli, tmp_path
     assert by_id == {rows[0]["id"]: "completed", rows[1]["id"]: "waiting", rows[2]["id"]: "waiting"}
     assert "cannot be resumed" in cli("campaign", "resume", "Pausable", code=1).stderr
     subtypes = [a["audit_sub_type"] for a in as_json(cli("audit", "--object", "Pausable", "--format", "json"))]
-    assert subtypes.count("Pause Request") == 2 and subtypes.count("Resume Request") == 2
+    assert subtypes.count("Workflow Pause Request") == 2 and subtypes.count("Workflow Resume Request") == 2
 
 
 # --- audit sinks, verify, export -------------------------------------------------------------------------------------

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sys
-from importlib.metadata import entry_points, version
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pluggy
 import typer
 
-from ..files import open_private, private_dir
-from ..migrate import current_revision, upgrade
-from ..plugins import ENTRY_POINT_GROUP, KINDS, collect_registrations
-from ..settings import default_secrets_dir
-from ..workflow import CampaignDefinition
 from .app_role import db_app_role
 from .output import Format, error_line, info, render, render_json
 from .state import STATE
+
+if TYPE_CHECKING:
+    import pluggy
 
 SECRET_FILES = ("secret_key", "api_token", "audit_key")
 
@@ -35,14 +30,22 @@ def register(app: typer.Typer) -> None:
 
 
 def init() -> None:
-    """Create the var folder and secrets, and bring the database schema up to date."""
+    """Create the var folder and secrets (var/secrets/api_token is the JSON API's bearer token), and bring the
+    database schema up to date."""
+    import secrets
+
+    from ..files import open_private, private_dir
+    from ..migrate import current_revision, upgrade
+    from ..settings import default_secrets_dir
+
     runtime = STATE.runtime(migrated=False)
     var_dir = private_dir(runtime.settings.var_dir)
     if var_dir.stat().st_mode & 0o077:
         # Created by an older version or by hand: not changed here, var_dir may be a folder shared on purpose.
         error_line("warning", f"{var_dir} is open to other users (mode {var_dir.stat().st_mode & 0o777:o}); it "
                               f"holds the database and the outbox's live links: chmod 700 {var_dir}")
-    secrets_dir = private_dir(default_secrets_dir())
+    # The var_dir the settings have, wherever it was set: the secrets land where the next start reads them.
+    secrets_dir = private_dir(default_secrets_dir(runtime.settings.var_dir))
     for name in SECRET_FILES:
         path = secrets_dir / name
         if not path.exists():
@@ -57,6 +60,8 @@ def init() -> None:
 
 def db_upgrade() -> None:
     """Apply pending migrations."""
+    from ..migrate import current_revision, upgrade
+
     runtime = STATE.runtime(migrated=False)
     before = current_revision(runtime.engine)
     upgrade(runtime.engine)
@@ -66,6 +71,8 @@ def db_upgrade() -> None:
 
 def schema() -> None:
     """Print the JSON Schema of campaign definition files."""
+    from ..workflow import CampaignDefinition
+
     sys.stdout.write(json.dumps(CampaignDefinition.model_json_schema(), indent=2) + "\n")
 
 
@@ -75,6 +82,12 @@ def plugins(
     = False,
 ) -> None:
     """List loaded plugins: version, hooks implemented and the names each registers."""
+    from importlib.metadata import entry_points, version
+
+    import pluggy
+
+    from ..plugins import ENTRY_POINT_GROUP, KINDS, collect_registrations
+
     runtime = STATE.runtime(migrated=False)
     pm = runtime.pm
     if hooks:

@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from ..app_role import app_role_sql, apply_app_role
-from ..db import writing
 from .output import info
 from .state import STATE
 
@@ -22,6 +20,9 @@ def db_app_role(
 
     Migrations (`campaignkit init`, `db upgrade`) keep running as the owner; run this again after each upgrade.
     """
+    from ..app_role import app_role_sql, apply_app_role
+    from ..db import writing
+
     runtime = STATE.runtime()
     with writing(runtime.engine) as conn:
         statements = app_role_sql(conn, name)

@@ -5,33 +5,55 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..audit import verify_chain
-from ..audit_checkpoint import read_checkpoints, take_checkpoint
-from ..audit_dispatch import AuditDispatcher
-from ..audit_queries import AuditFilter, export_audit, list_audit
-from ..clock import utc
-from ..db import reading
 from ..errors import CampaignkitError
+from .options import iso_time
 from .output import Format, error_line, info, render
 
+if TYPE_CHECKING:
+    from ..audit_queries import AuditFilter
+    from ..runtime import Runtime
+
 group = typer.Typer(help="The audit trail.", invoke_without_command=True)
-COLUMNS = ["audit_id", "audit_timestamp", "user_name", "audit_type", "audit_sub_type", "object_name", "details"]
-TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S"]
-Since = Annotated[datetime | None, typer.Option(help="From this time (UTC unless an offset).", formats=TIME_FORMATS)]
-Until = Annotated[datetime | None, typer.Option(help="Before this time.", formats=TIME_FORMATS)]
+# The table's selection; csv and json carry every column, as `audit export` does.
+TABLE_COLUMNS = ["audit_id", "audit_timestamp", "user_name", "audit_type", "audit_sub_type", "object_name",
+                 "details"]
+Since = Annotated[datetime | None, typer.Option(help="From this time (ISO 8601; UTC unless an offset).",
+                                                parser=iso_time, metavar="TIME")]
+Until = Annotated[datetime | None, typer.Option(help="Before this time.", parser=iso_time, metavar="TIME")]
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(group, name="audit")
 
 
-def _filter(audit_type: str | None, sub_type: str | None, user: str | None, obj: str | None,
+def _filter(runtime: Runtime, audit_type: str | None, sub_type: str | None, user: str | None, obj: str | None,
             since: datetime | None, until: datetime | None) -> AuditFilter:
-    return AuditFilter(audit_type, sub_type, user, obj, utc(since) if since else None, utc(until) if until else None)
+    from ..audit_queries import AuditFilter
+    from ..clock import utc
+
+    return AuditFilter(audit_type, sub_type, user, obj and _object(runtime, obj), utc(since) if since else None,
+                       utc(until) if until else None)
+
+
+def _object(runtime: Runtime, reference: str) -> str:
+    """A short campaign id, as tables show it, stands for the campaign's id; anything else is taken as it is."""
+    from sqlalchemy import select
+
+    from ..db import reading
+    from ..schema import campaigns
+
+    if len(reference) < 4 or reference.strip("0123456789abcdef-"):
+        return reference
+    with reading(runtime.engine) as conn:
+        if conn.execute(select(campaigns.c.id).where(campaigns.c.name == reference)).first() is not None:
+            return reference  # a campaign's name, which the filter matches itself
+        found = conn.execute(select(campaigns.c.id).where(campaigns.c.id.startswith(reference, autoescape=True))
+                             .limit(2)).scalars().all()
+    return found[0] if len(found) == 1 else reference
 
 
 @group.callback()
@@ -40,7 +62,7 @@ def audit(
     audit_type: Annotated[str | None, typer.Option("--type", help="e.g. 'Interaction Event'")] = None,
     sub_type: Annotated[str | None, typer.Option("--sub-type", help="e.g. 'Workflow Started'")] = None,
     user: Annotated[str | None, typer.Option(help="user_name")] = None,
-    obj: Annotated[str | None, typer.Option("--object", help="Object id or name.")] = None,
+    obj: Annotated[str | None, typer.Option("--object", help="Object id, unique id prefix, or name.")] = None,
     since: Since = None,
     until: Until = None,
     limit: Annotated[int, typer.Option(min=1, max=100_000)] = 100,
@@ -49,10 +71,12 @@ def audit(
     """List audit records, newest first."""
     if ctx.invoked_subcommand is not None:
         return
+    from ..audit_queries import COLUMNS, list_audit
     from .state import STATE
 
-    rows = list_audit(STATE.runtime(), _filter(audit_type, sub_type, user, obj, since, until), limit=limit)
-    render(rows, COLUMNS, fmt, title="Audit trail")
+    runtime = STATE.runtime()
+    rows = list_audit(runtime, _filter(runtime, audit_type, sub_type, user, obj, since, until), limit=limit)
+    render(rows, TABLE_COLUMNS if fmt is Format.table else COLUMNS, fmt, title="Audit trail")
 
 
 @group.command()
@@ -69,13 +93,14 @@ def export(
 ) -> None:
     """Stream matching audit records as CSV or JSON lines (audited as a File Export)."""
     from ..audit import Actor, AuditSubType, AuditType, record
+    from ..audit_queries import export_audit
     from ..db import writing
     from .state import STATE
 
     if fmt not in ("csv", "jsonl"):
         raise CampaignkitError("--format: csv or jsonl")
     runtime = STATE.runtime()
-    where = _filter(audit_type, sub_type, user, obj, since, until)
+    where = _filter(runtime, audit_type, sub_type, user, obj, since, until)
     if output is None:
         count = export_audit(runtime, where, sys.stdout, fmt)
     else:
@@ -95,6 +120,9 @@ def verify_(
         "chain must still reach its latest validly signed checkpoint, with the same hash.")] = None,
 ) -> None:
     """Check the keyed hash chain; name the first edited, deleted or re-hashed record."""
+    from ..audit import verify_chain
+    from ..audit_checkpoint import read_checkpoints
+    from ..db import reading
     from .state import STATE
 
     runtime = STATE.runtime()
@@ -130,6 +158,7 @@ def checkpoint_(
         "(default <var_dir>/audit-checkpoints.jsonl).")] = None,
 ) -> None:
     """Sign the chain's head now: a line in the checkpoint file and a Security / Audit Checkpoint record."""
+    from ..audit_checkpoint import take_checkpoint
     from .state import STATE, actor
 
     taken, path = take_checkpoint(STATE.runtime(), actor(), file)
@@ -139,6 +168,7 @@ def checkpoint_(
 @group.command()
 def sinks(fmt: Annotated[Format, typer.Option("--format")] = Format.table) -> None:
     """Each enabled audit sink with its lag and last error."""
+    from ..audit_dispatch import AuditDispatcher
     from .state import STATE
 
     rows = [vars(s) for s in AuditDispatcher(STATE.runtime()).status()]

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from sqlalchemy import select
 
-from ..access_reviews import AccessReviews
-from ..campaigns import Campaigns
-from ..clock import utc
-from ..db import reading
 from ..errors import CampaignkitError
-from ..launch import audience_file, estimated_rows
-from ..loader import load_definition_file
-from ..queries import campaign_summary, list_campaigns
-from ..schema import campaigns as campaigns_table
-from .output import Format, console, info, render, render_json
+from .options import iso_time
+from .output import Format, info, progress, render, render_json
 from .state import STATE, actor
+
+if TYPE_CHECKING:
+    from ..campaigns import Campaigns
 
 group = typer.Typer(help="Define, launch and end campaigns.", no_args_is_help=True)
 Ref = Annotated[str, typer.Argument(help="Campaign id, unique id prefix, or name.")]
@@ -38,8 +32,15 @@ def create(
                                                   "folder and name instead of failing.")] = False,
 ) -> None:
     """Create a campaign from a definition file (validated first; nothing is kept if it is invalid)."""
+    from sqlalchemy import select
+
+    from ..campaigns import Campaigns
+    from ..db import reading
+    from ..loader import load_definition_file
+    from ..schema import campaigns as campaigns_table
+
     runtime = STATE.runtime()
-    loaded = load_definition_file(file)
+    loaded = load_definition_file(file, runtime.settings.definitions)
     service = Campaigns(runtime)
     if update_existing:
         with reading(runtime.engine) as conn:
@@ -57,14 +58,19 @@ def create(
 @group.command()
 def update(ref: Ref, file: FileArg) -> None:
     """Replace a campaign's definition; a campaign with runs gets a new version and its runs keep theirs."""
+    from ..loader import load_definition_file
+
     service, campaign_id = _resolved(ref)
-    major, minor = service.update(campaign_id, load_definition_file(file), actor())
+    loaded = load_definition_file(file, STATE.runtime().settings.definitions)
+    major, minor = service.update(campaign_id, loaded, actor())
     info(f"campaign {campaign_id} is now at version {major}.{minor}")
 
 
 @group.command("list")
 def list_(fmt: Annotated[Format, typer.Option("--format")] = Format.table) -> None:
     """List campaigns with their state, version and run counts."""
+    from ..queries import list_campaigns
+
     rows = list_campaigns(STATE.runtime())
     render(rows, ["id", "name", "folder", "kind", "state", "version", "runs", "live_runs", "updated_at"], fmt,
            title="Campaigns")
@@ -73,6 +79,9 @@ def list_(fmt: Annotated[Format, typer.Option("--format")] = Format.table) -> No
 @group.command()
 def show(ref: Ref, fmt: Annotated[Format, typer.Option("--format")] = Format.table) -> None:
     """Show a campaign: state, version, runs by status and its cycles."""
+    from ..campaigns import Campaigns
+    from ..queries import campaign_summary
+
     runtime = STATE.runtime()
     summary = campaign_summary(runtime, Campaigns(runtime).resolve(ref))
     if fmt is Format.json:
@@ -91,8 +100,7 @@ def show(ref: Ref, fmt: Annotated[Format, typer.Option("--format")] = Format.tab
 def launch(
     ref: Ref,
     at: Annotated[datetime | None, typer.Option("--at", help="Launch later (ISO 8601; UTC unless an offset is given).",
-                                                formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S",
-                                                         "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"])] = None,
+                                                parser=iso_time, metavar="TIME")] = None,
     audience: Annotated[Path | None, typer.Option("--audience", help="CSV file instead of the definition's audience.",
                                                   dir_okay=False)] = None,
     unless_running: Annotated[bool, typer.Option("--unless-running", help="Do nothing (exit 0) if the campaign "
@@ -100,6 +108,13 @@ def launch(
     yes: Annotated[bool, typer.Option("--yes", help="Confirm a review that revokes unanswered access.")] = False,
 ) -> None:
     """Turn the audience into runs now, or schedule the launch (--at, or the definition's schedule)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from ..access_reviews import AccessReviews
+    from ..campaigns import Campaigns
+    from ..clock import utc
+    from ..launch import audience_file, estimated_rows
+
     runtime = STATE.runtime()
     service = Campaigns(runtime)
     campaign_id = service.resolve(ref)
@@ -113,11 +128,11 @@ def launch(
                                "be removed; run again with --yes to launch it")
     definition, _, base_dir = service.definition(campaign_id)
     total = estimated_rows(audience_file(definition, base_dir, audience))
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
-        task = progress.add_task("reading audience", total=total)
+    with progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn()) as bar:
+        task = bar.add_task("reading audience", total=total)
         result = service.launch(campaign_id, actor(), at=utc(at) if at else None, audience=audience,
-                                progress=lambda count: progress.update(task, completed=count))
+                                progress=lambda count: bar.update(task, completed=count))
     if result.status == "scheduled":
         info(f"campaign {campaign_id} scheduled for {result.cycle_at.isoformat()} (launch {result.launch_id})")
     else:
@@ -125,6 +140,8 @@ def launch(
 
 
 def _resolved(ref: str) -> tuple[Campaigns, str]:
+    from ..campaigns import Campaigns
+
     service = Campaigns(STATE.runtime())
     return service, service.resolve(ref)
 
@@ -139,10 +156,25 @@ def terminate(ref: Ref) -> None:
 @group.command("retry-enforcement")
 def retry_enforcement(ref: Ref) -> None:
     """Retry the enforcement of every run whose revocation failed (each retry is audited)."""
+    from ..access_reviews import AccessReviews
+
     _, campaign_id = _resolved(ref)
     retried = AccessReviews(STATE.runtime()).retry_enforcement(campaign_id, actor())
     info(f"campaign {campaign_id}: {retried} enforcement(s) to retry; "
          "the workers will run them")
+
+
+@group.command()
+def retry(
+    ref: Ref,
+    node: Annotated[str | None, typer.Option(help="Only runs that failed at this node.")] = None,
+) -> None:
+    """Send failed runs back to the node where they failed, as a new attempt (each retry is audited)."""
+    from ..retry import retry_failed_runs
+
+    _, campaign_id = _resolved(ref)
+    retried = retry_failed_runs(STATE.runtime(), campaign_id, actor(), node=node)
+    info(f"campaign {campaign_id}: {retried} failed run(s) to retry; the workers will run them")
 
 
 @group.command()

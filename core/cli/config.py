@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from ..config_reference import bundled_components, installed_components, render_reference
 from .output import info
 from .state import STATE
 
@@ -32,6 +31,8 @@ def reference(
                                                 dir_okay=False)] = None,
 ) -> None:
     """Print the configuration reference: every key with its type, default and environment variable."""
+    from ..config_reference import bundled_components, installed_components, render_reference
+
     if bundled:
         # Independent of the local settings, so docs/configuration.md is the same on every machine.
         text = render_reference(bundled_components(), BUNDLED_ORIGIN)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import select
 
-from ..campaigns import Campaigns
-from ..db import reading
 from ..errors import NotFound
-from ..history import COLUMNS, HistoryQuery, history_page, history_summary
-from ..schema import targets
-from .output import Format, render, render_json
+from .output import Format, info, render, render_json
 from .state import STATE
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 
 def register(app: typer.Typer) -> None:
@@ -38,6 +36,9 @@ def history(
     fmt: Annotated[Format, typer.Option("--format")] = Format.table,
 ) -> None:
     """An access review's run history: User, Application, Approver, Response Status, Action Time, Result."""
+    from ..campaigns import Campaigns
+    from ..history import COLUMNS, HistoryQuery, history_page, history_summary
+
     runtime = STATE.runtime()
     campaign_id = Campaigns(runtime).resolve(campaign)
     rows = history_page(runtime, HistoryQuery(campaign_id, status=status, result=result, approver=approver,
@@ -47,10 +48,30 @@ def history(
         render_json({"rows": [{c: r[c] for c in COLUMNS} for r in rows],
                      "summary": history_summary(runtime, campaign_id, cycle)})
         return
+    if fmt is Format.table and not rows and _not_begun(runtime, campaign_id):
+        return
     render(rows, COLUMNS, fmt, title=f"Run history of {campaign}")
     if fmt is Format.table:
         summary = history_summary(runtime, campaign_id, cycle)
         render([{"Response Status": k, "Runs": v} for k, v in summary.items()], ["Response Status", "Runs"], fmt)
+
+
+def _not_begun(runtime: Runtime, campaign_id: str) -> bool:
+    """Says so, instead of an empty table, when the campaign has no runs because it has not begun yet."""
+    from ..queries import campaign_summary
+
+    summary = campaign_summary(runtime, campaign_id)
+    if summary["runs_by_status"] or summary["state"] not in ("draft", "scheduled"):
+        return False
+    name = summary["name"]
+    upcoming = [c["cycle_at"] for c in summary["cycles"] if c["status"] == "scheduled"]
+    if upcoming:
+        info(f"campaign {name!r} is scheduled for {min(upcoming).isoformat()}: its history starts when the "
+             "campaign begins")
+    else:
+        info(f"campaign {name!r} has not been launched: its history starts when the campaign begins "
+             f"(campaignkit campaign launch {campaign_id[:8]})")
+    return True
 
 
 def show_target(
@@ -58,6 +79,11 @@ def show_target(
     fmt: Annotated[Format, typer.Option("--format")] = Format.table,
 ) -> None:
     """A target's custom fields (e.g. Campaigns Approval) with when and by whom they were set."""
+    from sqlalchemy import select
+
+    from ..db import reading
+    from ..schema import targets
+
     with reading(STATE.runtime().engine) as conn:
         row = conn.execute(select(targets).where(targets.c.key == key)).first()
     if row is None:

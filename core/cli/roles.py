@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from ..campaigns import Campaigns
-from ..digests import DigestSender
-from ..engine import BatchStats, Worker
-from ..runtime import Runtime
-from ..serve import run_all, run_scheduler, run_web, run_worker, stop_on_signals
-from .output import console, info
+from .output import info, progress
 from .state import STATE, actor
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+Host = Annotated[str | None, typer.Option("--host", help="Address to listen on (default: web.host, 127.0.0.1).")]
+Port = Annotated[int | None, typer.Option("--port", min=1, max=65535, help="Port to listen on (default: web.port, "
+                                          "8080).")]
 
 
 def _role_runtime() -> Runtime:
@@ -35,6 +36,13 @@ def work(
     until_idle: Annotated[bool, typer.Option("--until-idle", help="Stop when nothing is due.")] = False,
 ) -> None:
     """Launch due scheduled cycles and advance due runs (in the foreground)."""
+    from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from ..campaigns import Campaigns
+    from ..digests import DigestSender
+    from ..engine import BatchStats, Worker
+    from ..serve import run_worker, stop_on_signals
+
     runtime = _role_runtime()
     if not until_idle:
         with stop_on_signals() as stop:
@@ -48,9 +56,8 @@ def work(
     total = BatchStats()
     digests_sent = 0
     try:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                      transient=True) as progress:
-            task = progress.add_task("working", total=None)
+        with progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as spinner:
+            task = spinner.add_task("working", total=None)
             while True:
                 stats = engine.run_once()
                 if stats.claimed == 0:
@@ -63,7 +70,7 @@ def work(
                 total.claimed += stats.claimed
                 total.steps += stats.steps
                 total.finished += stats.finished
-                progress.update(task, description=f"{total.steps} steps, {total.finished} runs finished")
+                spinner.update(task, description=f"{total.steps} steps, {total.finished} runs finished")
     finally:
         engine.close()
     sent_note = f", {digests_sent} digest(s) sent" if digests_sent else ""
@@ -72,6 +79,8 @@ def work(
 
 def worker() -> None:
     """Run a worker until SIGINT/SIGTERM; any number may run against one PostgreSQL database."""
+    from ..serve import run_worker, stop_on_signals
+
     runtime = _role_runtime()
     with stop_on_signals() as stop:
         run_worker(runtime, stop)
@@ -79,19 +88,48 @@ def worker() -> None:
 
 def scheduler() -> None:
     """Run the scheduler (one per deployment) until SIGINT/SIGTERM."""
+    from ..serve import run_scheduler, stop_on_signals
+
     runtime = _role_runtime()
     with stop_on_signals() as stop:
         run_scheduler(runtime, stop)
 
 
-def web() -> None:
-    """Serve the web app and API (uvicorn) on web.host:web.port."""
-    run_web(_role_runtime())
+def web(host: Host = None, port: Port = None) -> None:
+    """Serve the web app and API (uvicorn) on web.host:web.port, or --host and --port."""
+    from ..serve import listen, run_web
+
+    runtime = _web_runtime(host, port)
+    sock = listen(runtime.settings.web)
+    info(f"serving on http://{_address(runtime)} (Ctrl-C stops)")
+    run_web(runtime, sock)
 
 
-def serve() -> None:
+def serve(host: Host = None, port: Port = None) -> None:
     """Scheduler, worker and web app in one process: the embedded default."""
+    from ..serve import listen, run_all
+
+    runtime = _web_runtime(host, port)
+    sock = listen(runtime.settings.web)
+    info(f"serving on http://{_address(runtime)} (Ctrl-C stops)")
+    run_all(runtime, sock)
+
+
+def _web_runtime(host: str | None, port: int | None) -> Runtime:
+    """The role's runtime with --host and --port in its web settings."""
     runtime = _role_runtime()
     web = runtime.settings.web
-    info(f"serving on http://{web.host}:{web.port} (Ctrl-C stops)")
-    run_all(runtime)
+    changes: dict[str, object] = {"host": host or web.host, "port": port or web.port}
+    if port and "base_url" not in web.model_fields_set:
+        # Links and the decision pages' same-site check use base_url: its default follows the port it serves on.
+        from urllib.parse import urlsplit
+
+        default = urlsplit(web.base_url)
+        changes["base_url"] = default._replace(netloc=f"{default.hostname}:{port}").geturl()
+    runtime.settings.web = web.model_copy(update=changes)
+    return runtime
+
+
+def _address(runtime: Runtime) -> str:
+    web = runtime.settings.web
+    return f"[{web.host}]:{web.port}" if ":" in web.host else f"{web.host}:{web.port}"

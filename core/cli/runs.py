@@ -7,10 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..campaigns import Campaigns
 from ..errors import CampaignkitError
-from ..events import send_event
-from ..queries import RunQuery, list_runs, run_timeline
 from .output import Format, info, render, render_json
 from .state import STATE, actor
 
@@ -41,6 +38,9 @@ def runs(
     fmt: Annotated[Format, typer.Option("--format")] = Format.table,
 ) -> None:
     """List a campaign's runs: filtered, searched and sorted in the database, a page at a time."""
+    from ..campaigns import Campaigns
+    from ..queries import RunQuery, list_runs
+
     runtime = STATE.runtime()
     campaign_id = Campaigns(runtime).resolve(campaign)
     rows = list_runs(runtime, RunQuery(campaign_id, status=status, search=search, cycle=cycle,
@@ -54,6 +54,8 @@ def show(
     fmt: Annotated[Format, typer.Option("--format")] = Format.table,
 ) -> None:
     """Show a run and its timeline: every executed node with outcome and edge, in order."""
+    from ..queries import run_timeline
+
     timeline = run_timeline(STATE.runtime(), run_id)
     if fmt is Format.json:
         render_json(timeline)
@@ -85,6 +87,8 @@ def send(
     payload: Annotated[str, typer.Option(help="JSON object with the event's data.")] = "{}",
 ) -> None:
     """Record an event for a run; a run waiting for it becomes due at once."""
+    from ..events import send_event
+
     try:
         data: Any = json.loads(payload)
     except json.JSONDecodeError as exc:

@@ -5,10 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from sqlalchemy import select
 
-from ..db import reading
-from ..schema import campaigns, launches
 from .output import Format, render
 from .state import STATE
 
@@ -22,6 +19,11 @@ def register(app: typer.Typer) -> None:
 @group.command("list")
 def list_(fmt: Annotated[Format, typer.Option("--format")] = Format.table) -> None:
     """Every scheduled or paused cycle, soonest first."""
+    from sqlalchemy import select
+
+    from ..db import reading
+    from ..schema import campaigns, launches
+
     runtime = STATE.runtime()
     query = (select(launches.c.id.label("launch_id"), campaigns.c.id.label("campaign_id"), campaigns.c.name,
                     launches.c.cycle_at.label("next_fire_time"), launches.c.status)

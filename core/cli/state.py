@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..audit import Actor
 from ..errors import CampaignkitError
-from ..migrate import is_up_to_date
-from ..runtime import Runtime
-from ..settings import load_settings
+
+if TYPE_CHECKING:
+    from ..audit import Actor
+    from ..runtime import Runtime
 
 
 @dataclass
@@ -19,6 +20,11 @@ class State:
     _runtime: Runtime | None = field(default=None, repr=False)
 
     def runtime(self, *, migrated: bool = True) -> Runtime:
+        # Imported here, as in every command: the framework loads only for a command that uses it.
+        from ..migrate import is_up_to_date
+        from ..runtime import Runtime
+        from ..settings import load_settings
+
         if self._runtime is None:
             self._runtime = Runtime(load_settings())
         if migrated and not is_up_to_date(self._runtime.engine):
@@ -35,6 +41,8 @@ STATE = State()
 
 
 def actor() -> Actor:
+    from ..audit import Actor
+
     return Actor.local_user()
 
 

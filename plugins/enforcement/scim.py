@@ -2,31 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
-import ssl
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-import httpx2
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from scim2_client import RequestNetworkException, SCIMClientException
-from scim2_client.engines.httpx2 import SyncSCIMClient
-from scim2_models import (
-    EnterpriseUser,
-    Group,
-    ListResponse,
-    NotFoundException,
-    PatchOp,
-    ResourceType,
-    ResponseParameters,
-    SCIMException,
-    ScimPolicy,
-    ScimProvider,
-    SearchRequest,
-    User,
-)
 
 from campaignkit.core import (
     CaFile,
@@ -35,9 +14,6 @@ from campaignkit.core import (
     EnforcementResult,
     OutboundUrl,
     PermanentStepError,
-    StepError,
-    redacted,
-    tls_context,
 )
 
 if TYPE_CHECKING:
@@ -46,9 +22,6 @@ if TYPE_CHECKING:
 # An attribute path as RFC 7644 §3.10 spells it (optionally URN-qualified): checked here so that it cannot
 # break out of the filter it is put in.
 ATTRIBUTE_PATH = re.compile(r"^(urn:[A-Za-z0-9.:_-]+:)?[A-Za-z][A-Za-z0-9_$-]*(\.[A-Za-z][A-Za-z0-9_$-]*)?$")
-ScimUser = User[EnterpriseUser]
-USER_ATTRIBUTES = ["id", "userName", "active"]
-GROUP_ATTRIBUTES = ["id", "displayName", "members"]
 
 
 class ScimConfig(BaseModel):
@@ -85,39 +58,6 @@ class ScimConfig(BaseModel):
         return value
 
 
-def _provider() -> ScimProvider:
-    # Fixed models instead of discovery: three fewer requests per start and no dependence on /Schemas being
-    # right. Attributes of extensions the server has and these models lack are dropped, not refused.
-    return ScimProvider(
-        models=[User, EnterpriseUser, Group],
-        resource_types=[ResourceType.from_resource(ScimUser), ResourceType.from_resource(Group)],
-        policy=ScimPolicy(unknown=ScimPolicy.Unknown.ignore),
-    )
-
-
-def _filter(attribute: str, value: str) -> str:
-    # Filter values are JSON strings (RFC 7644 §3.4.2.2): json.dumps escapes quotes and backslashes.
-    return f"{attribute} eq {json.dumps(value, ensure_ascii=False)}"
-
-
-def _temporary_status(status: int | None) -> bool:
-    # The server is busy, restarting or behind a proxy that is; other answers will not change on their own.
-    return status is not None and (status in (408, 425, 429) or status >= 500)
-
-
-def _step_error(message: str, *, temporary: bool) -> StepError:
-    return StepError(message) if temporary else PermanentStepError(message)
-
-
-def _certificate_problem(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
 class ScimAction(EnforcementAction):
     """Safe to repeat: each call reads the current state first and reports an absent membership as done."""
 
@@ -127,130 +67,26 @@ class ScimAction(EnforcementAction):
 
     def __init__(self, config: ScimConfig, runtime: Runtime) -> None:
         super().__init__(config, runtime)
-        headers = {"Accept": "application/scim+json"}
-        if config.token is not None:
-            headers["Authorization"] = f"Bearer {config.token.get_secret_value()}"
-        tls = tls_context(config.ca_file)
-        self._http = httpx2.Client(base_url=config.url, headers=headers, verify=tls,
-                                   timeout=config.timeout_seconds, follow_redirects=False)
-        self._scim = SyncSCIMClient(self._http, provider=_provider())
-        self._where = redacted(config.url)
+        from .scim_client import ScimDirectory  # the SCIM libraries load only when a scim action is used
+
+        self._directory = ScimDirectory(config)
 
     def close(self) -> None:
-        self._http.close()
+        self._directory.close()
 
     def enforce(self, request: EnforcementRequest) -> EnforcementResult:
         value = request.params.get(self.config.user_param) or request.target.get(self.config.user_param)
         if not value:
             raise PermanentStepError(f"scim: no {self.config.user_param!r} in the request params or the target")
-        user = self._find_user(str(value))
+        user = self._directory.find_user(str(value))
         if self.config.mode == "deactivate":
-            return self._deactivate(user)
+            return self._directory.deactivate(user)
         application = request.params.get("application") or request.target.get("application")
         group_ref = self.config.groups.get(str(application))
         if group_ref is None:
             raise PermanentStepError(f"scim: application {application!r} has no group in "
                                      f"plugins.config.{self.settings_key()}.groups")
-        return self._remove_membership(user, group_ref)
-
-    def _find_user(self, value: str) -> ScimUser:
-        with self._errors(f"finding user {value!r}"):
-            search = _search(_filter(self.config.user_attribute, value), USER_ATTRIBUTES)
-            users = _resources(self._scim.query(ScimUser, query_parameters=search))
-        if not users:
-            raise PermanentStepError(f"scim: no user with {self.config.user_attribute} {value!r} at {self._where}")
-        if len(users) > 1:
-            raise PermanentStepError(f"scim: more than one user with {self.config.user_attribute} {value!r}")
-        return users[0]
-
-    def _find_group(self, ref: str) -> Group:
-        """The group by displayName, else by id; read by id so that its members are all there."""
-        with self._errors(f"finding group {ref!r}"):
-            groups = _resources(self._scim.query(Group, query_parameters=_search(_filter("displayName", ref),
-                                                                                 ["id", "displayName"])))
-            if len(groups) > 1:
-                raise PermanentStepError(f"scim: more than one group named {ref!r}")
-            try:
-                # A list answer may leave members out (large groups); the group itself must not.
-                return self._get(Group, str(groups[0].id) if groups else ref, GROUP_ATTRIBUTES)
-            except NotFoundException:
-                raise PermanentStepError(f"scim: no group with displayName or id {ref!r} at {self._where}") from None
-
-    def _remove_membership(self, user: ScimUser, group_ref: str) -> EnforcementResult:
-        group = self._find_group(group_ref)
-        user_id, group_id = str(user.id), str(group.id)
-        detail = {"mode": "remove_from_group", "user_id": user_id, "group_id": group_id, "group": group.display_name}
-        if not _is_member(group, user_id):
-            return EnforcementResult(removed=True, detail={**detail, "already": True})
-        patch = _patch(Group, {"op": "remove", "path": f"members[value eq {json.dumps(user_id)}]"})
-        with self._errors(f"removing user {user_id} from group {group_id}"):
-            self._scim.modify(Group, group_id, patch)
-            # Verified rather than trusted: some servers answer 2xx to a remove that matched nothing.
-            still = _is_member(self._get(Group, group_id, GROUP_ATTRIBUTES), user_id)
-        return EnforcementResult(removed=not still, detail={**detail, "already": False})
-
-    def _deactivate(self, user: ScimUser) -> EnforcementResult:
-        user_id = str(user.id)
-        detail = {"mode": "deactivate", "user_id": user_id}
-        if user.active is False:
-            return EnforcementResult(removed=True, detail={**detail, "already": True})
-        patch = _patch(ScimUser, {"op": "replace", "path": "active", "value": False})
-        with self._errors(f"deactivating user {user_id}"):
-            self._scim.modify(ScimUser, user_id, patch)
-            active = self._get(ScimUser, user_id, USER_ATTRIBUTES).active
-        return EnforcementResult(removed=active is False, detail={**detail, "already": False, "active": active})
-
-    def _get(self, model: Any, resource_id: str, attributes: list[str]) -> Any:
-        return self._scim.query(model, resource_id,
-                                query_parameters=ResponseParameters.model_validate({"attributes": attributes}))
-
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        """Turn the client's exceptions into step errors: retry what a later attempt can fix, nothing else."""
-        try:
-            yield
-        except StepError:
-            raise
-        except RequestNetworkException as exc:
-            cause = exc.__cause__
-            reason = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
-            raise _step_error(f"scim: {doing}: {self._where} unreachable ({reason})",
-                              temporary=not _certificate_problem(exc)) from None
-        except SCIMException as exc:  # the server answered with a SCIM error
-            status = _int_or_none(exc.status)
-            raise _step_error(f"scim: {doing}: {self._where} answered HTTP {status}: {str(exc)[:200]}",
-                              temporary=_temporary_status(status)) from None
-        except SCIMClientException as exc:  # an answer that is not the SCIM the operation expects
-            status = _int_or_none(getattr(exc.source, "status_code", None))
-            raise _step_error(f"scim: {doing}: {self._where}: {exc}", temporary=_temporary_status(status)) from None
-        except ValueError as exc:  # a request the models refuse to build: the same every time
-            raise PermanentStepError(f"scim: {doing}: {exc}") from None
-
-
-# Built with model_validate: the models take SCIM's camelCase names and coerce strings to filters and paths.
-def _search(scim_filter: str, attributes: list[str]) -> SearchRequest[Any]:
-    return SearchRequest.model_validate({"filter": scim_filter, "attributes": attributes, "count": 2})
-
-
-def _patch(model: Any, operation: dict[str, Any]) -> PatchOp[Any]:
-    return PatchOp[model].model_validate({"Operations": [operation]})
-
-
-def _resources(found: Any) -> list[Any]:
-    if not isinstance(found, ListResponse):
-        raise PermanentStepError(f"scim: expected a list response, got {type(found).__name__}")
-    return list(found.resources or [])
-
-
-def _is_member(group: Group, user_id: str) -> bool:
-    return any(member.value == user_id for member in group.members or [])
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+        return self._directory.remove_membership(user, group_ref)
 
 
 __all__ = ["ScimAction", "ScimConfig"]
