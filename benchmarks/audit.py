@@ -3,7 +3,7 @@
     python benchmarks/audit.py [--records 1000000] [--batch 1000]
 
 Prints append throughput (records/s, HMAC-SHA256 chain included) and the median and worst time of audit queries by
-type and time range, the shape `campaignkit audit --type ... --since ... --until ...` runs. Targets (issue 3):
+type and time range, the shape `campaignkit audit --type ... --since ... --until ...` runs. Targets:
 >= 20 000 records/s appended, <= 50 ms per query at 1 000 000 rows.
 """
 
@@ -31,7 +31,7 @@ from campaignkit.core.settings import Settings
 
 KINDS = [
     (AuditType.INTERACTION_EVENT, AuditSubType.WORKFLOW_STARTED),
-    (AuditType.INTERACTION_EVENT, AuditSubType.TERMINATION_REQUEST),
+    (AuditType.INTERACTION_EVENT, AuditSubType.WORKFLOW_TERMINATION_REQUEST),
     (AuditType.OBJECT_CHANGE, AuditSubType.EDITED),
     (AuditType.CLIENT_JOB, AuditSubType.FILE_IMPORT),
     (AuditType.SYSTEM_TASK, AuditSubType.STARTED),

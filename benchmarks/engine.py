@@ -3,7 +3,7 @@
     python benchmarks/engine.py [--targets 100000] [--batch-size 500] [--threads 8] [--profile] [--json]
 
 Prints targets, launch seconds, steps executed, wall seconds of the work, steps/s and peak RSS, with PASS/FAIL
-against issue 2's targets on a 2-core machine: >= 25 000 steps/s, peak RSS <= 300 MB at 100 000 targets, and the
+against its targets on a 2-core machine: >= 25 000 steps/s, peak RSS <= 300 MB at 100 000 targets, and the
 launch of 100 000 targets in <= 5 s.
 """
 

@@ -4,7 +4,7 @@
 
 Launches an access review of N user x application runs on SQLite (through the real launch path), gives the
 runs a realistic spread of responses and results, then times history pages (default sort, filtered by status,
-by approver, sorted by action time) and the summary counts. Targets (issue 4): a page <= 20 ms and the counts
+by approver, sorted by action time) and the summary counts. Targets: a page <= 20 ms and the counts
 <= 100 ms at 1 000 000 runs.
 """
 

@@ -4,7 +4,7 @@ in its own transaction."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,12 +16,14 @@ from sqlalchemy.exc import IntegrityError
 from .audit import Actor, AuditObject, AuditSubType, AuditType, record
 from .clock import utc
 from .db import reading, writing
-from .errors import InvalidState, NotFound
+from .errors import CampaignkitError, InvalidState, NotFound
 from .events import wake_waiting
+from .interfaces import Target
 from .launch import AudienceFile, CountedTargets, Progress, audience_file, audience_targets, insert_runs
 from .loader import LoadedDefinition
 from .scheduling import first_cycle, next_cycle
 from .schema import LIVE_STATUSES, campaign_versions, campaigns, events, launches, runs
+from .template_check import check_templates, checked_first
 from .validation import validate_definition
 from .workflow import CampaignDefinition
 
@@ -56,6 +58,7 @@ class Campaigns:
     def create(self, loaded: LoadedDefinition, actor: Actor) -> str:
         definition = loaded.definition
         validate_definition(definition, loaded.source, self.runtime)
+        self._check_templates(loaded)
         now = self.runtime.clock.now()
         campaign_id = str(uuid.uuid4())
         try:
@@ -81,6 +84,7 @@ class Campaigns:
         """Replace the definition; a campaign that has runs keeps its old version for them and gets a new one."""
         definition = loaded.definition
         validate_definition(definition, loaded.source, self.runtime)
+        self._check_templates(loaded)
         now = self.runtime.clock.now()
         with writing(self.runtime.engine) as conn:
             campaign = self._get(conn, campaign_id)
@@ -106,6 +110,22 @@ class Campaigns:
             record(conn, actor=actor, audit_type=AuditType.OBJECT_CHANGE, sub_type=AuditSubType.EDITED, at=now,
                    obj=audit_object(campaign_id, definition), code=self, details=f"version {definition.version}")
         return definition.version_tuple
+
+    def _check_templates(self, loaded: LoadedDefinition) -> None:
+        """Render every template with the first row of the definition's audience, when it can be read now (an
+        audience given only at launch is checked then)."""
+        base_dir = loaded.path.parent if loaded.path else Path.cwd()
+        if audience_file(loaded.definition, base_dir) is None:
+            return  # a source that reads no file (an API, a directory) is not called before a launch asks for it
+        try:
+            targets = audience_targets(self.runtime, loaded.definition, base_dir)
+            sample = next(iter(targets), None)
+        except (CampaignkitError, OSError):
+            return  # the audience is refused at launch, with its own message
+        if sample is not None:
+            imported = audience_file(loaded.definition, base_dir)
+            origin = f"{imported.path}:{sample.line}" if imported and sample.line is not None else repr(sample.key)
+            check_templates(self.runtime, loaded.definition, loaded.source, sample, origin)
 
     def _insert_version(self, conn: Connection, campaign_id: str, definition: CampaignDefinition,
                         path: Path | None, now: datetime) -> int:
@@ -166,7 +186,7 @@ class Campaigns:
             at = first_cycle(definition.schedule, now, self.runtime.settings.timezone)
         if at is not None and utc(at) > now:
             return self._schedule(campaign, definition, version_id, utc(at), actor, now)
-        targets = CountedTargets(audience_targets(self.runtime, definition, base_dir, audience))
+        targets = CountedTargets(self._checked_targets(definition, base_dir, audience))
         with writing(self.runtime.engine) as conn:
             launch_id = self._new_launch(conn, campaign, version_id, now, "launched", now,
                                          deadline=_deadline(definition, now))
@@ -177,6 +197,13 @@ class Campaigns:
             self._mark_launched(conn, campaign, definition, launch_id, count, actor, now)
         self._notify_started(campaign_id, launch_id, count)
         return LaunchResult(campaign_id, launch_id, now, "launched", count)
+
+    def _checked_targets(self, definition: CampaignDefinition, base_dir: Path,
+                         audience: Path | None = None) -> Iterator[Target]:
+        """The launch's audience, once its first row has rendered every template (before any run is written)."""
+        imported = audience_file(definition, base_dir, audience)
+        return checked_first(self.runtime, definition, audience_targets(self.runtime, definition, base_dir, audience),
+                             str(imported.path) if imported else None)
 
     def launch_due(self, actor: Actor) -> list[CycleOutcome]:
         """Run every scheduled cycle whose time has come (for processes without the scheduler role)."""
@@ -221,7 +248,7 @@ class Campaigns:
                                f"(grace {grace})")
         else:
             status, deadline = "launched", _deadline(definition, now)
-            targets = CountedTargets(audience_targets(self.runtime, definition, base_dir))
+            targets = CountedTargets(self._checked_targets(definition, base_dir))
             with writing(self.runtime.engine) as conn:
                 if not self._claim_launch(conn, launch_id, "launched", now, deadline=deadline):
                     return CycleOutcome(launch_id, "taken")
@@ -323,7 +350,8 @@ class Campaigns:
             conn.execute(update(campaigns).where(campaigns.c.id == campaign["id"])
                          .values(state="scheduled", updated_at=now))
             record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT,
-                   sub_type=AuditSubType.TRIGGER_REQUEST, at=now, obj=audit_object(campaign["id"], definition),
+                   sub_type=AuditSubType.WORKFLOW_TRIGGER_REQUEST, at=now,
+                   obj=audit_object(campaign["id"], definition),
                    code=self, details=f"launch scheduled for {at.isoformat()}")
         return LaunchResult(campaign["id"], launch_id, at, "scheduled", 0)
 
@@ -388,7 +416,8 @@ class Campaigns:
             conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(
                 state="terminated", finished_at=now, updated_at=now))
             record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT,
-                   sub_type=AuditSubType.TERMINATION_REQUEST, at=now, obj=audit_object(campaign_id, definition),
+                   sub_type=AuditSubType.WORKFLOW_TERMINATION_REQUEST, at=now,
+                   obj=audit_object(campaign_id, definition),
                    code=self, details=f"{len(ended)} unfinished run(s) terminated")
         for run in ended:
             self.runtime.notify("on_run_finished", run={
@@ -434,7 +463,8 @@ class Campaigns:
                                                 launches.c.status == launch_from).values(status=launch_to))
             conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(state=state, updated_at=now))
             record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT,
-                   sub_type=AuditSubType.PAUSE_REQUEST if pause else AuditSubType.RESUME_REQUEST, at=now,
+                   sub_type=AuditSubType.WORKFLOW_PAUSE_REQUEST if pause else AuditSubType.WORKFLOW_RESUME_REQUEST,
+                   at=now,
                    obj=audit_object(campaign_id, definition), code=self,
                    details=f"{moved} unfinished run(s) {'parked' if pause else 'released'}")
         return int(moved)

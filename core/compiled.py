@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from .db import reading
 from .errors import NotFound
+from .presets import TemplateExtras, template_extras
 from .schema import campaign_versions
 from .step import StepType
 from .workflow import CampaignDefinition, RetryPolicy
@@ -38,6 +39,7 @@ class CompiledWorkflow:
     definition: CampaignDefinition
     start: str
     nodes: dict[str, CompiledNode]
+    extras: TemplateExtras | None = None  # the kind's own template variables for a run
 
 
 def compile_workflow(
@@ -56,7 +58,8 @@ def compile_workflow(
             retry=node.retry or DEFAULT_RETRY,
             timeout_seconds=node.timeout_seconds or default_timeout,
         )
-    return CompiledWorkflow(version_id, campaign_id, definition, definition.workflow.start_node(), nodes)
+    return CompiledWorkflow(version_id, campaign_id, definition, definition.workflow.start_node(), nodes,
+                            template_extras(definition.kind, definition.settings))
 
 
 class WorkflowCache:

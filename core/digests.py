@@ -10,20 +10,22 @@ a permanent one turns each newly requested item into Message Delivery Failed thr
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import jinja2
-from sqlalchemy import Connection, delete, desc, insert, select, update
+from sqlalchemy import Connection, case, desc, insert, select, update
 
 from .db import reading, writing
-from .errors import ConfigurationError, StepError
+from .errors import ConfigurationError, StepError, TemplateStepError
 from .events import record_event
 from .interfaces import Message
-from .links import DEFAULT_LINK_DAYS, decision_link, digest_link
+from .links import DEFAULT_LINK_DAYS, LinkText, decision_link, digest_link
 from .presets import AccessReviewSettings
 from .schema import campaign_versions, campaigns, digest_items, digests, launches, runs
+from .templating import render
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -108,17 +110,26 @@ class DigestSender:
 
     def _send(self, batch: _Batch, now: datetime) -> str:
         with writing(self.runtime.engine) as conn:
-            items = self._pending_items(conn, batch)
-            if not items:  # marked runs that were answered meanwhile: nothing to tell
-                conn.execute(update(runs).where(runs.c.launch_id == batch.launch_id, runs.c.assignee == batch.assignee,
-                                                runs.c.notify.is_not(None)).values(notify=None))
-                return "nothing"
-            kind = "request" if any(item.notify == "request" for item in items) else "reminder"
-            digest_id, attempt = self._digest_row(conn, batch, kind, items, now)
+            resumed = self._resume(conn, batch)
+            if resumed is not None:  # a retry: the same digest, composed as at its first attempt
+                digest_id, attempt, kind, composed, items = resumed
+            else:
+                items = self._pending_items(conn, batch)
+                if not items:  # marked runs that were answered meanwhile: nothing to tell
+                    conn.execute(update(runs).where(runs.c.launch_id == batch.launch_id,
+                                                    runs.c.assignee == batch.assignee,
+                                                    runs.c.notify.is_not(None)).values(notify=None))
+                    return "nothing"
+                kind = "request" if any(item.notify == "request" for item in items) else "reminder"
+                digest_id, attempt, composed = self._new_digest(conn, batch, kind, items, now), 1, now
         try:
-            message = self._message(batch, items, kind, digest_id, now)
+            message = self._message(batch, items, kind, digest_id, composed)
             delivery = self.runtime.registry.channel(batch.settings.channel, self.runtime).send(message)
-        except (StepError, ConfigurationError, jinja2.TemplateError) as exc:
+        except (TemplateStepError, jinja2.TemplateError) as exc:
+            # The author's template, not the approver's mailbox: the items stay pending (never Message Delivery
+            # Failed) and the digest is tried again, with backoff, until the template is fixed.
+            return self._failed(batch, items, digest_id, min(attempt, MAX_ATTEMPTS), str(exc), True, now)
+        except (StepError, ConfigurationError) as exc:
             temporary = isinstance(exc, StepError) and exc.temporary and attempt < MAX_ATTEMPTS
             return self._failed(batch, items, digest_id, attempt, str(exc), temporary, now)
         except Exception as exc:  # a plugin's own bug: kept on the digest row, retried like a temporary failure
@@ -143,26 +154,38 @@ class DigestSender:
         ).all())
 
     @staticmethod
-    def _digest_row(conn: Connection, batch: _Batch, kind: str, items: list[Any], now: datetime) -> tuple[int, int]:
-        """The retrying row of this approver and cycle if there is one (same id, same key), else a new one, with
-        the items it lists and the assignment each had: its review-all link decides exactly these, while they
-        are still this approver's."""
-        last = conn.execute(select(digests.c.id, digests.c.status, digests.c.attempt)
+    def _resume(conn: Connection, batch: _Batch) -> tuple[int, int, str, datetime, list[Any]] | None:
+        """The retrying digest of this approver and cycle, if there is one: its id (so its idempotency key), next
+        attempt number, kind, first-attempt time and the items it listed then, as they were listed. A retry sends
+        the same message byte for byte; items that came up meanwhile wait for the next digest."""
+        last = conn.execute(select(digests.c.id, digests.c.status, digests.c.attempt, digests.c.kind,
+                                   digests.c.created_at)
                             .where(digests.c.launch_id == batch.launch_id, digests.c.assignee == batch.assignee)
                             .order_by(desc(digests.c.id)).limit(1)).first()
-        if last is not None and last.status == "retrying":
-            digest_id, attempt = int(last.id), int(last.attempt) + 1
-            conn.execute(update(digests).where(digests.c.id == digest_id).values(
-                attempt=attempt, item_count=len(items), kind=kind))
-            conn.execute(delete(digest_items).where(digest_items.c.digest_id == digest_id))
-        else:
-            digest_id, attempt = int(conn.execute(insert(digests).values(
-                campaign_id=batch.campaign_id, launch_id=batch.launch_id, assignee=batch.assignee, kind=kind,
-                status="retrying", item_count=len(items), attempt=1, created_at=now, next_attempt_at=now,
-            ).returning(digests.c.id)).scalar_one()), 1
+        if last is None or last.status != "retrying":
+            return None
+        attempt = int(last.attempt) + 1
+        conn.execute(update(digests).where(digests.c.id == last.id).values(attempt=attempt))
+        items = list(conn.execute(
+            select(runs.c.id, runs.c.target, runs.c.target_key, digest_items.c.assignment,
+                   case((digest_items.c.new, "request"), else_="reminder").label("notify"))
+            .join(digest_items, digest_items.c.run_id == runs.c.id)
+            .where(digest_items.c.digest_id == last.id).order_by(runs.c.target_key)).all())
+        return int(last.id), attempt, str(last.kind), last.created_at, items
+
+    @staticmethod
+    def _new_digest(conn: Connection, batch: _Batch, kind: str, items: list[Any], now: datetime) -> int:
+        """A digest row written before the send (its id is the idempotency key), with the items it lists, whether
+        each is new, and the assignment each had: its review-all link decides exactly these, while they are still
+        this approver's."""
+        digest_id = int(conn.execute(insert(digests).values(
+            campaign_id=batch.campaign_id, launch_id=batch.launch_id, assignee=batch.assignee, kind=kind,
+            status="retrying", item_count=len(items), attempt=1, created_at=now, next_attempt_at=now,
+        ).returning(digests.c.id)).scalar_one())
         conn.execute(insert(digest_items), [{"digest_id": digest_id, "run_id": int(item.id),
-                                             "assignment": int(item.assignment)} for item in items])
-        return digest_id, attempt
+                                             "assignment": int(item.assignment), "new": item.notify == "request"}
+                                            for item in items])
+        return digest_id
 
     def variables(self, batch: _Batch, items: list[Any], kind: str, digest_id: int, now: datetime) -> dict[str, Any]:
         """What a digest's templates see: plain values only, links as finished strings (see StepContext)."""
@@ -183,13 +206,12 @@ class DigestSender:
         variables = self.variables(batch, items, kind, digest_id, now)
         folder = f"{batch.settings.templates}/digest"
         try:
-            html_source = env.loader.get_source(env, f"{folder}/body.html")[0]  # type: ignore[union-attr]
-            html: str | None = env.overlay(autoescape=True).from_string(html_source).render(variables)
+            html: str | None = render(env.get_template(f"{folder}/body.html"), variables)  # autoescaped: .html
         except jinja2.TemplateNotFound:
             html = None
         return Message(
-            to=batch.assignee, subject=env.get_template(f"{folder}/subject.txt").render(variables).strip(),
-            text=env.get_template(f"{folder}/body.txt").render(variables), html=html,
+            to=batch.assignee, subject=render(env.get_template(f"{folder}/subject.txt"), variables).strip(),
+            text=render(env.get_template(f"{folder}/body.txt"), variables), html=html,
             idempotency_key=f"digest:{digest_id}", run_id=int(items[0].id), campaign_id=batch.campaign_id,
         )
 
@@ -220,3 +242,16 @@ class DigestSender:
         # A run a worker holds right now keeps its mark and is listed again next time: at least once, never lost.
         conn.execute(update(runs).where(runs.c.id.in_(ids), runs.c.notify.is_not(None), runs.c.lease_owner.is_(None))
                      .values(notify=None))
+
+
+def sample_digest_variables(settings: AccessReviewSettings, row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The variables of a digest listing one item of ``row`` (see DigestSender.variables), to check the digest's
+    templates before any digest is sent."""
+    s = settings
+    link = LinkText("https://campaignkit.invalid/review/sample")
+    return {
+        "campaign": {"id": "", "name": ""}, "approver": str(row.get(s.approver_column) or ""),
+        "items": [{"user": row.get(s.user_column, ""), "user_email": row.get(s.user_email_column, ""),
+                   "application": row.get(s.application_column, ""), "new": True, "link": link}],
+        "reminder": False, "review_all": link, "deadline": now + timedelta(days=DEFAULT_LINK_DAYS), "now": now,
+    }

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, case, exists, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, case, delete, exists, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .audit import Actor, AuditObject, AuditSubType, AuditType, record
@@ -20,7 +20,7 @@ from .compiled import CompiledNode, CompiledWorkflow, WorkflowCache
 from .db import is_postgres, writing
 from .errors import StepError
 from .executor import Outcome, StepExecutor
-from .schema import LIVE_STATUSES, campaigns, events, launches, runs, step_records
+from .schema import LIVE_STATUSES, campaigns, events, launches, runs, step_records, step_starts
 from .step import FAILURE, NEXT, RunEvent, StepContext, StepResult
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 # Engine bookkeeping inside a run's context; user data never starts with an underscore.
 VISITS, VISIT, WAIT = "_visits", "_visit", "_wait"
+MAX_RETRY_AFTER_SECONDS = 86_400
 FACETS = ("assignee", "response", "response_at", "result", "notify")  # what steps set
 # What the engine keeps per run: the facets, and the assignment version it bumps whenever the assignee changes (a
 # decision link is bound to it, so a link stops working once its item is handed to someone else).
@@ -157,6 +158,7 @@ class Worker:
     def _process(self, rows: list[Row[Any]]) -> BatchStats:
         states: list[RunState] = []
         records: list[dict[str, Any]] = []
+        started: set[tuple[int, str, int]] = set()
         now = self.runtime.clock.now()
         for row in rows:
             state = self._state(row, now, records)
@@ -168,19 +170,20 @@ class Worker:
         while live:
             now = self.runtime.clock.now()
             jobs = [(s.workflow.nodes[s.node_id], self._context(s, now)) for s in live]
+            self._first_attempts(jobs, now, started)
             outcomes = self.executor.run(jobs)
             finished_at = self.runtime.clock.now()
             still_live = []
             for state, (node, ctx), outcome in zip(live, jobs, outcomes, strict=True):
                 state.steps_taken += 1
-                keep_going = self._apply(state, node, ctx, outcome, now, finished_at, records)
+                keep_going = self._apply(state, node, ctx, outcome, ctx.now, finished_at, records)
                 if keep_going and state.steps_taken >= max_steps:
                     state.due_at = finished_at  # yield the claim; the run goes on in a later batch
                     keep_going = False
                 if keep_going:
                     still_live.append(state)
             live = still_live
-        finished, completed = self._write(states, records, self.runtime.clock.now())
+        finished, completed = self._write(states, records, started, self.runtime.clock.now())
         self._after_commit(finished, completed)
         return BatchStats(claimed=len(rows), steps=len(records), finished=len(finished))
 
@@ -214,6 +217,28 @@ class Worker:
             for ev in rows:
                 by_id[ev.run_id].events.append(RunEvent(ev.id, ev.name, ev.payload or {}, ev.created_at))
 
+    def _first_attempts(self, jobs: list[tuple[CompiledNode, StepContext]], now: datetime,
+                        started: set[tuple[int, str, int]]) -> None:
+        """Side effects see the time of their visit's first attempt, recorded in the ledger before they run.
+
+        Whatever a side effect sends is fixed at its first attempt: a message's date, a field update's time, any
+        template using ``now``. Retries and redeliveries (a worker that died after sending, before writing its batch)
+        read that time back, so they send the same bytes under the same idempotency key. One short transaction per
+        wave that has side effects: record a start where none exists (step_starts), read every first attempt's time.
+        ``started`` collects the visits, whose starts the batch write removes once they have an outcome.
+        """
+        chosen = [ctx for node, ctx in jobs if node.step.side_effect]
+        if not chosen:
+            return
+        keys = [(ctx.run_id, ctx.node_id, ctx.visit) for ctx in chosen]
+        with writing(self.runtime.engine) as conn:
+            first = {(r.run_id, r.node_id, r.visit): r.started_at for r in conn.execute(
+                self._statements.record_start, [{"run_id": run_id, "node_id": node_id, "visit": visit,
+                                                 "started_at": now} for run_id, node_id, visit in keys])}
+        for ctx, key in zip(chosen, keys, strict=True):
+            ctx.now = first.get(key, now)
+        started.update(keys)
+
     def _load_deadlines(self, states: list[RunState]) -> None:
         unknown = {s.launch_id for s in states} - set(self._deadlines)
         if not unknown:
@@ -232,6 +257,7 @@ class Worker:
             idempotency_key=idempotency_key(state.id, node.id, state.visit), runtime=self.runtime,
             edges=node.edges, wait=state.context.get(WAIT), events=state.events, facets=state.facets,
             deadline=self._deadlines.get(state.launch_id),
+            extras=state.workflow.extras(state.target, state.facets) if state.workflow.extras else {},
         )
 
     def _apply(
@@ -303,14 +329,15 @@ class Worker:
             delay = node.retry.delay(attempt)
             asked = exc.retry_after if isinstance(exc, StepError) else None
             if asked is not None and asked > delay.total_seconds():
-                delay = timedelta(seconds=asked)  # sooner would only be refused again
+                # Sooner would only be refused again; a server asking for more than a day is not taken at its word.
+                delay = timedelta(seconds=min(asked, MAX_RETRY_AFTER_SECONDS))
             records.append({**base, "finished_at": finished, "outcome": "retrying", "edge": None,
                             "detail": {**detail, "retry_at": (finished + delay).isoformat()}})
             state.attempt = attempt
             state.status = "active"
             state.due_at = finished + delay
             return False
-        failure_target = node.edges.get(FAILURE)
+        failure_target = node.edges.get(FAILURE) if getattr(exc, "follows_failure_edge", True) else None
         records.append({**base, "finished_at": finished, "outcome": "failed",
                         "edge": FAILURE if failure_target else None, "detail": detail})
         if failure_target:
@@ -324,7 +351,8 @@ class Worker:
     # --- write --------------------------------------------------------------------------------------
 
     def _write(
-        self, states: list[RunState], records: list[dict[str, Any]], now: datetime
+        self, states: list[RunState], records: list[dict[str, Any]], started: set[tuple[int, str, int]],
+        now: datetime,
     ) -> tuple[list[RunState], list[str]]:
         """Returns the runs that finished and the campaigns that completed with them."""
         with writing(self.runtime.engine) as conn:
@@ -335,6 +363,11 @@ class Worker:
             kept_records = [r for r in records if r["run_id"] in owned]
             if kept_records:
                 conn.execute(self._statements.upsert_step, kept_records)
+            settled = [key for r in kept_records if r["outcome"] != "retrying"
+                       and (key := (r["run_id"], r["node_id"], r["visit"])) in started]
+            if settled:  # their visits have an outcome: no later attempt needs their first time
+                conn.execute(delete(step_starts).where(
+                    tuple_(step_starts.c.run_id, step_starts.c.node_id, step_starts.c.visit).in_(settled)))
             kept = [s for s in states if s.id in owned]
             if kept:
                 conn.execute(self._statements.update_run, [self._run_params(s, now) for s in kept])
@@ -438,6 +471,12 @@ class _Statements:
                        runs.c.lease_token, *(runs.c[name] for name in RUN_FACETS))
         )
         insert = postgresql.insert if postgres else sqlite.insert
+        # A new start, or the one recorded by an earlier attempt (updated to itself, so RETURNING gives it back):
+        # one statement for the whole wave.
+        start = insert(step_starts)
+        self.record_start = start.on_conflict_do_update(
+            index_elements=list(step_starts.primary_key.columns), set_={"started_at": step_starts.c.started_at},
+        ).returning(step_starts.c.run_id, step_starts.c.node_id, step_starts.c.visit, step_starts.c.started_at)
         stmt = insert(step_records)
         self.upsert_step = stmt.on_conflict_do_update(
             index_elements=[step_records.c.run_id, step_records.c.node_id, step_records.c.visit],

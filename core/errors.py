@@ -59,3 +59,11 @@ class PermanentStepError(StepError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, temporary=False)
+
+
+class TemplateStepError(PermanentStepError):
+    """A template failed on a run's data: the campaign author's mistake, not the outside world's. It fails the run
+    visibly instead of following the node's ``failure`` edge (which means the recipient or system failed: Message
+    Delivery Failed, say); once the template is fixed, retrying the run sends it."""
+
+    follows_failure_edge = False

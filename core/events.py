@@ -90,9 +90,9 @@ def send_event(
 
     A run that a worker holds is not touched here: the worker wakes it when it writes its batch back.
     ``actor`` is the person who sent it (``event send``, the JSON API): the event is then checked as EventInput
-    (raises InvalidEvent), recorded with who sent it, and audited as Interaction Event / Trigger Request in the same
-    transaction. Events the system sends itself (deadlines, digests, decisions whose own record the review service
-    writes) come without an actor, or through ``record_event``, and are not audited here.
+    (raises InvalidEvent), recorded with who sent it, and audited as Interaction Event / Workflow Trigger Request in
+    the same transaction. Events the system sends itself (deadlines, digests, decisions whose own record the review
+    service writes) come without an actor, or through ``record_event``, and are not audited here.
     """
     if actor is not None:
         checked = EventInput.checked(name, payload)
@@ -106,8 +106,8 @@ def send_event(
         if actor is not None:
             # Payload values may be personal data (an IP, an address): the record names the keys only.
             keys = ", ".join(sorted(payload or {})) or "none"
-            record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT, sub_type=AuditSubType.TRIGGER_REQUEST,
-                   at=now, obj=run_object(conn, run_id),
+            record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT,
+                   sub_type=AuditSubType.WORKFLOW_TRIGGER_REQUEST, at=now, obj=run_object(conn, run_id),
                    details=f"event {name!r} (event {event_id}) sent to run {run_id} via {source or 'unknown'}; "
                            f"payload keys: {keys}")
         return event_id

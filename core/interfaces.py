@@ -59,6 +59,9 @@ class Message:
     run_id: int
     campaign_id: str
     headers: Mapping[str, str] = dataclass_field(default_factory=dict)
+    # When the message was first composed (the first attempt of its step): channels date it with this, not the
+    # moment of sending, so a retry or a redelivery sends the same bytes under the same idempotency key.
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +13,7 @@ from sqlalchemy import Connection, func, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .db import is_postgres
+from .definition_yaml import CONTROL, shown
 from .errors import AudienceError
 from .interfaces import Target
 from .presets import target_check
@@ -31,16 +33,66 @@ def audience_targets(runtime: Runtime, definition: CampaignDefinition, base_dir:
     if spec.get("source") == "csv" and not spec.get("path"):
         raise AudienceError("the campaign has no audience: give audience.path in the definition or --audience")
     source = runtime.registry.audience_source(spec["source"], runtime)
-    targets = source.targets(spec, base_dir)
+    path = spec.get("path")
+    origin = str(Path(path) if Path(path).is_absolute() else base_dir / path) if isinstance(path, str) else None
+    targets = _storable(source.targets(spec, base_dir), origin)
     check = target_check(definition.kind, definition.settings)
     if check is None:
         return targets
-    path = spec.get("path")
-    origin = str(Path(path) if Path(path).is_absolute() else base_dir / path) if isinstance(path, str) else None
     return _checked(targets, check, origin)
 
 
 MAX_LISTED = 10
+KEY_LENGTH: int = getattr(runs.c.target_key.type, "length", None) or 300  # String(300)
+
+
+def _storable(targets: Iterator[Target], origin: str | None) -> Iterator[Target]:
+    """Refuse, naming its line, a target that SQLite would store and PostgreSQL refuse (a key longer than its
+    column, a NUL, a number JSON cannot write), so that both accept and refuse the same audiences; a key with
+    control characters is refused too, as it is shown on one line everywhere."""
+    empty = True
+    for target in targets:
+        problem = _key_problem(target.key) or _attribute_problem(target.attributes)
+        if problem is not None:
+            where = f"{origin}:{target.line}" if origin and target.line is not None else f"target {shown(target.key)}"
+            raise AudienceError(f"{where}: {problem}")
+        empty = False
+        yield target
+    if empty and origin:
+        raise AudienceError(f"{origin}: the audience is empty: no targets to launch")
+
+
+def _key_problem(key: str) -> str | None:
+    if len(key) > KEY_LENGTH:
+        return f"the key is {len(key)} characters long; at most {KEY_LENGTH}"
+    control = CONTROL.search(key)
+    if control is not None:
+        return f"the key {shown(key)} contains control character U+{ord(control.group()):04X}"
+    return None
+
+
+def _attribute_problem(attributes: Mapping[str, Any]) -> str | None:
+    for column, value in attributes.items():
+        if "\0" in str(column):
+            return f"column name {shown(str(column))} contains NUL (U+0000), which PostgreSQL cannot store"
+        if isinstance(value, str) and "\0" in value:
+            return f"column {shown(str(column))} contains NUL (U+0000), which PostgreSQL cannot store"
+        if not _json_safe(value):
+            return f"column {shown(str(column))} holds a value JSON cannot store (a NUL, Infinity or NaN)"
+    return None
+
+
+def _json_safe(value: Any) -> bool:
+    """Plugins' sources may give numbers and nested values: those too must be JSON both databases accept."""
+    if isinstance(value, str):
+        return "\0" not in value
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, Mapping):
+        return all("\0" not in str(key) and _json_safe(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return all(_json_safe(item) for item in value)
+    return True
 
 
 def _checked(targets: Iterator[Target], problem: Callable[[Mapping[str, Any]], str | None],

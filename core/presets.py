@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .steps.assign import IdentityRules
+from .workflow import PositiveDuration, RetryPolicy
 
 Node = dict[str, Any]
 
@@ -31,8 +32,9 @@ class AccessReviewSettings(BaseModel):
     enforcement: str | None = Field(default=None, description="Enforcement action used when on_revoke is revoke.")
     field: str = Field(default="Campaigns Approval", description="The custom field set on decisions.")
     updater: str = Field(default="database", description="The custom-field updater.")
-    remind_every: timedelta | None = Field(default=None, description="Remind approvers with pending items.")
-    escalate_after: timedelta | None = Field(default=None, description="Hand the item to fallback_approver.")
+    # Bounded (one second to ten years) so that every reminder and escalation time can be computed and stored.
+    remind_every: PositiveDuration | None = Field(default=None, description="Remind approvers with pending items.")
+    escalate_after: PositiveDuration | None = Field(default=None, description="Hand the item to fallback_approver.")
     fallback_approver: str | list[str] | None = Field(
         default=None, description="Gets escalations and self-reviews: an address, or a list tried in order (one "
         "who is the user under review is passed over).")
@@ -44,6 +46,13 @@ class AccessReviewSettings(BaseModel):
     digest: bool = Field(
         default=False, description="One email per approver with all their pending items, instead of one per item."
     )
+    retry: RetryPolicy | None = Field(
+        default=None, description="Attempts and backoff of the field update and enforcement steps, as a journey "
+        "node's retry (max_attempts, backoff_seconds, backoff_factor, max_backoff_seconds); unset: the engine's "
+        "default.")
+    timeout_seconds: float | None = Field(
+        default=None, gt=0, le=3600, description="Timeout of one attempt of those steps; unset: "
+        "worker.step_timeout_seconds.")
 
     @property
     def fallbacks(self) -> list[str]:
@@ -78,6 +87,14 @@ def _iso(duration: timedelta) -> str:
 def _literal(value: str) -> str:
     """A fixed value inside a template: a configured address is data, never template code."""
     return "{{ " + json.dumps(value) + " }}"
+
+
+def _apply_retry(node: Node, settings: AccessReviewSettings) -> None:
+    """The review's retry policy and timeout on a side-effecting node, as a journey author would write them."""
+    if settings.retry is not None:
+        node["retry"] = settings.retry.model_dump()
+    if settings.timeout_seconds is not None:
+        node["timeout_seconds"] = settings.timeout_seconds
 
 
 def access_review_workflow(settings: AccessReviewSettings) -> dict[str, Any]:
@@ -177,12 +194,53 @@ def access_review_workflow(settings: AccessReviewSettings) -> dict[str, Any]:
         no_response.update(config={"response": "Revoked", "response_at": "now",
                                    "context": {"no_response_policy": "revoke"}}, next="revoke_field")
     nodes += [no_response, {"id": "end", "type": "left_campaign"}]
+    for node in nodes:
+        if node["type"] in ("update_custom_field", "enforcement_action"):
+            _apply_retry(node, s)
     return {"start": "start", "nodes": nodes}
 
 
 PRESETS: dict[str, tuple[type[BaseModel], Callable[[Any], dict[str, Any]]]] = {
     "access_review": (AccessReviewSettings, access_review_workflow),
 }
+
+
+# Template variables a kind adds to the engine's own (target, context, run, now, links), by name.
+KIND_TEMPLATE_NAMES: dict[str, frozenset[str]] = {"access_review": frozenset({"review"})}
+TemplateExtras = Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]
+
+
+def template_extras(kind: str, settings: Mapping[str, Any]) -> TemplateExtras | None:
+    """The variables a kind adds for a run, from its target and facets; None for kinds that add none.
+
+    Access reviews give ``review``: the user, their e-mail, the application and the approver under stable names,
+    whatever the audience's columns are called, so the bundled templates work with any column settings.
+    """
+    if kind != "access_review":
+        return None
+    s = AccessReviewSettings.model_validate(dict(settings))
+
+    def review(target: Mapping[str, Any], facets: Mapping[str, Any]) -> dict[str, Any]:
+        return {"review": {"user": str(target.get(s.user_column) or ""),
+                           "user_email": str(target.get(s.user_email_column) or ""),
+                           "application": str(target.get(s.application_column) or ""),
+                           "approver": str(facets.get("assignee") or target.get(s.approver_column) or "")}}
+
+    return review
+
+
+def kind_templates(kind: str, settings: Mapping[str, Any], row: Mapping[str, Any],
+                   now: datetime) -> list[tuple[str, dict[str, Any], bool]]:
+    """Templates a kind renders outside the workflow's nodes, each with the variables it gets for ``row`` and
+    whether it must exist: a digest review's digest email (its HTML part is optional)."""
+    if kind != "access_review" or not settings.get("digest"):
+        return []
+    from .digests import sample_digest_variables  # digests build on these settings
+
+    s = AccessReviewSettings.model_validate(dict(settings))
+    variables = sample_digest_variables(s, row, now)
+    return [(f"{s.templates}/digest/{name}", variables, name != "body.html")
+            for name in ("subject.txt", "body.txt", "body.html")]
 
 
 def target_check(kind: str, settings: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], str | None] | None:

@@ -108,6 +108,7 @@ class ReviewService:
             self._stale_page(client)
         if not decided:
             self._refuse_if_closed(item, client)  # a closed item raises; a replayed POST shows the decision
+            self._refused(item, choice, client)
         return item, decided
 
     # --- a digest's items -----------------------------------------------------------------------------------
@@ -141,6 +142,9 @@ class ReviewService:
             self._stale_page(client)
         if not pending:
             self._refuse_all_if_closed(view, digest_id, client)
+            self.rejections.reject(client, AuditSubType.DECISION_REFUSED, "decision",
+                                   f"{CHOICES[choice]} (all at once) refused: nothing pending in digest {digest_id}",
+                                   user=view.approver)
         return view, len(pending)
 
     # --- shared ---------------------------------------------------------------------------------------------
@@ -165,6 +169,12 @@ class ReviewService:
             return
         self._reject(client, f"review closed (digest {digest_id})")
         raise LinkError("this review has closed; no decision can be recorded", gone=True)
+
+    def _refused(self, item: ReviewItem, choice: str, client: str | None) -> None:
+        """A second decision on a decided item changes nothing, but who tried what, and when, is on the record."""
+        self.rejections.reject(client, AuditSubType.DECISION_REFUSED, "decision",
+                               f"{CHOICES[choice]} refused: {item.user} on {item.application} is already "
+                               f"{item.decision} (run {item.run_id})", user=item.approver or "anonymous")
 
     @contextmanager
     def _audited(self, client: str | None) -> Iterator[None]:

@@ -84,8 +84,9 @@ class Runtime:
             if name != "database":  # an enabled sink's settings are checked now, not at its first dispatch
                 self.registry.validate_config(self.registry.registration("audit sink", name))
 
-    def undeclared_template_variables(self, source: str) -> set[str]:
-        return undeclared_variables(self.jinja, source)
+    def undeclared_template_variables(self, source: str, known: frozenset[str] = frozenset()) -> set[str]:
+        """Top-level names ``source`` uses that neither the engine nor ``known`` (a kind's own) provide."""
+        return undeclared_variables(self.jinja, source) - known
 
     def notify(self, hook_name: str, **kwargs: Any) -> None:
         """Call an observer hook on every plugin separately, so one that raises cannot stop the others."""

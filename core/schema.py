@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -174,6 +175,7 @@ digest_items = Table(
     Column("run_id", BigInteger, ForeignKey("runs.id"), primary_key=True),
     # The run's assignment when the digest listed it: its review-all link decides the item only while it holds.
     Column("assignment", Integer, nullable=True),
+    Column("new", Boolean, nullable=True),  # listed as a new request (else a reminder): a retry lists it the same
     Index("ix_digest_items_run_id", "run_id"),
 )
 
@@ -195,6 +197,18 @@ step_records = Table(
     Column("detail", JSON(none_as_null=True), nullable=True),
     Column("idempotency_key", String(200), nullable=False),
     UniqueConstraint("run_id", "node_id", "visit"),
+)
+
+# When a side-effecting step's visit was first attempted, written before the side effect runs: every later attempt
+# (a retry, or a redelivery after a worker died mid-batch) sees that time, so it sends the same bytes. Removed once
+# the visit has its outcome.
+step_starts = Table(
+    "step_starts",
+    metadata,
+    Column("run_id", BigInteger, primary_key=True),
+    Column("node_id", String(100), primary_key=True),
+    Column("visit", Integer, primary_key=True),
+    Column("started_at", UTCDateTime, nullable=False),
 )
 
 events = Table(

@@ -1,21 +1,26 @@
 """Configuration: CAMPAIGNKIT_ environment variables (nested with __), campaignkit.toml, .env, a secrets dir.
 
 Precedence, highest first: arguments, environment, .env, secrets directory, TOML file, defaults.
+``settings_reading()`` makes a Settings class that reads only some of them (the ck_ test fixtures read none).
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
-import os
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Literal, cast, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
+    SecretsSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
@@ -23,6 +28,12 @@ from pydantic_settings import (
 from .errors import ConfigurationError
 
 DEFAULT_VAR_DIR = Path("var")
+# The sources a Settings class may read besides its arguments (see settings_reading).
+SettingsSource = Literal["environment", "dotenv", "secrets", "toml"]
+SETTINGS_SOURCES: tuple[SettingsSource, ...] = get_args(SettingsSource)
+# Variables that say where settings are rather than what they are: read from the environment, then .env.
+SECRETS_DIR_VARIABLE = "CAMPAIGNKIT_SECRETS_DIR"
+CONFIG_VARIABLE = "CAMPAIGNKIT_CONFIG"
 MIN_KEY_LENGTH = 32
 MIN_KEY_BITS = 96
 MAKE_A_KEY = "make one with `campaignkit init` or `python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
@@ -147,6 +158,28 @@ class WebSettings(BaseModel):
         "and X-Forwarded-Proto are believed; empty: those headers are ignored and the client is the peer address.")
 
 
+class DefinitionSettings(BaseModel):
+    """Limits on campaign definition files, checked while they are read: a hostile file (an alias bomb, deep
+    nesting) is refused in bounded time and memory, before anything is stored."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a silent default
+
+    max_file_bytes: int = Field(
+        default=256 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest definition file; a larger one is "
+        "refused unread.")
+    max_depth: int = Field(
+        default=32, ge=4, le=100, description="Deepest nesting of lists and mappings, aliases expanded.")
+    max_aliases: int = Field(default=100, ge=0, le=10_000, description="Most YAML aliases (*name) in one file.")
+    max_nodes: int = Field(
+        default=50_000, ge=100, le=5_000_000, description="Most values (texts, numbers, lists, mappings) in one "
+        "definition, aliases expanded: what stops an alias bomb.")
+    max_string_chars: int = Field(
+        default=64 * 1024, ge=256, le=16 * 1024 * 1024, description="Longest text value or key.")
+    max_total_chars: int = Field(
+        default=1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Most characters of text in one definition, "
+        "aliases expanded: bounds what a definition stores.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CAMPAIGNKIT_",
@@ -154,6 +187,8 @@ class Settings(BaseSettings):
         env_file=".env",
         extra="forbid",
     )
+    # The sources besides the arguments that this class reads; settings_reading() makes classes reading fewer.
+    read_sources: ClassVar[frozenset[str]] = frozenset(SETTINGS_SOURCES)
 
     var_dir: Path = Field(default=DEFAULT_VAR_DIR, description="Where the embedded database and outbox live.")
     database_url: str = Field(default="", description="SQLAlchemy URL; default: SQLite file under var_dir.")
@@ -183,6 +218,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    definitions: DefinitionSettings = Field(default_factory=DefinitionSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -193,16 +229,22 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
-        secrets_dir = default_secrets_dir()
-        if secrets_dir.is_dir():
-            from pydantic_settings import SecretsSettingsSource
-
-            # One file per setting, named as the setting (secret_key, api_token), without the env prefix.
-            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir, env_prefix=""))
-        toml_path = config_file_path()
-        if toml_path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        read = getattr(settings_cls, "read_sources", frozenset(SETTINGS_SOURCES))
+        variables = [source for name, source in (("environment", env_settings), ("dotenv", dotenv_settings))
+                     if name in read]
+        # Taken before the secrets directory and the TOML file are found: which ones depends on them.
+        locations = location_variables(variables)
+        toml_path = config_file_path(locations) if "toml" in read else None
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_path) if toml_path is not None else None
+        sources: list[PydanticBaseSettingsSource] = [init_settings, *variables]
+        if "secrets" in read:
+            var_dir = _var_dir_in_effect(settings_cls, [init_settings, *variables], toml)
+            secrets_dir = default_secrets_dir(var_dir, locations)
+            if secrets_dir.is_dir():
+                # One file per setting, named as the setting (secret_key, api_token), without the env prefix.
+                sources.append(_SecretsSource(settings_cls, secrets_dir=secrets_dir, env_prefix=""))
+        if toml is not None:
+            sources.append(toml)
         return tuple(sources)
 
     @property
@@ -213,23 +255,89 @@ class Settings(BaseSettings):
         return self.plugins.config.get(name, {})
 
 
-def default_secrets_dir() -> Path:
-    """CAMPAIGNKIT_SECRETS_DIR, else <var_dir>/secrets (read before the settings exist, so from the environment)."""
-    explicit = os.environ.get("CAMPAIGNKIT_SECRETS_DIR")
-    if explicit:
-        return Path(explicit)
-    return Path(os.environ.get("CAMPAIGNKIT_VAR_DIR", DEFAULT_VAR_DIR)) / "secrets"
+class _SecretsSource(SecretsSettingsSource):
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        if "var_dir" in data:
+            # The directory was found through var_dir; a different one read from it would leave the two apart.
+            raise ValueError(f"var_dir cannot be set in the secrets directory ({self.secrets_dir}), which is found "
+                             "through it; set it in the environment, .env or the TOML file")
+        return data
 
 
-def config_file_path() -> Path | None:
-    explicit = os.environ.get("CAMPAIGNKIT_CONFIG")
+def _var_dir_in_effect(settings_cls: type[BaseSettings], higher: Sequence[PydanticBaseSettingsSource],
+                       toml: TomlConfigSettingsSource | None) -> Path:
+    """The var_dir the settings will have, from the sources that rank above the secrets directory or below it.
+
+    The secrets directory itself cannot hold var_dir (see _SecretsSource), so this is the final value."""
+    field = settings_cls.model_fields["var_dir"]
+    for source in higher:
+        value, _, _ = source.get_field_value(field, "var_dir")
+        if value is None and not isinstance(source, EnvSettingsSource):
+            value = source().get("var_dir")  # the arguments' source answers only through its call
+        if value is not None:
+            return Path(str(value))
+    if toml is not None and toml.toml_data.get("var_dir") is not None:
+        return Path(str(toml.toml_data["var_dir"]))
+    return DEFAULT_VAR_DIR
+
+
+def location_variables(sources: Sequence[PydanticBaseSettingsSource] | None = None) -> dict[str, str]:
+    """CAMPAIGNKIT_SECRETS_DIR and CAMPAIGNKIT_CONFIG from the first of ``sources`` (environment, .env) that sets
+    them, by upper-case name; by default from the process environment, then ./.env, as load_settings reads them.
+
+    They are taken out of a .env source, which would otherwise refuse them as unknown settings."""
+    if sources is None:
+        sources = [EnvSettingsSource(Settings), DotEnvSettingsSource(Settings)]
+    found: dict[str, str] = {}
+    for source in sources:
+        env_vars = getattr(source, "env_vars", {})
+        for name in (SECRETS_DIR_VARIABLE, CONFIG_VARIABLE):
+            # Names are matched as the settings source matches them: not case-sensitive, lower-cased.
+            key = name.lower()
+            value = env_vars.pop(key, None) if isinstance(source, DotEnvSettingsSource) else env_vars.get(key)
+            if value and name not in found:  # empty is unset, as for the environment variable before
+                found[name] = value
+    return found
+
+
+def default_secrets_dir(var_dir: Path, variables: Mapping[str, str] | None = None) -> Path:
+    """CAMPAIGNKIT_SECRETS_DIR, else <var_dir>/secrets, with var_dir the one the settings have.
+
+    ``variables``: the location variables in effect (location_variables); by default the process environment's,
+    then .env's."""
+    explicit = (location_variables() if variables is None else variables).get(SECRETS_DIR_VARIABLE)
+    return Path(explicit) if explicit else Path(var_dir) / "secrets"
+
+
+def config_file_path(variables: Mapping[str, str] | None = None) -> Path | None:
+    """CAMPAIGNKIT_CONFIG (environment, then .env), else ./campaignkit.toml if there is one."""
+    explicit = (location_variables() if variables is None else variables).get(CONFIG_VARIABLE)
     if explicit:
         path = Path(explicit)
         if not path.is_file():
-            raise ConfigurationError(f"CAMPAIGNKIT_CONFIG: no such file: {path}")
+            raise ConfigurationError(f"{CONFIG_VARIABLE}: no such file: {path}")
         return path
     default = Path("campaignkit.toml")
     return default if default.is_file() else None
+
+
+@functools.cache
+def _settings_class(sources: frozenset[str]) -> type[Settings]:
+    # Named and placed like Settings so that reprs and error messages read the same.
+    namespace = {"__module__": __name__, "__qualname__": "Settings", "read_sources": sources}
+    return cast(type[Settings], type("Settings", (Settings,), namespace))
+
+
+def settings_reading(*sources: SettingsSource) -> type[Settings]:
+    """A Settings class that reads its arguments and only the sources named: "environment" (CAMPAIGNKIT_
+    variables), "dotenv" (./.env), "secrets" (<var_dir>/secrets or CAMPAIGNKIT_SECRETS_DIR), "toml"
+    (CAMPAIGNKIT_CONFIG or ./campaignkit.toml). With none, nothing of the machine or the working directory gets
+    in: the ck_ test fixtures build their settings this way."""
+    unknown = [source for source in sources if source not in SETTINGS_SOURCES]
+    if unknown:
+        raise ValueError(f"unknown settings source {unknown[0]!r}; one of {', '.join(SETTINGS_SOURCES)}")
+    return _settings_class(frozenset(sources))
 
 
 def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:

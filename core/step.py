@@ -49,6 +49,7 @@ class StepContext:
     events: list[RunEvent] = field(default_factory=list)  # unconsumed events of this run
     facets: Mapping[str, Any] = field(default_factory=dict)  # the run's assignee, response, response_at, result
     deadline: datetime | None = None  # the run's cycle deadline (schedule.end_after), if it has one
+    extras: Mapping[str, Any] = field(default_factory=dict)  # template variables the campaign's kind adds
     _variables: dict[str, Any] | None = field(default=None, init=False, repr=False)
 
     def template_vars(self) -> dict[str, Any]:
@@ -59,6 +60,7 @@ class StepContext:
             from .links import run_links
 
             self._variables = {
+                **self.extras,
                 "links": run_links(self.runtime, self.run_id, self.facets, self.deadline, self.now),
                 "target": self.target,
                 "context": self.context,
@@ -96,6 +98,7 @@ class StepResult:
 
 # Names a template may use; validation rejects any other top-level variable.
 TEMPLATE_VARIABLES = frozenset({"target", "context", "run", "now", "campaign", "event", "links"})
+# (A campaign kind may add its own, e.g. access reviews' ``review``: see presets.KIND_TEMPLATE_NAMES.)
 
 
 class StepType(ABC):

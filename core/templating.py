@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import traceback
+from collections.abc import Callable, Iterable, Mapping
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import jinja2
 from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from .errors import TemplateStepError
 from .step import TEMPLATE_VARIABLES
 
 
@@ -47,5 +49,25 @@ def expression_variables(env: jinja2.Environment, expression: str) -> set[str]:
     return undeclared_variables(env, "{{ " + expression + " }}")
 
 
-def render(template: jinja2.Template, variables: dict[str, Any]) -> str:
-    return template.render(variables)
+def render(template: jinja2.Template, variables: Mapping[str, Any]) -> str:
+    """Render for a run; a template that fails on the run's data is the author's to fix: TemplateStepError, naming
+    the template's file and line, which fails the run instead of passing for a delivery failure."""
+    try:
+        return template.render(variables)
+    except jinja2.TemplateError as exc:
+        raise TemplateStepError(f"template error{template_location(template, exc)}: {exc}") from None
+    except (ArithmeticError, ValueError, TypeError) as exc:  # a filter or operator given this run's data
+        raise TemplateStepError(f"template error{template_location(template, exc)}: {type(exc).__name__}: {exc}"
+                                ) from None
+
+
+def template_location(template: jinja2.Template, exc: BaseException) -> str:
+    """" in FILE, line N" (or " on line N" for an inline template) for an error raised while rendering."""
+    filename = template.filename or "<template>"
+    line = getattr(exc, "lineno", None)
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == filename:
+            line = frame.lineno  # Jinja maps the frames of compiled templates back to the template's lines
+    if filename == "<template>":
+        return f" on line {line}" if line else ""
+    return f" in {filename}, line {line}" if line else f" in {filename}"

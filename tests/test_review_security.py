@@ -79,6 +79,24 @@ def test_the_decision_names_the_links_recipient_whoever_holds_the_item_when_it_i
     assert [a.user_name for a in audits(harness, "Decision Recorded")] == ["linus@example.org"]
 
 
+def test_a_second_decision_on_a_decided_item_changes_nothing_and_is_on_the_record(review: Any) -> None:
+    harness, inbox, launch, _ = review
+    campaign_id = launch()
+    link = inbox.links_for("linus@example.org")[0]
+    page = httpx.get(link)
+    assert decide(link, "approve", page).status_code == 200
+    for _ in range(5):  # the same form sent again, with the other button: shown the decision, nothing changes
+        again = decide(link, "revoke", page)
+        assert again.status_code == 200 and "Already decided" in again.text and "Approved" in again.text
+    [refused] = audits(harness, "Decision Refused")  # five tries from one address in one window: one record
+    assert (refused.audit_type, refused.user_name, refused.computer_ip) == (
+        "Interaction Event", "linus@example.org", "127.0.0.1")
+    assert refused.details.startswith("decision rejected: revoked refused: ada on Git is already Approved (run ")
+    harness.run_to_idle()
+    summary = history_summary(harness.runtime, campaign_id)
+    assert (summary["Approved"], summary["Revoked"]) == (1, 0)
+
+
 # --- item 2: no decision, time or result forged through the API or the CLI ----------------------------------------
 
 def test_the_api_cannot_post_a_decision_and_a_payload_cannot_overwrite_an_event(make_runtime: Any, actor: Any,
@@ -123,7 +141,7 @@ def test_the_api_cannot_post_a_decision_and_a_payload_cannot_overwrite_an_event(
     last = contact.context["last_event"]
     assert last["name"] == "clicked" and last["at"] == harness.runtime.clock.now().isoformat()
     assert last["payload"] == {"name": "revoked", "at": "not-a-date"}
-    posted_by = [a for a in audits(harness, "Trigger Request")]
+    posted_by = [a for a in audits(harness, "Workflow Trigger Request")]
     assert [(a.user_name, a.computer_ip) for a in posted_by] == [("api", "127.0.0.1")]
 
 

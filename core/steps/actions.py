@@ -15,6 +15,7 @@ from ..errors import ConfigurationError, PermanentStepError
 from ..interfaces import EnforcementRequest, FieldUpdate, Message
 from ..runtime import Runtime
 from ..step import StepContext, StepResult, StepType
+from ..templating import render
 
 
 class _Config(BaseModel):
@@ -35,21 +36,23 @@ def _compile_all(runtime: Runtime, sources: dict[str, str]) -> dict[str, jinja2.
 
 
 def _render(template: jinja2.Template, ctx: StepContext) -> str:
-    try:
-        return template.render(ctx.template_vars())
-    except jinja2.TemplateError as exc:
-        # The same data renders the same way on every attempt: retrying cannot help.
-        raise PermanentStepError(f"template error: {exc}") from None
+    # The same data renders the same way on every attempt: a failure is the author's to fix (TemplateStepError).
+    return render(template, ctx.template_vars())
 
 
 @dataclass(frozen=True)
 class CompiledMessage:
+    """A message's parts: inline ones compiled once; parts from template files named by path and loaded at each
+    send through the environment's cache, so a template fixed on disk is used by the next attempt or retry."""
+
     channel: str
-    to: jinja2.Template
-    subject: jinja2.Template
-    text: jinja2.Template
-    html: jinja2.Template | None
+    parts: dict[str, jinja2.Template | str]  # to, subject, text, html (optional): a template, or a file's name
     sources: dict[str, str]
+    files: dict[str, str]  # part -> file the part was read from, for error messages
+
+    def template(self, env: jinja2.Environment, part: str) -> jinja2.Template | None:
+        found = self.parts.get(part)
+        return env.get_template(found) if isinstance(found, str) else found
 
 
 class SendMessage(StepType):
@@ -80,35 +83,43 @@ class SendMessage(StepType):
         _require(runtime, "channel", parsed.channel)
         env = runtime.jinja
         sources = {"to": parsed.to}
+        parts: dict[str, jinja2.Template | str] = {"to": env.from_string(parsed.to)}
+        files: dict[str, str] = {}
         if parsed.template is not None:
-            for part, filename in (("subject", "subject.txt"), ("text", "body.txt"), ("html", "body.html")):
-                path = f"{parsed.template}/{filename}"
+            for part, name in (("subject", "subject.txt"), ("text", "body.txt"), ("html", "body.html")):
+                path = f"{parsed.template}/{name}"
                 try:
-                    sources[part] = env.loader.get_source(env, path)[0]  # type: ignore[union-attr]
+                    source, filename, _ = env.loader.get_source(env, path)  # type: ignore[union-attr]
+                    sources[part], files[part] = source, filename or path
                 except jinja2.TemplateNotFound:
                     if part != "html":
                         raise ConfigurationError(f"template {path!r} not found") from None
+                    continue
+                env.get_template(path)  # a syntax error is found now, with its file and line
+                parts[part] = path  # .html files are autoescaped by their extension
         else:
-            sources.update({k: v for k, v in (("subject", parsed.subject), ("text", parsed.text),
-                                              ("html", parsed.html)) if v is not None})
-        compiled = {part: env.from_string(src) for part, src in sources.items() if part != "html"}
-        # HTML parts are autoescaped whether they come from a file or inline.
-        html = env.overlay(autoescape=True).from_string(sources["html"]) if "html" in sources else None
-        return CompiledMessage(parsed.channel, compiled["to"], compiled["subject"], compiled["text"], html,
-                               sources)
+            inline = {k: v for k, v in (("subject", parsed.subject), ("text", parsed.text), ("html", parsed.html))
+                      if v is not None}
+            sources.update(inline)
+            parts.update({part: env.from_string(src) for part, src in inline.items() if part != "html"})
+            if "html" in inline:  # inline HTML is autoescaped as HTML files are
+                parts["html"] = env.overlay(autoescape=True).from_string(inline["html"])
+        return CompiledMessage(parsed.channel, parts, sources, files)
 
     def templates(self, config: CompiledMessage) -> dict[str, str]:
         return dict(config.sources)
 
     def execute(self, ctx: StepContext) -> StepResult:
         msg: CompiledMessage = ctx.config
-        to = _render(msg.to, ctx).strip()
+        env = ctx.runtime.jinja
+        rendered = {part: _render(template, ctx) for part in ("to", "subject", "text", "html")
+                    if (template := msg.template(env, part)) is not None}
+        to = rendered["to"].strip()
         if not to:
             raise PermanentStepError("no recipient: the 'to' address rendered empty")
         message = Message(
-            to=to, subject=_render(msg.subject, ctx).strip(), text=_render(msg.text, ctx),
-            html=_render(msg.html, ctx) if msg.html is not None else None,
-            idempotency_key=ctx.idempotency_key, run_id=ctx.run_id, campaign_id=ctx.campaign_id,
+            to=to, subject=rendered["subject"].strip(), text=rendered["text"], html=rendered.get("html"),
+            idempotency_key=ctx.idempotency_key, run_id=ctx.run_id, campaign_id=ctx.campaign_id, at=ctx.now,
         )
         delivery = ctx.runtime.registry.channel(msg.channel, ctx.runtime).send(message)
         detail = {"channel": msg.channel, "to": to, **dict(delivery.detail)}

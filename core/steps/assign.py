@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import jinja2
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import PermanentStepError
 from ..runtime import Runtime
 from ..step import NEXT, StepContext, StepResult, StepType
+from ..templating import render
 
 NONE = "none"
 
@@ -79,11 +79,8 @@ class Assign(StepType):
         parsed, candidates, subject_template = ctx.config
         rules: IdentityRules = parsed.identity
         variables = ctx.template_vars()
-        try:
-            subject = rules.canonical(subject_template.render(variables))
-            names = [template.render(variables).strip() for template in candidates]
-        except jinja2.TemplateError as exc:
-            raise PermanentStepError(f"template error: {exc}") from None
+        subject = rules.canonical(render(subject_template, variables))
+        names = [render(template, variables).strip() for template in candidates]
         current = rules.canonical(str(ctx.facets.get("assignee") or "")) if parsed.hand_over else ""
         if not parsed.hand_over and not names[0]:
             return self._nobody(ctx, "no assignee given")

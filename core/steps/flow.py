@@ -7,14 +7,19 @@ from datetime import datetime, time, timedelta
 from typing import Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import jinja2
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..errors import TemplateStepError
 from ..runtime import Runtime
 from ..step import NEXT, TIMEOUT, StepContext, StepResult, StepType
+from ..workflow import Duration
+
+MAX_WEIGHT = 1e9  # any split is expressible well below it, and the sum of many stays finite
 
 
 class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # numbers a run computes with are finite
 
 
 class EnteredCampaign(StepType):
@@ -63,7 +68,10 @@ class Branch(StepType):
         return parsed, runtime.jinja.compile_expression(parsed.condition, undefined_to_none=False)
 
     def execute(self, ctx: StepContext) -> StepResult:
-        value = bool(ctx.config[1](**ctx.template_vars()))
+        try:
+            value = bool(ctx.config[1](**ctx.template_vars()))
+        except jinja2.TemplateError as exc:  # the condition fails on this run's data: the author's to fix
+            raise TemplateStepError(f"condition error: {exc}") from None
         return StepResult.follow("true" if value else "false")
 
 
@@ -80,9 +88,9 @@ class RandomCohort(StepType):
         @field_validator("cohorts")
         @classmethod
         def _positive(cls, value: dict[str, float]) -> dict[str, float]:
-            bad = [name for name, weight in value.items() if weight <= 0]
+            bad = [name for name, weight in value.items() if not 0 < weight <= MAX_WEIGHT]
             if bad:
-                raise ValueError(f"weights must be positive: {', '.join(bad)}")
+                raise ValueError(f"weights must be positive, at most {MAX_WEIGHT:.0f}: {', '.join(bad)}")
             return value
 
     def required_edges(self, config: Any) -> set[str]:
@@ -110,14 +118,7 @@ class TimeDelay(StepType):
     description = "Waits for a duration."
 
     class Config(_Config):
-        duration: timedelta = Field(description="ISO 8601 duration (PT2H, P3D) or seconds")
-
-        @field_validator("duration")
-        @classmethod
-        def _not_negative(cls, value: timedelta) -> timedelta:
-            if value < timedelta(0):
-                raise ValueError("duration must not be negative")
-            return value
+        duration: Duration = Field(description="ISO 8601 duration (PT2H, P3D) or seconds, up to 10 years")
 
     def execute(self, ctx: StepContext) -> StepResult:
         until = datetime.fromisoformat(ctx.wait["until"]) if ctx.wait else ctx.now + ctx.config.duration
@@ -200,7 +201,8 @@ class WaitForEvent(StepType):
 
     class Config(_Config):
         events: list[str] = Field(min_length=1)
-        timeout: timedelta | None = Field(default=None, description="ISO 8601 duration; take 'timeout' then")
+        timeout: Duration | None = Field(default=None, description="ISO 8601 duration, up to 10 years; take "
+                                                                    "'timeout' then")
 
     def required_edges(self, config: Any) -> set[str]:
         return {TIMEOUT} if config.timeout is not None else set()

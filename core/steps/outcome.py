@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-import jinja2
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..errors import PermanentStepError
+from ..errors import TemplateStepError
 from ..runtime import Runtime
+from ..schema import runs
 from ..step import StepContext, StepResult, StepType
+from ..templating import render
 
 
 class OutcomeConfig(BaseModel):
@@ -59,18 +60,24 @@ class RecordOutcome(StepType):
     def execute(self, ctx: StepContext) -> StepResult:
         parsed, templates, context_templates = ctx.config
         variables = ctx.template_vars()
-        try:
-            facets: dict[str, Any] = {k: t.render(variables).strip() or None for k, t in templates.items()}
-            context = {k: t.render(variables) for k, t in context_templates.items()}
-        except jinja2.TemplateError as exc:
-            raise PermanentStepError(f"template error: {exc}") from None
+        facets: dict[str, Any] = {k: render(t, variables).strip() or None for k, t in templates.items()}
+        context = {k: render(t, variables) for k, t in context_templates.items()}
         if parsed.response_at == "now":
             facets["response_at"] = ctx.now
         elif parsed.response_at == "event":
             at = (ctx.context.get("last_event") or {}).get("at")
             facets["response_at"] = datetime.fromisoformat(at) if at else ctx.now
         elif "response_at" in facets and facets["response_at"] is not None:
-            facets["response_at"] = datetime.fromisoformat(facets["response_at"])
+            try:
+                facets["response_at"] = datetime.fromisoformat(facets["response_at"])
+            except ValueError:
+                raise TemplateStepError(f"response_at rendered {facets['response_at'][:60]!r}, not an ISO time"
+                                        ) from None
+        for name in ("assignee", "response", "result"):
+            limit = getattr(runs.c[name].type, "length", None)
+            if isinstance(facets.get(name), str) and limit is not None and len(facets[name]) > limit:
+                # Both databases must take what one takes: refuse here what PostgreSQL's column would refuse.
+                raise TemplateStepError(f"{name} rendered {len(facets[name])} characters; at most {limit}")
         if parsed.notify is not None:
             facets["notify"] = parsed.notify
         if "assignee" in facets:

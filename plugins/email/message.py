@@ -34,7 +34,8 @@ def build_email(message: Message, sender: str) -> EmailMessage:
     email["From"] = sender
     email["To"] = recipient
     email["Subject"] = message.subject
-    email["Date"] = formatdate(localtime=False)
+    # Dated when first composed: a retried or redelivered message is the same message, byte for byte.
+    email["Date"] = formatdate(message.at.timestamp() if message.at else None, localtime=False)
     email["Message-ID"] = message_id(message, sender.rpartition("@")[2].strip("> ") or "campaignkit.local")
     email["Auto-Submitted"] = "auto-generated"
     for name, value in message.headers.items():
@@ -42,4 +43,12 @@ def build_email(message: Message, sender: str) -> EmailMessage:
     email.set_content(message.text)
     if message.html is not None:
         email.add_alternative(message.html, subtype="html")
+        email.set_boundary(_boundary(message))
     return email
+
+
+def _boundary(message: Message) -> str:
+    """The same for the same message (Python's default is random, and a retry must repeat the bytes), and drawn from
+    the content itself, so no value placed in the content can foresee it and forge a part."""
+    digest = hashlib.sha256("\x00".join((message.idempotency_key, message.text, message.html or "")).encode())
+    return f"=_ck_{digest.hexdigest()[:40]}"
