@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field
 
 from campaignkit.core import AuditSink
-from campaignkit.core.files import private_dir
+from campaignkit.core.files import fsync_dir, private_dir, write_all
 
 from .base import SinkConfig, record_json
 
@@ -52,7 +52,7 @@ class JsonlSink(AuditSink):
             pending: list[bytes] = []
             for line in lines:
                 if self._must_rotate(size, len(line)):
-                    _write_all(fd, b"".join(pending))
+                    write_all(fd, b"".join(pending))
                     os.fsync(fd)
                     os.close(fd)
                     fd = -1
@@ -61,7 +61,7 @@ class JsonlSink(AuditSink):
                     pending, size = [], 0
                 pending.append(line)
                 size += len(line)
-            _write_all(fd, b"".join(pending))
+            write_all(fd, b"".join(pending))
             os.fsync(fd)  # the dispatcher moves its cursor once we return: the batch must be on disk
         finally:
             if fd >= 0:
@@ -75,7 +75,7 @@ class JsonlSink(AuditSink):
         existed = path.exists()
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, FILE_MODE)
         if not existed:
-            _fsync_dir(path.parent)  # the new file's directory entry survives a crash too
+            fsync_dir(path.parent)  # the new file's directory entry survives a crash too
         return fd
 
     def _rotate(self, path: Path) -> None:
@@ -85,7 +85,7 @@ class JsonlSink(AuditSink):
             if source.exists():
                 os.replace(source, _backup(path, index + 1))
         os.replace(path, _backup(path, 1))
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 def _backup(path: Path, index: int) -> Path:
@@ -95,17 +95,3 @@ def _backup(path: Path, index: int) -> Path:
 def _ends_with_newline(fd: int, size: int) -> bool:
     return os.pread(fd, 1, size - 1) == b"\n"
 
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
