@@ -26,11 +26,11 @@ from sqlalchemy import text
 from campaignkit.core.audit import Actor
 from campaignkit.core.campaigns import Campaigns
 from campaignkit.core.db import writing
-from campaignkit.core.history import HistoryQuery, history_page, history_summary
 from campaignkit.core.loader import load_definition_text
 from campaignkit.core.migrate import upgrade
 from campaignkit.core.runtime import Runtime
 from campaignkit.core.settings import Settings
+from campaignkit.plugins.access_review.history import HistoryQuery, history_page, history_summary
 
 DEFINITION = """
 name: History benchmark
@@ -65,7 +65,8 @@ def main() -> None:
                                audit_key=secrets.token_urlsafe(48)))
     upgrade(runtime.engine)
     campaigns = Campaigns(runtime)
-    campaign_id = campaigns.create(load_definition_text(DEFINITION % audience, "history.yaml"), Actor("bench"))
+    campaign_id = campaigns.create(load_definition_text(DEFINITION % audience, "history.yaml",
+                                                        kinds=runtime.kinds), Actor("bench"))
     began = time.perf_counter()
     campaigns.launch(campaign_id, Actor("bench"))
     print(f"launched {args.runs} runs in {time.perf_counter() - began:.1f} s")

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
         StepError,
         TemplateStepError,
     )
+    from .events import send_event
     from .hookspecs import hookimpl
     from .http import (
         MIN_SECRET_LENGTH,
@@ -48,13 +49,16 @@ if TYPE_CHECKING:
         NoConfig,
         Target,
     )
+    from .kinds import CampaignKind, JobOutcome, KindJob, KindTemplate, NoSettings, WebContext
+    from .links import LinkError, LinkSigner, LinkText, link_expiry, page_url, signer
+    from .pages import render_page
     from .step import FAILURE, NEXT, TIMEOUT, RunEvent, StepContext, StepResult, StepType
 
     __version__: str
 
 # Loaded on first use, so that what never touches a plugin (`campaignkit --help`, errors, the CLI's own modules)
 # does not pay for pydantic, jinja2 and the HTTP stack at start-up (benchmarks/cli.py).
-_SOURCES = ("errors", "step", "interfaces", "hookspecs", "http", "http_call")
+_SOURCES = ("errors", "step", "interfaces", "hookspecs", "kinds", "http", "http_call", "links", "pages", "events")
 _MISSING = object()
 
 
@@ -91,6 +95,7 @@ __all__ = [
     "AudienceSource",
     "AuditSink",
     "CaFile",
+    "CampaignKind",
     "CampaignkitError",
     "Channel",
     "Component",
@@ -106,8 +111,15 @@ __all__ = [
     "HttpCallConfig",
     "HttpClient",
     "HttpError",
+    "JobOutcome",
+    "KindJob",
+    "KindTemplate",
+    "LinkError",
+    "LinkSigner",
+    "LinkText",
     "Message",
     "NoConfig",
+    "NoSettings",
     "OutboundUrl",
     "PermanentStepError",
     "PluginError",
@@ -120,12 +132,18 @@ __all__ = [
     "StepType",
     "Target",
     "TemplateStepError",
+    "WebContext",
     "__version__",
     "hookimpl",
     "is_loopback",
+    "link_expiry",
+    "page_url",
     "redacted",
+    "render_page",
+    "send_event",
     "sign",
     "signature_headers",
+    "signer",
     "tls_context",
     "user_agent",
 ]

@@ -86,8 +86,6 @@ class AuditSubType(StrEnum):
     # campaignkit's own, where nothing in AuditHistory fits:
     LAUNCH_MISSED = "Launch Missed"  # Interaction Event: a scheduled cycle later than the grace period
     DEADLINE = "Deadline Reached"  # Interaction Event: a cycle's end_after passed
-    DECISION_RECORDED = "Decision Recorded"  # Interaction Event: an approver approved or revoked an item
-    DECISION_REFUSED = "Decision Refused"  # Interaction Event: a second decision on an item already decided
     CREATED = "Created"  # Object Change: a campaign defined
     EDITED = "Edited"  # Object Change: a campaign's definition replaced
     LINK_REJECTED = "Link Rejected"  # Security: a forged, tampered or expired link
@@ -96,8 +94,7 @@ class AuditSubType(StrEnum):
 
 OWN_AUDIT_TYPES = frozenset({AuditType.OBJECT_CHANGE})
 OWN_SUB_TYPES = frozenset({
-    AuditSubType.LAUNCH_MISSED, AuditSubType.DEADLINE, AuditSubType.DECISION_RECORDED,
-    AuditSubType.DECISION_REFUSED, AuditSubType.CREATED,
+    AuditSubType.LAUNCH_MISSED, AuditSubType.DEADLINE, AuditSubType.CREATED,
     AuditSubType.EDITED, AuditSubType.LINK_REJECTED, AuditSubType.AUDIT_CHECKPOINT,
 })
 
@@ -182,8 +179,8 @@ def escape_controls(text: str) -> str:
 def entry(
     *,
     actor: Actor,
-    audit_type: AuditType,
-    sub_type: AuditSubType,
+    audit_type: AuditType | str,
+    sub_type: AuditSubType | str,  # a kind's own sub-types are plain strings (CampaignKind.audit_sub_types)
     at: datetime,
     obj: AuditObject | None = None,
     details: str | None = None,

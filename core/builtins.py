@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from .errors import AudienceError
 from .hookspecs import hookimpl
 from .interfaces import AudienceSource, Channel, Delivery, Message, Target
+from .kinds import CampaignKind, Journey
 
 log = logging.getLogger("campaignkit.channel.log")
 
@@ -134,3 +135,8 @@ def register_channels() -> list[type[Channel]]:
 @hookimpl(trylast=True)
 def register_audience_sources() -> list[type[AudienceSource]]:
     return [CsvAudience]
+
+
+@hookimpl(trylast=True)
+def register_campaign_kinds() -> list[type[CampaignKind]]:
+    return [Journey]

@@ -205,6 +205,13 @@ class Campaigns:
         return checked_first(self.runtime, definition, audience_targets(self.runtime, definition, base_dir, audience),
                              str(imported.path) if imported else None)
 
+    def launch_question(self, campaign_id: str, audience: Path | None = None) -> str | None:
+        """What the campaign's kind wants confirmed before a launch (CampaignKind.launch_question), if anything."""
+        definition, _, base_dir = self.definition(campaign_id)
+        kind = self.runtime.kind(definition.kind)
+        return kind.launch_question(kind.settings(definition.settings), lambda: len(
+            {t.key for t in audience_targets(self.runtime, definition, base_dir, audience)}))
+
     def launch_due(self, actor: Actor) -> list[CycleOutcome]:
         """Run every scheduled cycle whose time has come (for processes without the scheduler role)."""
         now = self.runtime.clock.now()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -10,9 +11,9 @@ from sqlalchemy import select
 
 from .db import reading
 from .errors import NotFound
-from .presets import TemplateExtras, template_extras
+from .kinds import CampaignKind
 from .schema import campaign_versions
-from .step import StepType
+from .step import StepContext, StepType
 from .workflow import CampaignDefinition, RetryPolicy
 
 if TYPE_CHECKING:
@@ -39,7 +40,15 @@ class CompiledWorkflow:
     definition: CampaignDefinition
     start: str
     nodes: dict[str, CompiledNode]
-    extras: TemplateExtras | None = None  # the kind's own template variables for a run
+    kind: CampaignKind
+    settings: Any  # the campaign's settings, parsed once by its kind
+
+    def kind_variables(self, ctx: StepContext) -> Mapping[str, Any]:
+        return self.kind.template_variables(self.settings, ctx)
+
+    @property
+    def has_kind_variables(self) -> bool:
+        return bool(self.kind.template_names)
 
 
 def compile_workflow(
@@ -58,8 +67,9 @@ def compile_workflow(
             retry=node.retry or DEFAULT_RETRY,
             timeout_seconds=node.timeout_seconds or default_timeout,
         )
-    return CompiledWorkflow(version_id, campaign_id, definition, definition.workflow.start_node(), nodes,
-                            template_extras(definition.kind, definition.settings))
+    kind = runtime.kind(definition.kind)
+    return CompiledWorkflow(version_id, campaign_id, definition, definition.workflow.start_node(), nodes, kind,
+                            kind.settings(definition.settings))
 
 
 class WorkflowCache:

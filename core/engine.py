@@ -20,6 +20,7 @@ from .compiled import CompiledNode, CompiledWorkflow, WorkflowCache
 from .db import is_postgres, writing
 from .errors import StepError
 from .executor import Outcome, StepExecutor
+from .kinds import ENGINE_FACETS
 from .schema import LIVE_STATUSES, campaigns, events, launches, runs, step_records, step_starts
 from .step import FAILURE, NEXT, RunEvent, StepContext, StepResult
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 # Engine bookkeeping inside a run's context; user data never starts with an underscore.
 VISITS, VISIT, WAIT = "_visits", "_visit", "_wait"
 MAX_RETRY_AFTER_SECONDS = 86_400
-FACETS = ("assignee", "response", "response_at", "result", "notify")  # what steps set
+FACETS = ENGINE_FACETS  # what steps may set, as far as the run's kind declares (CampaignKind.facets)
 # What the engine keeps per run: the facets, and the assignment version it bumps whenever the assignee changes (a
 # decision link is bound to it, so a link stops working once its item is handed to someone else).
 RUN_FACETS = (*FACETS, "assignment")
@@ -257,7 +258,7 @@ class Worker:
             idempotency_key=idempotency_key(state.id, node.id, state.visit), runtime=self.runtime,
             edges=node.edges, wait=state.context.get(WAIT), events=state.events, facets=state.facets,
             deadline=self._deadlines.get(state.launch_id),
-            extras=state.workflow.extras(state.target, state.facets) if state.workflow.extras else {},
+            kind_variables=state.workflow.kind_variables if state.workflow.has_kind_variables else None,
         )
 
     def _apply(
@@ -279,10 +280,11 @@ class Worker:
         if result.context_updates:
             state.context.update(result.context_updates)
         if result.facets:
-            unknown = set(result.facets) - set(FACETS)
+            unknown = set(result.facets) - set(state.workflow.kind.facets)
             if unknown:
-                return self._fail(state, node, StepError(f"unknown run facets: {', '.join(sorted(unknown))}",
-                                                         temporary=False), base, finished, records)
+                return self._fail(state, node, StepError(
+                    f"run facets the {state.workflow.kind.name} kind does not keep: {', '.join(sorted(unknown))}",
+                    temporary=False), base, finished, records)
             if "assignee" in result.facets and result.facets["assignee"] != state.facets.get("assignee"):
                 state.facets["assignment"] = int(state.facets.get("assignment") or 0) + 1
             state.facets.update(result.facets)

@@ -14,21 +14,17 @@ from sqlalchemy import ColumnElement, Connection, insert, select, update
 from .audit import Actor, AuditObject, AuditSubType, AuditType, record
 from .db import writing
 from .errors import CampaignkitError, InvalidState, NotFound
+from .kinds import CampaignKind
 from .schema import FINAL_STATUSES, campaign_versions, campaigns, events, runs
 
 if TYPE_CHECKING:
     from .runtime import Runtime
 
-# Events only the product itself raises, by campaign kind: deadlines (the scheduler) in every kind; decisions (a
-# signed link's page) and delivery failures (the digest sender) in access reviews; what recipients do in phishing
-# simulations (its tracking endpoints). People cannot post them through the CLI or the API, so a forged decision,
-# time or result never enters a run that way. A journey's opens and clicks come from outside and stay open to them.
+# Events only the product itself raises: deadlines (the scheduler) in every kind, and each kind's own
+# (CampaignKind.system_events: an access review's decisions and delivery failures, a simulation's tracking events).
+# People cannot post them through the CLI or the API, so a forged decision, time or result never enters a run that
+# way. A journey's opens and clicks come from outside and stay open to them.
 SYSTEM_EVENTS = frozenset({"deadline"})
-KIND_SYSTEM_EVENTS: dict[str, frozenset[str]] = {
-    "access_review": frozenset({"approved", "revoked", "undeliverable"}),
-    "phishing": frozenset({"sent", "delivered", "bounced", "opened", "clicked", "reported", "submitted",
-                           "attachment_opened", "training_started", "training_completed"}),
-}
 MAX_PAYLOAD_KEYS = 32
 MAX_PAYLOAD_TEXT = 2000
 
@@ -77,9 +73,9 @@ class EventInput(BaseModel):
             raise InvalidEvent(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
 
 
-def reserved_events(kind: str) -> frozenset[str]:
+def reserved_events(kind: CampaignKind) -> frozenset[str]:
     """The events of a campaign kind that only campaignkit itself may raise."""
-    return SYSTEM_EVENTS | KIND_SYSTEM_EVENTS.get(kind, frozenset())
+    return SYSTEM_EVENTS | kind.system_events
 
 
 def send_event(
@@ -100,7 +96,7 @@ def send_event(
     now = runtime.clock.now()
     with writing(runtime.engine) as conn:
         if actor is not None:
-            _refuse_reserved(conn, run_id, name)
+            _refuse_reserved(runtime, conn, run_id, name)
         event_id = record_event(conn, run_id, name, payload, source=source, now=now,
                                 sent_by=actor.user_name if actor is not None else None)
         if actor is not None:
@@ -128,12 +124,12 @@ def record_event(conn: Connection, run_id: int, name: str, payload: Mapping[str,
     return int(event_id)
 
 
-def _refuse_reserved(conn: Connection, run_id: int, name: str) -> None:
+def _refuse_reserved(runtime: Runtime, conn: Connection, run_id: int, name: str) -> None:
     kind = conn.execute(select(campaigns.c.kind).join(runs, runs.c.campaign_id == campaigns.c.id)
                         .where(runs.c.id == run_id)).scalar()
     if kind is None:
         raise NotFound(f"no run {run_id}")
-    reserved = reserved_events(kind)
+    reserved = reserved_events(runtime.kind(kind))
     if name in reserved:
         raise InvalidEvent(f"name: {name!r} is raised only by campaignkit itself in a {kind} campaign (reserved: "
                            f"{', '.join(sorted(reserved))})")

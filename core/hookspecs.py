@@ -17,13 +17,16 @@ Compatibility (docs/plugins.md#compatibility; tests/test_hook_compatibility.py h
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 import pluggy
 
-from .interfaces import AudienceSource, AuditSink, Channel, EnforcementAction, FieldUpdater
-from .step import StepType
+if TYPE_CHECKING:  # pluggy reads argument names, not types: the modules behind them load when they are used
+    import jinja2
+
+    from .interfaces import AudienceSource, AuditSink, Channel, EnforcementAction, FieldUpdater
+    from .kinds import CampaignKind
+    from .step import StepType
 
 PROJECT = "campaignkit"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -87,6 +90,18 @@ def register_audience_sources() -> list[type[AudienceSource]]:
     When it fires: once, when a runtime is built.
 
     :return: source classes; each ``name`` must be unique across all plugins.
+    """
+
+
+@hookspec
+def register_campaign_kinds() -> list[type[CampaignKind]]:
+    """Campaign kinds a definition's ``kind:`` can name: what a family of campaigns adds to a plain workflow (its
+    settings and their workflow, run facets, template variables, CLI commands, web routes, scheduler jobs).
+
+    When it fires: once, when a runtime is built. Added in campaignkit 0.2.
+
+    :return: kind classes (``CampaignKind`` subclasses); each ``name`` must be unique across all plugins. The
+        built-in ``journey`` kind may be replaced by a plugin's kind of that name.
     """
 
 

@@ -5,15 +5,13 @@ never reach a log, and errors say what to fix without quoting secrets.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import SplitResult, unquote, urlsplit
 
-import jinja2
-from jinja2 import meta
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from .builtins import prepare_jinja_environment as prepare_default_filters
@@ -30,25 +28,38 @@ from .http import (
 )
 
 if TYPE_CHECKING:
+    import jinja2
+
     from .runtime import Runtime
 
 TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # an RFC 9110 header name
 # Set by the plugin itself (Content-Type has its own setting): a configured value would be dropped or duplicated.
 RESERVED_HEADERS = frozenset({"host", "content-length", "content-type", "idempotency-key", SIGNATURE_HEADER.lower(),
                               TIMESTAMP_HEADER.lower()})
-_CHECKER = ImmutableSandboxedEnvironment()  # syntax and names only; requests render with runtime.jinja
-# Checking names compiles the template, which needs its filters: the default plugin's (segment, after) are known
-# here; a template using a plugin's own filter is checked when HttpCall builds it with runtime.jinja.
-prepare_default_filters(_CHECKER, purpose="message")
+
+
+@functools.cache
+def _checker() -> jinja2.Environment:
+    """Syntax and names only (requests render with runtime.jinja). Checking names compiles the template, which needs
+    its filters: the default plugin's (segment, after) are known here; a template using a plugin's own filter is
+    checked when HttpCall builds it with runtime.jinja. Built at first use: plugins load with every command."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    checker = ImmutableSandboxedEnvironment()
+    prepare_default_filters(checker, purpose="message")
+    return checker
+
 _SEGMENT_HINT = "use the segment filter for path parts, e.g. {{ params.user | segment }}"
 
 
 def _check_template(source: str, allowed: frozenset[str]) -> None:
+    from jinja2 import TemplateSyntaxError, meta
+
     try:
-        names = meta.find_undeclared_variables(_CHECKER.parse(source))
-    except jinja2.TemplateSyntaxError as exc:
+        names = meta.find_undeclared_variables(_checker().parse(source))
+    except TemplateSyntaxError as exc:
         raise ValueError(f"template syntax error (line {exc.lineno}): {exc.message}") from None
-    unknown = names - allowed - set(_CHECKER.globals)
+    unknown = names - allowed - set(_checker().globals)
     if unknown:
         raise ValueError(f"unknown template variable(s) {', '.join(sorted(unknown))} (known: "
                          f"{', '.join(sorted(allowed))})")
@@ -59,7 +70,7 @@ def url_shape(source: str) -> str:
     fragment are what every rendered URL must keep."""
     parts: list[str] = []
     expression = False
-    for _line, token, value in _CHECKER.lex(source):
+    for _line, token, value in _checker().lex(source):
         if token == "block_begin":
             # An {% if %} or {% for %} would make the number of segments depend on the data.
             raise ValueError("no {% %} statements in the url: its path segments must be fixed by the template; "
@@ -137,11 +148,13 @@ class HttpCall:
     the request cannot even be built (a template fails on this target's data)."""
 
     def __init__(self, config: HttpCallConfig, runtime: Runtime) -> None:
+        from jinja2 import TemplateError
+
         self.config = config
         try:
             self._url = runtime.jinja.from_string(config.url)
             self._body = runtime.jinja.from_string(config.body) if config.body else None
-        except jinja2.TemplateError as exc:  # e.g. a filter the environment does not have
+        except TemplateError as exc:  # e.g. a filter the environment does not have
             raise ConfigurationError(f"invalid template: {exc}") from None
         parts = urlsplit(config.url)
         self._origin = (parts.scheme, parts.netloc)
@@ -210,6 +223,8 @@ def _render(template: jinja2.Template, variables: Mapping[str, Any], part: str) 
     try:
         return template.render(dict(variables))
     except Exception as exc:  # not only TemplateError: tojson of an undefined value raises TypeError
+        from jinja2 import TemplateError
+
         # The same data renders the same way on every attempt: retrying cannot help.
-        what = str(exc) if isinstance(exc, jinja2.TemplateError) else f"{type(exc).__name__}: {exc}"
+        what = str(exc) if isinstance(exc, TemplateError) else f"{type(exc).__name__}: {exc}"
         raise PermanentStepError(f"{part} template error: {what}") from None

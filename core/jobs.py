@@ -13,7 +13,6 @@ from .audit import Actor
 from .audit_checkpoint import take_checkpoint
 from .audit_dispatch import AuditDispatcher
 from .campaigns import Campaigns
-from .digests import DigestSender
 from .housekeeping import prune_step_records
 from .tasks import system_task
 
@@ -76,10 +75,15 @@ def checkpoint_audit() -> None:
         log.info("audit checkpoint of record %s appended to %s", checkpoint.audit_id, path)
 
 
-def send_digests() -> None:
+def kind_job(kind_name: str, job_id: str) -> None:
+    """A campaign kind's periodic job (CampaignKind.jobs), looked up by name: the job store keeps no code."""
     runtime = _bound().runtime
-    with system_task(runtime, "access-review digests", send_digests):
-        DigestSender(runtime).send_due()
+    job = next((job for job in runtime.kind(kind_name).jobs() if job.id == job_id), None)
+    if job is None:
+        log.warning("campaign kind %r has no job %r any more; skipped", kind_name, job_id)
+        return
+    with system_task(runtime, job.description, job.run):
+        job.run(runtime)
 
 
 def prune() -> None:

@@ -16,7 +16,6 @@ from .db import is_postgres
 from .definition_yaml import CONTROL, shown
 from .errors import AudienceError
 from .interfaces import Target
-from .presets import target_check
 from .schema import runs
 from .workflow import CampaignDefinition
 
@@ -36,10 +35,9 @@ def audience_targets(runtime: Runtime, definition: CampaignDefinition, base_dir:
     path = spec.get("path")
     origin = str(Path(path) if Path(path).is_absolute() else base_dir / path) if isinstance(path, str) else None
     targets = _storable(source.targets(spec, base_dir), origin)
-    check = target_check(definition.kind, definition.settings)
-    if check is None:
-        return targets
-    return _checked(targets, check, origin)
+    kind = runtime.kind(definition.kind)
+    settings = kind.settings(definition.settings)
+    return _checked(targets, lambda attributes: kind.target_problem(settings, attributes), origin)
 
 
 MAX_LISTED = 10

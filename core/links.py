@@ -1,7 +1,7 @@
 """Signed, expiring links: HMAC-SHA256 with a salt per purpose, so a token made for one action never works for another.
 
-A decision link names the run, its recipient and the assignment it was sent for; the review service refuses it once
-the item is handed to someone else. Templates receive the finished link strings, never an object that can sign.
+Campaign kinds build their links (an access review's decision link, a simulation's tracking link) with ``signer``
+and ``page_url``, and hand templates the finished strings (LinkText), never an object that can sign.
 """
 
 from __future__ import annotations
@@ -57,9 +57,6 @@ class LinkSigner:
         return {k: v for k, v in data.items() if k != "exp"}
 
 
-DECISION = "access-review-decision"
-DIGEST = "access-review-digest"
-PAGE = "decision-page"  # the nonce a rendered decision page carries into its POST
 DEFAULT_LINK_DAYS = 30
 
 
@@ -85,35 +82,6 @@ def link_expiry(deadline: datetime | None, now: datetime) -> datetime:
     return deadline or now + timedelta(days=DEFAULT_LINK_DAYS)
 
 
-def _page(runtime: Runtime, path: str) -> str:
+def page_url(runtime: Runtime, path: str) -> str:
+    """``path`` under the public base URL (web.base_url)."""
     return f"{runtime.settings.web.base_url.rstrip('/')}/{path}"
-
-
-def recipient_tag(address: str) -> str:
-    """Names a link's recipient inside its token without putting their address in a URL (tokens are signed, not
-    encrypted, and URLs end up in logs)."""
-    return hashlib.sha256(f"campaignkit.recipient:{address}".encode()).hexdigest()[:24]
-
-
-def decision_link(runtime: Runtime, run_id: int, recipient: str, assignment: int, expires_at: datetime) -> LinkText:
-    """The page where ``recipient`` sees the item and approves or revokes it, while the assignment holds."""
-    token = signer(runtime).sign(DECISION, {"run": run_id, "to": recipient_tag(recipient), "a": assignment},
-                                 expires_at)
-    return LinkText(_page(runtime, f"review/{token}"))
-
-
-def digest_link(runtime: Runtime, digest_id: int, recipient: str, expires_at: datetime) -> LinkText:
-    """The page where ``recipient`` sees the items one digest listed and approves or revokes them all at once."""
-    token = signer(runtime).sign(DIGEST, {"digest": digest_id, "to": recipient_tag(recipient)}, expires_at)
-    return LinkText(_page(runtime, f"review/all/{token}"))
-
-
-def run_links(runtime: Runtime, run_id: int, facets: Mapping[str, Any], deadline: datetime | None,
-              now: datetime) -> dict[str, LinkText]:
-    """The ``links`` template variable: plain strings. A decision link exists only for a run with an assignee,
-    since it is bound to that recipient and the assignment they hold."""
-    assignee = facets.get("assignee")
-    if not assignee:
-        return {}
-    return {"decision": decision_link(runtime, run_id, str(assignee), int(facets.get("assignment") or 0),
-                                      link_expiry(deadline, now))}

@@ -1,11 +1,13 @@
 """Load campaign definitions from YAML or JSON, keeping where every value stands in the file.
 
 Reading is bounded by the ``definitions`` settings (definition_yaml.py); this module checks what a definition is
-(its kind, its names) and turns it into the pydantic models, expanding presets such as ``kind: access_review``.
+(its kind, its names) and turns it into the pydantic models, letting the campaign's kind validate its settings and
+build its workflow.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +25,12 @@ from .definition_yaml import (
     shown,
 )
 from .errors import DefinitionError
-from .presets import PRESETS
+from .kinds import JOURNEY, CampaignKind
 from .schema import campaign_versions
 from .settings import DefinitionSettings
-from .workflow import KINDS, CampaignDefinition, did_you_mean
+from .workflow import CampaignDefinition, did_you_mean
 
-__all__ = ["DefinitionLoader", "LoadedDefinition", "SourceMap", "describe_path", "expand_preset",
+__all__ = ["DefinitionLoader", "LoadedDefinition", "SourceMap", "describe_path", "expand_kind",
            "load_definition_file", "load_definition_text", "parse_document", "pydantic_problems"]
 
 Path_ = tuple[str | int, ...]
@@ -59,16 +61,16 @@ def _node_id_at(data: Any, loc: Path_) -> str | None:
     return None
 
 
-def _check_kind_and_names(data: dict[str, Any], source: SourceMap) -> None:
-    """An unknown kind is the only problem reported: the rest (a workflow missing for want of a preset) follows
-    from it. Names may not hold control characters: they are shown on one line everywhere."""
-    kind = data.get("kind", "journey")
+def _check_kind_and_names(data: dict[str, Any], source: SourceMap, known: list[str]) -> None:
+    """An unknown kind is the only problem reported: the rest (a workflow missing for want of a kind that builds
+    it) follows from it. Names may not hold control characters: they are shown on one line everywhere."""
+    kind = data.get("kind", JOURNEY)
     if not isinstance(kind, str):
-        raise DefinitionError([f"{source.where(('kind',))}: kind: must be one of {', '.join(KINDS)}, not a "
+        raise DefinitionError([f"{source.where(('kind',))}: kind: must be one of {', '.join(known)}, not a "
                                f"{type(kind).__name__}"])
-    if kind not in KINDS:
+    if kind not in known:
         raise DefinitionError([f"{source.where(('kind',))}: kind: unknown campaign kind {shown(kind)} (known: "
-                               f"{', '.join(KINDS)}){did_you_mean(kind, KINDS)}"])
+                               f"{', '.join(known)}){did_you_mean(kind, known)}"])
     problems = []
     for key in NAMES:
         value = data.get(key)
@@ -80,23 +82,25 @@ def _check_kind_and_names(data: dict[str, Any], source: SourceMap) -> None:
         raise DefinitionError(problems)
 
 
-def expand_preset(data: dict[str, Any], source: SourceMap) -> dict[str, Any]:
-    """A `kind` with a preset (access_review) and no workflow gets the preset's workflow from its settings."""
-    preset = PRESETS.get(str(data.get("kind")))
-    if preset is None or "workflow" in data:
+def expand_kind(data: dict[str, Any], source: SourceMap, kind: CampaignKind | None) -> dict[str, Any]:
+    """The kind validates the definition's ``settings:`` (problems at their file:line:column) and, for a definition
+    that writes no workflow, builds it from them, with the audience columns that make a run's key."""
+    if kind is None:
         return data
-    model, build = preset
     try:
-        settings = model.model_validate(data.get("settings") or {})
+        settings = kind.settings(data.get("settings") or {})
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
             loc = ("settings", *err["loc"])
             problems.append(f"{source.where(loc)}: {describe_path(loc)}: {err['msg']}")
         raise DefinitionError(problems) from None
-    expanded = {**data, "workflow": build(settings)}
+    built = kind.workflow(settings) if "workflow" not in data else None
+    if built is None:
+        return data
+    expanded = {**data, "workflow": dict(built)}
     audience = expanded.get("audience")
-    key_columns = getattr(settings, "key_columns", None)
+    key_columns = kind.audience_key(settings)
     if isinstance(audience, dict) and "key" not in audience and key_columns:
         expanded["audience"] = {**audience, "key": key_columns}
     return expanded
@@ -110,13 +114,16 @@ class LoadedDefinition:
     path: Path | None
 
 
-def load_definition_text(text: str, filename: str = "<definition>",
-                         limits: DefinitionSettings | None = None) -> LoadedDefinition:
+def load_definition_text(text: str, filename: str = "<definition>", limits: DefinitionSettings | None = None,
+                         kinds: Mapping[str, CampaignKind] | None = None) -> LoadedDefinition:
+    """Parse and validate a definition; ``kinds`` are the installed campaign kinds (``runtime.kinds``; without
+    them only plain journeys load)."""
     data, source = parse_document(text, filename, limits)
     if not isinstance(data, dict):
         raise DefinitionError([f"{filename}:1:1: a campaign definition must be a mapping"])
-    _check_kind_and_names(data, source)
-    data = expand_preset(data, source)
+    known: Mapping[str, CampaignKind | None] = kinds if kinds is not None else {JOURNEY: None}
+    _check_kind_and_names(data, source, sorted(known))
+    data = expand_kind(data, source, known[data.get("kind", JOURNEY)])
     try:
         definition = CampaignDefinition.model_validate(data)
     except ValidationError as exc:
@@ -124,7 +131,8 @@ def load_definition_text(text: str, filename: str = "<definition>",
     return LoadedDefinition(definition, source, data, None)
 
 
-def load_definition_file(path: Path, limits: DefinitionSettings | None = None) -> LoadedDefinition:
+def load_definition_file(path: Path, limits: DefinitionSettings | None = None,
+                         kinds: Mapping[str, CampaignKind] | None = None) -> LoadedDefinition:
     """Read, decode and load a file within ``limits`` (the ``definitions`` settings; their defaults if None)."""
     limits = limits or DefinitionSettings()
     try:
@@ -135,6 +143,6 @@ def load_definition_file(path: Path, limits: DefinitionSettings | None = None) -
         # The version records where it came from; PostgreSQL would refuse a longer path where SQLite keeps it.
         raise DefinitionError([f"{path}: the file's path is longer than {SOURCE_LENGTH} characters; move it"])
     text = decode_definition(read_definition_bytes(path, limits), str(path))
-    loaded = load_definition_text(text, str(path), limits)
+    loaded = load_definition_text(text, str(path), limits, kinds)
     loaded.path = path
     return loaded

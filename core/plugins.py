@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from . import hookspecs
 from .errors import ConfigurationError, PluginError
 from .interfaces import AudienceSource, AuditSink, Channel, Component, EnforcementAction, FieldUpdater, NoConfig
+from .kinds import CampaignKind
 from .plugin_trace import trace_hook_calls
 from .settings import Settings, describe_validation_error
 from .step import StepType
@@ -41,6 +42,7 @@ KINDS: dict[str, str] = {
     "register_field_updaters": "field updater",
     "register_audit_sinks": "audit sink",
     "register_audience_sources": "audience source",
+    "register_campaign_kinds": "campaign kind",
 }
 
 
@@ -209,6 +211,9 @@ class Registry:
 
     def audience_source(self, name: str, runtime: Runtime) -> AudienceSource:
         return self.component("audience source", name, AudienceSource, runtime)
+
+    def campaign_kind(self, name: str, runtime: Runtime) -> CampaignKind:
+        return self.component("campaign kind", name, CampaignKind, runtime)
 
     def validate_config(self, reg: Registration) -> Any:
         model = getattr(reg.cls, "Config", None)

@@ -9,7 +9,7 @@ from sqlalchemy import Select, func, or_, select
 
 from .db import reading
 from .errors import CampaignkitError, NotFound
-from .schema import campaign_versions, campaigns, digest_items, digests, launches, runs, step_records
+from .schema import campaign_versions, campaigns, launches, runs, step_records
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -110,16 +110,13 @@ def run_timeline(runtime: Runtime, run_id: int) -> dict[str, Any]:
         steps = [dict(r._mapping) for r in conn.execute(
             select(step_records).where(step_records.c.run_id == run_id)
             .order_by(step_records.c.started_at, step_records.c.id))]
-        # Digest reviews: the emails that listed this run are sent outside its own steps.
-        carried = [dict(r._mapping) for r in conn.execute(
-            select(digests.c.id, digests.c.kind, digests.c.status, digests.c.assignee, digests.c.item_count,
-                   digests.c.attempt, digests.c.sent_at, digests.c.error, digests.c.message_id)
-            .join(digest_items, digest_items.c.digest_id == digests.c.id)
-            .where(digest_items.c.run_id == run_id).order_by(digests.c.id))]
+        # What the run's kind shows besides its steps (an access review: the digests that listed the run).
+        kind = conn.execute(select(campaigns.c.kind).where(campaigns.c.id == run.campaign_id)).scalar_one()
+        details = runtime.kind(kind).run_details(conn, run_id)
     info = dict(run._mapping)
     info["context"] = {k: v for k, v in (info["context"] or {}).items() if not k.startswith("_")}
     path = []
     for step in steps:
         path.append({"node": step["node_id"], "visit": step["visit"], "outcome": step["outcome"],
                      "edge": step["edge"]})
-    return {"run": info, "steps": steps, "path": path, "digests": carried}
+    return {**details, "run": info, "steps": steps, "path": path}

@@ -26,8 +26,6 @@ from .db import writing
 if TYPE_CHECKING:
     from .runtime import Runtime
 
-AUDIT_TYPES = {AuditSubType.LOGIN_FAILED: AuditType.SYSTEM_ACCESS,
-               AuditSubType.DECISION_REFUSED: AuditType.INTERACTION_EVENT}
 MAX_CLIENTS = 10_000  # past this many addresses in one window, the rest share one counter
 OTHER_CLIENTS = "(other addresses)"
 
@@ -36,9 +34,9 @@ OTHER_CLIENTS = "(other addresses)"
 class _Window:
     started: datetime
     total: int = 0
-    # (sub-type, what, reason, user) -> refusals since the first, which was written at once
-    unwritten: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
-    last_detail: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
+    # (audit type, sub-type, what, reason, user) -> refusals since the first, which was written at once
+    unwritten: dict[tuple[str, str, str, str, str], int] = field(default_factory=dict)
+    last_detail: dict[tuple[str, str, str, str, str], str] = field(default_factory=dict)
 
 
 class Rejections:
@@ -60,8 +58,8 @@ class Rejections:
             window = self._clients.get(self._key(client))
             return window is None or window.total < self.limit or now - window.started >= self.window
 
-    def reject(self, client: str | None, sub_type: AuditSubType, what: str, reason: str, detail: str = "",
-               user: str = "anonymous") -> None:
+    def reject(self, client: str | None, sub_type: AuditSubType | str, what: str, reason: str, detail: str = "",
+               user: str = "anonymous", audit_type: AuditType | str = AuditType.SECURITY) -> None:
         """Audit one refusal: ``what`` names the kind of request (e.g. "review link"), ``reason`` why it was refused
         (refusals are coalesced by it), ``detail`` what was asked (e.g. the method and path). None of them may
         contain the credential that was sent; ``user`` who was refused, when a valid link names them. Writes to the
@@ -74,12 +72,12 @@ class Rejections:
                 key = OTHER_CLIENTS
             window = self._clients.setdefault(key, _Window(started=now))
             window.total += 1
-            kind = (str(sub_type), what, reason, user)
+            kind = (str(audit_type), str(sub_type), what, reason, user)
             first = kind not in window.unwritten
             window.unwritten[kind] = window.unwritten.get(kind, -1) + 1
             window.last_detail[kind] = detail
         if first:
-            self._write(key, sub_type, now, f"{what} rejected: {reason}" + (f" ({detail})" if detail else ""), user)
+            self._write(key, kind, now, f"{what} rejected: {reason}" + (f" ({detail})" if detail else ""))
 
     def flush(self, everything: bool = False) -> int:
         """Write the counts of windows that have closed (all of them with ``everything``, at shutdown)."""
@@ -93,13 +91,12 @@ class Rejections:
         for client, window in closed.items():
             for kind, count in window.unwritten.items():
                 if count:
-                    sub_type, what, reason, user = kind
+                    _, _, what, reason, _ = kind
                     last = window.last_detail[kind]
-                    self._write(client, AuditSubType(sub_type), now,
+                    self._write(client, kind, now,
                                 f"{what} rejected {count} more time(s) from this address between "
                                 f"{window.started.isoformat(timespec='seconds')} and "
-                                f"{now.isoformat(timespec='seconds')}: {reason}" + (f" (last: {last})" if last else ""),
-                                user)
+                                f"{now.isoformat(timespec='seconds')}: {reason}" + (f" (last: {last})" if last else ""))
                     written += 1
         return written
 
@@ -109,13 +106,15 @@ class Rejections:
 
     def api_recorder(self, client_ip: str | None, reason: str, method: str, path: str) -> None:
         """For the API's bearer-token gate: a refused credential is a failed log-in, coalesced like the rest."""
-        self.reject(client_ip, AuditSubType.LOGIN_FAILED, "API token", reason, f"{method} {path}")
+        self.reject(client_ip, AuditSubType.LOGIN_FAILED, "API token", reason, f"{method} {path}",
+                    audit_type=AuditType.SYSTEM_ACCESS)
 
-    def _write(self, client: str, sub_type: AuditSubType, at: datetime, details: str, user: str) -> None:
+    def _write(self, client: str, kind: tuple[str, str, str, str, str], at: datetime, details: str) -> None:
+        audit_type, sub_type, _, _, user = kind
         ip = None if client in ("unknown", OTHER_CLIENTS) else client
         with writing(self.runtime.engine) as conn:
-            record(conn, actor=Actor(user, None, ip), audit_type=AUDIT_TYPES.get(sub_type, AuditType.SECURITY),
-                   sub_type=sub_type, at=at, code=self, details=details)
+            record(conn, actor=Actor(user, None, ip), audit_type=audit_type, sub_type=sub_type, at=at, code=self,
+                   details=details)
 
 
 THROTTLED = ("/review/", "/api/", "/openapi.json")

@@ -7,6 +7,7 @@ import os
 import socket
 from collections.abc import Iterable
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -17,6 +18,7 @@ from .audit_keys import AuditKeys, keyed_engine
 from .clock import Clock, SystemClock
 from .db import make_engine
 from .errors import ConfigurationError
+from .kinds import CampaignKind
 from .plugins import Registry, build_plugin_manager, collect_registrations
 from .settings import Settings, load_settings
 from .templating import make_environment, undeclared_variables
@@ -64,16 +66,23 @@ class Runtime:
     def jinja(self) -> jinja2.Environment:
         """The sandboxed environment for messages and conditions, after plugins prepared it."""
         return make_environment(
-            self.settings.template_dirs,
+            self.template_folders,
             lambda env: self.pm.hook.prepare_jinja_environment(env=env, purpose="message"),
         )
 
     @cached_property
     def pages(self) -> jinja2.Environment:
         return make_environment(
-            self.settings.template_dirs,
+            self.template_folders,
             lambda env: self.pm.hook.prepare_jinja_environment(env=env, purpose="page"),
         )
+
+    @property
+    def template_folders(self) -> list[Path]:
+        """Admins' template_dirs first (they override anything), then each kind's own; core's come last."""
+        kinds = [folder for reg in self.registry.registrations
+                 if reg.kind == "campaign kind" and (folder := getattr(reg.cls, "template_dir", None)) is not None]
+        return [*self.settings.template_dirs, *kinds]
 
     def _check_audit_sinks(self) -> None:
         known = set(self.registry.names("audit sink")) | {"database"}
@@ -83,6 +92,18 @@ class Runtime:
                     f"audit.sinks: no audit sink named {name!r} (known: {', '.join(sorted(known))})")
             if name != "database":  # an enabled sink's settings are checked now, not at its first dispatch
                 self.registry.validate_config(self.registry.registration("audit sink", name))
+
+    def kind(self, name: str) -> CampaignKind:
+        """The campaign kind a definition's ``kind:`` names; one that no installed plugin registers is an error."""
+        if not self.registry.has("campaign kind", name):
+            known = ", ".join(self.registry.names("campaign kind"))
+            raise ConfigurationError(f"no campaign kind {name!r} is installed (known: {known})")
+        return self.registry.campaign_kind(name, self)
+
+    @cached_property
+    def kinds(self) -> dict[str, CampaignKind]:
+        """Every installed campaign kind by name."""
+        return {name: self.kind(name) for name in self.registry.names("campaign kind")}
 
     def undeclared_template_variables(self, source: str, known: frozenset[str] = frozenset()) -> set[str]:
         """Top-level names ``source`` uses that neither the engine nor ``known`` (a kind's own) provide."""

@@ -1,12 +1,14 @@
 """The scheduler role: APScheduler 3 with its job store in the project database, one process per deployment.
 
-It schedules what happens at a time — cycle launches, deadlines, audit dispatch and checkpoints, digests, retention —
-never one job per target. Scheduled launches live in the launches table; jobs are kept in step with it (fixed ids,
-replace_existing), so a restart keeps every schedule and a lost job is recreated by the next sync.
+It schedules what happens at a time — cycle launches, deadlines, audit dispatch and checkpoints, the campaign kinds'
+jobs (an access review's digests), retention — never one job per target. Scheduled launches live in the launches
+table; jobs are kept in step with it (fixed ids, replace_existing), so a restart keeps every schedule and a lost job
+is recreated by the next sync.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from datetime import UTC, datetime
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 JOBS = "campaignkit.core.jobs"
+RETIRED_JOBS = ("housekeeping:digests",)  # campaignkit 0.1's digest job, now the access_review kind's
 JOB_TABLE = "apscheduler_jobs"
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -97,7 +100,13 @@ class SchedulerService:
         self._ensure("housekeeping:sync", "sync_launches", IntervalTrigger(seconds=settings.sync_seconds))
         self._ensure("housekeeping:audit-dispatch", "dispatch_audit",
                      IntervalTrigger(seconds=settings.audit_dispatch_seconds))
-        self._ensure("housekeeping:digests", "send_digests", IntervalTrigger(seconds=settings.digest_seconds))
+        for kind in self.runtime.kinds.values():  # each kind's own periodic work (an access review's digests)
+            for job in kind.jobs():
+                self._ensure(f"{kind.name}:{job.id}", "kind_job", IntervalTrigger(seconds=job.seconds),
+                             args=[kind.name, job.id])
+        for retired in RETIRED_JOBS:  # left in the job store by an older release, whose function is gone
+            with contextlib.suppress(JobLookupError):
+                self.scheduler.remove_job(retired)
         self._ensure("housekeeping:retention", "prune", CronTrigger(hour=3, minute=17, timezone=UTC))
         # Anchored at a fixed instant, so that restarting the scheduler (which replaces the job) never puts it off.
         self._ensure("housekeeping:audit-checkpoint", "checkpoint_audit",

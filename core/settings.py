@@ -118,7 +118,7 @@ class SchedulerSettings(BaseModel):
     sync_seconds: float = Field(default=15, gt=0, description="How often scheduled launches are synced into jobs.")
     audit_dispatch_seconds: float = Field(default=5, gt=0, description="How often audit sinks are fed.")
     digest_seconds: float = Field(
-        default=60, gt=0, description="How often access-review digests gather pending items into emails."
+        default=60, gt=0, description="How often the campaign kinds' digest jobs gather pending items into emails."
     )
     retention_days: float | None = Field(
         default=None, gt=0, description="Prune step records of runs finished longer ago; unset keeps them."

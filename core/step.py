@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -49,7 +49,8 @@ class StepContext:
     events: list[RunEvent] = field(default_factory=list)  # unconsumed events of this run
     facets: Mapping[str, Any] = field(default_factory=dict)  # the run's assignee, response, response_at, result
     deadline: datetime | None = None  # the run's cycle deadline (schedule.end_after), if it has one
-    extras: Mapping[str, Any] = field(default_factory=dict)  # template variables the campaign's kind adds
+    # The template variables the campaign's kind adds (CampaignKind.template_variables), asked for when needed.
+    kind_variables: Callable[[StepContext], Mapping[str, Any]] | None = field(default=None, repr=False)
     _variables: dict[str, Any] | None = field(default=None, init=False, repr=False)
 
     def template_vars(self) -> dict[str, Any]:
@@ -57,11 +58,8 @@ class StepContext:
         the settings or a connection, so no sandbox escape can walk from a template to a secret. Built once per
         step: a message's parts render from the same variables."""
         if self._variables is None:
-            from .links import run_links
-
             self._variables = {
-                **self.extras,
-                "links": run_links(self.runtime, self.run_id, self.facets, self.deadline, self.now),
+                **(self.kind_variables(self) if self.kind_variables is not None else {}),
                 "target": self.target,
                 "context": self.context,
                 "run": {"id": self.run_id, "campaign_id": self.campaign_id, "node": self.node_id, **self.facets},
@@ -97,8 +95,8 @@ class StepResult:
 
 
 # Names a template may use; validation rejects any other top-level variable.
-TEMPLATE_VARIABLES = frozenset({"target", "context", "run", "now", "campaign", "event", "links"})
-# (A campaign kind may add its own, e.g. access reviews' ``review``: see presets.KIND_TEMPLATE_NAMES.)
+TEMPLATE_VARIABLES = frozenset({"target", "context", "run", "now", "campaign", "event"})
+# (A campaign kind adds its own, e.g. access reviews' ``review`` and ``links``: CampaignKind.template_names.)
 
 
 class StepType(ABC):

@@ -17,16 +17,13 @@ import jinja2
 
 from .errors import CampaignkitError, DefinitionError
 from .interfaces import Target
-from .links import LinkText
 from .loader import SourceMap, describe_path
-from .presets import kind_templates, template_extras
+from .step import StepContext
 from .templating import template_location
 from .workflow import CampaignDefinition
 
 if TYPE_CHECKING:
     from .runtime import Runtime
-
-SAMPLE_LINK = "https://campaignkit.invalid/review/sample"
 
 
 class _Unknown(str):
@@ -58,18 +55,16 @@ class _Anything(dict[str, Any]):
 
 def sample_variables(runtime: Runtime, definition: CampaignDefinition, row: Mapping[str, Any],
                      node_id: str) -> dict[str, Any]:
-    """What a step's templates would see for a run of ``row`` (see StepContext.template_vars)."""
+    """What a step's templates would see for a run of ``row`` (StepContext.template_vars, the kind's included)."""
     facets = {"assignee": "approver@campaignkit.invalid", "response": None, "response_at": None, "result": None,
               "notify": None, "assignment": 1}
-    extras = template_extras(definition.kind, definition.settings)
-    return {
-        **(extras(row, facets) if extras else {}),
-        "links": {"decision": LinkText(SAMPLE_LINK)},
-        "target": dict(row),
-        "context": _Anything(assignee=facets["assignee"]),
-        "run": {"id": 0, "campaign_id": "", "node": node_id, **facets},
-        "now": runtime.clock.now(),
-    }
+    kind = runtime.kind(definition.kind)
+    settings = kind.settings(definition.settings)
+    ctx = StepContext(run_id=0, campaign_id="", target_key="", target=dict(row),
+                      context=_Anything(assignee=facets["assignee"]), node_id=node_id, visit=1, attempt=1,
+                      now=runtime.clock.now(), config=None, idempotency_key="sample", runtime=runtime,
+                      facets=facets, kind_variables=lambda ctx: kind.template_variables(settings, ctx))
+    return ctx.template_vars()
 
 
 def template_problems(runtime: Runtime, definition: CampaignDefinition, source: SourceMap, sample: Target,
@@ -95,12 +90,13 @@ def template_problems(runtime: Runtime, definition: CampaignDefinition, source: 
             where = (f"{source.where(path)}: {describe_path(path)} (node {node.id!r})" if field not in files
                      else f"{source.filename}: node {node.id!r}, {field}")
             problems.append(f"{where}: {problem} {row}")
-    for name, variables, required in kind_templates(definition.kind, definition.settings, sample.attributes,
-                                                    runtime.clock.now()):
+    kind = runtime.kind(definition.kind)
+    for extra in kind.extra_templates(kind.settings(definition.settings), sample.attributes, runtime.clock.now()):
+        name = extra.name
         try:
             template = env.get_template(name)
         except jinja2.TemplateNotFound:
-            if not required:
+            if not extra.required:
                 continue
             problems.append(f"{source.filename}: template {name!r} not found (looked in: "
                             f"{', '.join(env.loader.searchpath)})")  # type: ignore[union-attr]
@@ -108,7 +104,7 @@ def template_problems(runtime: Runtime, definition: CampaignDefinition, source: 
         except jinja2.TemplateSyntaxError as exc:
             problems.append(f"{source.filename}: {exc.filename}, line {exc.lineno}: {exc.message}")
             continue
-        problem = _render_problem(template, variables)
+        problem = _render_problem(template, extra.variables)
         if problem is not None:
             problems.append(f"{source.filename}: {problem} {row}")
     return problems

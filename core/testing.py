@@ -230,8 +230,9 @@ class CampaignHarness:
         """Create a campaign from YAML text or a file; returns its id."""
         from .loader import load_definition_file, load_definition_text
 
-        loaded = (load_definition_file(definition) if isinstance(definition, Path)
-                  else load_definition_text(definition, "test.yaml"))
+        limits, kinds = self.runtime.settings.definitions, self.runtime.kinds
+        loaded = (load_definition_file(definition, limits, kinds) if isinstance(definition, Path)
+                  else load_definition_text(definition, "test.yaml", limits, kinds))
         return self.campaigns.create(loaded, self.actor)
 
     def csv(self, content: str, name: str = "audience.csv") -> Path:

@@ -9,7 +9,6 @@ from pydantic import ValidationError
 
 from .errors import CampaignkitError, DefinitionError
 from .loader import SourceMap, describe_path
-from .presets import KIND_TEMPLATE_NAMES
 from .scheduling import cron_trigger
 from .step import FAILURE
 from .steps.actions import _require
@@ -33,7 +32,7 @@ def validate_definition(definition: CampaignDefinition, source: SourceMap, runti
             label += f" (node {workflow.nodes[index].id!r})"
         problems.append(f"{source.where(path)}: {label}: {message}")
 
-    kind_names = KIND_TEMPLATE_NAMES.get(definition.kind, frozenset())
+    kind_names = runtime.kind(definition.kind).template_names
     seen: set[str] = set()
     for i, node in enumerate(workflow.nodes):
         if node.id in seen:

@@ -14,12 +14,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from .audit import Actor
 from .errors import CampaignkitError, InvalidState, NotFound
 from .events import EventInput, InvalidEvent, send_event
-from .history import HistoryQuery, history_page, history_summary
+from .kinds import WebContext
 from .migrate import current_revision, head_revision
 from .pages import render_page
 from .queries import RunQuery, campaign_summary, list_campaigns, list_runs, run_timeline
 from .rejections import Rejections, Throttle, flushing
-from .review_routes import review_router
 from .runtime import Runtime
 from .web_limits import BearerTokenGate, BodyLimit, HeaderLimit, RejectionRecorder, is_api
 
@@ -48,7 +47,11 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
                        on_rejected=on_api_rejected or rejections.api_recorder)
     app.add_middleware(HeaderLimit, max_bytes=web.max_header_bytes)
     app.add_middleware(Throttle, rejections=rejections)  # outermost: a client refused too often costs nothing more
-    app.include_router(review_router(runtime, rejections))
+    web_context = WebContext(runtime, rejections)
+    for kind in runtime.kinds.values():  # recipients' pages, tracking endpoints, the kinds' own API listings
+        router = kind.router(web_context)
+        if router is not None:
+            app.include_router(router)
 
     @app.exception_handler(CampaignkitError)
     async def known_problem(request: Request, exc: Exception) -> Response:
@@ -92,24 +95,6 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
         query = RunQuery(campaign_id, status=status, search=search, cycle=cycle, sort=sort.lstrip("-"),
                          descending=sort.startswith("-"), limit=limit, offset=offset)
         return _or_404(lambda: list_runs(runtime, query))
-
-    @app.get("/api/campaigns/{campaign_id}/history")
-    def history(
-        campaign_id: str,
-        status: str | None = None,
-        result: str | None = None,
-        approver: str | None = None,
-        application: str | None = None,
-        cycle: int | None = None,
-        sort: str = "user",
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
-    ) -> dict[str, Any]:
-        query = HistoryQuery(campaign_id, status=status, result=result, approver=approver, application=application,
-                             cycle=cycle, sort=sort.lstrip("-"), descending=sort.startswith("-"), limit=limit,
-                             offset=offset)
-        return {"rows": _or_404(lambda: history_page(runtime, query)),
-                "summary": _or_404(lambda: history_summary(runtime, campaign_id, cycle))}
 
     @app.get("/api/runs/{run_id}")
     def run(run_id: int) -> dict[str, Any]:

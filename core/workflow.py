@@ -11,8 +11,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 NODE_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$"
 EDGE_LABEL_LENGTH = 100  # step_records.edge
-# What a campaign is: access_review expands into a workflow (presets.py); phishing reserves its tracking events.
-KINDS = ("access_review", "journey", "phishing")
 
 # Every duration and number a definition holds is bounded so that a run can always compute with it: now + ten years
 # is far inside what datetime, JSON and both databases hold, and no wait, retry or deadline needs longer.
@@ -154,7 +152,8 @@ class CampaignDefinition(BaseModel):
     folder: str = Field(default="", max_length=200)
     # Up to six digits each: versions are stored as 32-bit integers.
     version: str = Field(default="1.0", pattern=r"^\d{1,6}\.\d{1,6}$", description="major.minor")
-    kind: str = Field(default="journey", description=f"One of {', '.join(KINDS)}.")
+    kind: str = Field(default="journey", description="The campaign kind: journey, or one a plugin registers "
+                                                       "(`campaignkit plugins` lists them).")
     description: str = ""
     workflow: Workflow
     audience: AudienceSpec | None = None

@@ -12,10 +12,10 @@ from aiosmtpd.controller import Controller
 from servers import serving
 from sqlalchemy import select
 
-from campaignkit.core.history import HistoryQuery, history_page
 from campaignkit.core.schema import audit_history
 from campaignkit.core.testing import free_port
 from campaignkit.core.web import create_app
+from campaignkit.plugins.access_review.history import HistoryQuery, history_page
 
 AUDIENCE = """user,user_email,application,approver
 ada,ada@example.org,Payroll,grace@example.org
@@ -123,7 +123,7 @@ def review_fixture(make_runtime: Any, make_harness: Callable[[Any], Any]) -> Ite
 
 def work_and_digest(harness: Any) -> Any:
     """What `campaignkit work --until-idle` does: advance runs, send digests, advance the runs a failure woke."""
-    from campaignkit.core.digests import DigestSender
+    from campaignkit.plugins.access_review.digests import DigestSender
 
     harness.run_to_idle()
     stats = DigestSender(harness.runtime).send_due()

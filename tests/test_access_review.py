@@ -20,8 +20,8 @@ from review_support import (
 )
 from sqlalchemy import select
 
-from campaignkit.core.history import history_summary
 from campaignkit.core.schema import targets
+from campaignkit.plugins.access_review.history import history_summary
 
 
 def test_requests_decisions_history_and_fields(review: Any, clock: Any) -> None:
@@ -154,8 +154,8 @@ class FlakyRevoker:
 def test_revoke_with_enforcement_failure_then_retry(make_runtime: Any, actor: Any, tmp_path: Any) -> None:
     from conftest import Harness
 
-    from campaignkit.core.access_reviews import AccessReviews
     from campaignkit.core.events import send_event
+    from campaignkit.plugins.access_review.operations import retry_enforcement
 
     revoker = FlakyRevoker()
     harness = Harness(make_runtime(extra_plugins=(revoker,)), actor, tmp_path)
@@ -170,7 +170,7 @@ def test_revoke_with_enforcement_failure_then_retry(make_runtime: Any, actor: An
     row = rows(harness, campaign_id)[("ada", "Git")]
     assert (row["Response Status"], row["Result"]) == ("Revoked", "Failure")
     revoker.working = True
-    assert AccessReviews(harness.runtime).retry_enforcement(campaign_id, actor) == 1
+    assert retry_enforcement(harness.runtime, campaign_id, actor) == 1
     harness.run_to_idle()
     row = rows(harness, campaign_id)[("ada", "Git")]
     assert (row["Response Status"], row["Result"]) == ("Revoked", "Success")
@@ -285,8 +285,8 @@ def test_digest_reminders_and_escalation_are_one_email_each(review: Any, clock: 
 
 
 def test_a_digest_that_cannot_be_sent_yet_is_retried_with_the_same_key(review: Any, clock: Any) -> None:
-    from campaignkit.core.digests import DigestSender
     from campaignkit.core.schema import digests
+    from campaignkit.plugins.access_review.digests import DigestSender
 
     harness, inbox, launch, _ = review
     inbox.controller.stop()  # the mail server is down: a refused connection is temporary

@@ -95,6 +95,17 @@ def test_every_sub_type_is_documented_once_and_campaignkit_s_own_are_marked() ->
         assert row[2], f"docs/audit.md: {row[1]} does not say when it is written"
 
 
+def test_every_sub_type_a_bundled_kind_writes_is_documented_with_its_kind() -> None:
+    from campaignkit.plugins.access_review.kind import AccessReview
+
+    documented = {(row[0], row[1], row[2]): row[3] for row in table("Added by campaign kinds")}
+    declared = {(kind.name, audit_type, sub_type) for kind in (AccessReview,)
+                for sub_type, (audit_type, _) in kind.audit_sub_types.items()}
+    assert set(documented) == declared
+    assert not {sub_type for _, _, sub_type in declared} & {str(s) for s in AuditSubType}  # no clash with core's
+    assert all(documented.values()), "docs/audit.md: say when each is written"
+
+
 def test_the_former_names_are_documented_and_resolve_both_ways() -> None:
     assert {row[0]: row[1] for row in table("Names in records written before this release")} == {
         str(current): ", ".join(former) for current, former in FORMER_NAMES.items()}

@@ -78,7 +78,10 @@ def loaded_by(args: list[str], cwd: Path, env: dict[str, str]) -> set[str]:
 def test_help_and_a_listing_load_no_web_server_scheduler_or_scim(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPAIGNKIT_")}
     env["CAMPAIGNKIT_VAR_DIR"] = str(tmp_path / "var")
-    assert not loaded_by(["--help"], tmp_path, env) & {*HEAVY, "sqlalchemy", "pydantic", "jinja2"}
+    # --help lists the campaign kinds' own commands, so it loads the plugins (their pydantic models, the built-in
+    # steps' Jinja2), but neither a database nor a server: those load when a command uses them.
+    help_loaded = loaded_by(["--help"], tmp_path, env)
+    assert not help_loaded & {*HEAVY, "sqlalchemy", "itsdangerous"}
     subprocess.run([sys.executable, "-c", "from campaignkit.core.cli import main; main()", "init"], cwd=tmp_path,
                    env=env, check=True, capture_output=True)
     # A command that builds a runtime loads every plugin: their modules leave what they use for when it is used.

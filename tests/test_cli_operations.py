@@ -262,11 +262,11 @@ settings:
 
 def decide_as_approvers(choices: dict[str, str]) -> None:
     """Each user's item decided as its approver would, through the link sent to them and its page's form."""
-    from campaignkit.core.links import decision_link
-    from campaignkit.core.review import ReviewService
     from campaignkit.core.runtime import Runtime
     from campaignkit.core.schema import runs
     from campaignkit.core.settings import load_settings
+    from campaignkit.plugins.access_review.decisions import ReviewService
+    from campaignkit.plugins.access_review.links import decision_link
 
     runtime = Runtime(load_settings())
     try:

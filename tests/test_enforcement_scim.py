@@ -20,7 +20,7 @@ from scim2_server.testserver.cli import ThreadingWSGIServer
 from scim2_server.utils import load_default_provider
 
 from campaignkit.core import EnforcementRequest, PermanentStepError, StepError
-from campaignkit.core.history import HistoryQuery, history_page
+from campaignkit.plugins.access_review.history import HistoryQuery, history_page
 from campaignkit.plugins.enforcement.scim import ScimAction, ScimConfig
 
 TOKEN = "scim-test-token-0123456789"

@@ -492,6 +492,79 @@ def test_a_vendor_step_type_validates_its_config(make_runtime: Any, actor: Any, 
     assert any("node 'stamp'" in p and "label" in p for p in caught.value.problems)
 
 
+# --- register_campaign_kinds ----------------------------------------------------------------------------------------
+
+class Checklist:
+    """A third-party campaign kind: each person ticks a checklist item; its settings name the item."""
+
+    __name__ = "checklist_kind"
+
+    def __init__(self) -> None:
+        from campaignkit.core import CampaignKind
+
+        class ChecklistSettings(BaseModel):
+            model_config = ConfigDict(extra="forbid")
+            item: str
+
+        class ChecklistKind(CampaignKind):
+            name = "checklist"
+            Settings = ChecklistSettings
+            facets = ("response",)
+            system_events = frozenset({"ticked"})
+            template_names = frozenset({"item"})
+
+            def workflow(self, settings: Any) -> dict[str, Any]:
+                return {"nodes": [
+                    {"id": "start", "type": "entered_campaign", "next": "ask"},
+                    {"id": "ask", "type": "send_message", "next": "wait",
+                     "config": {"channel": "null", "to": "{{ target.email }}", "subject": "Tick {{ item }}",
+                                "text": "{{ item }}"}},
+                    {"id": "wait", "type": "wait_for_event", "config": {"events": ["ticked"]},
+                     "edges": {"ticked": "note"}},
+                    {"id": "note", "type": "record_outcome", "config": {"response": "Ticked"}, "next": "end"},
+                    {"id": "end", "type": "left_campaign"}]}
+
+            def audience_key(self, settings: Any) -> list[str]:
+                return ["email"]
+
+            def template_variables(self, settings: Any, ctx: StepContext) -> dict[str, Any]:
+                return {"item": settings.item}
+
+        self.kind = ChecklistKind
+        self.register_campaign_kinds = hookimpl(lambda: [self.kind])
+
+
+CHECKLIST = """
+name: Fire drill
+kind: checklist
+audience: {source: csv, path: %s}
+settings: {item: fire drill}
+"""
+
+
+def test_a_plugin_s_campaign_kind_validates_builds_its_workflow_and_runs(make_runtime: Any, actor: Any,
+                                                                     tmp_path: Path) -> None:
+    from campaignkit.core.events import send_event
+
+    harness = harness_for(make_runtime(extra_plugins=(Checklist(),)), actor, tmp_path)
+    audience = harness.csv("email\nada@example.org\nada@example.org\n")  # keyed by email: one run
+    with pytest.raises(DefinitionError, match=r"settings\.colour: Extra inputs are not permitted"):
+        harness.create((CHECKLIST % audience).replace("{item: fire drill}", "{item: fire drill, colour: red}"))
+    campaign_id = harness.create(CHECKLIST % audience)
+    harness.launch(campaign_id)
+    harness.run_to_idle()
+    [run] = harness.runs(campaign_id)
+    assert (run.target_key, run.status, run.current_node) == ("ada@example.org", "waiting", "wait")
+    [ask] = [s for s in harness.steps(run.id) if s.node_id == "ask"]
+    assert ask.outcome == "ok"
+    with pytest.raises(Exception, match="reserved"):
+        send_event(harness.runtime, run.id, "ticked", {}, actor=actor)  # only the kind raises it
+    send_event(harness.runtime, run.id, "ticked", {})
+    harness.run_to_idle()
+    [run] = harness.runs(campaign_id)
+    assert (run.status, run.response) == ("completed", "Ticked")
+
+
 # --- meta-tests -----------------------------------------------------------------------------------------------------
 
 

@@ -25,9 +25,9 @@ from campaignkit.core import (
     StepError,
 )
 from campaignkit.core.events import send_event
-from campaignkit.core.history import HistoryQuery, history_page
 from campaignkit.core.schema import runs, step_records
 from campaignkit.core.testing import HttpReceiver, Seen, answer_in_turn
+from campaignkit.plugins.access_review.history import HistoryQuery, history_page
 
 TOKEN = "Bearer tok-0123456789-very-secret"
 SECRET = "hmac-secret-0123456789abcdef"

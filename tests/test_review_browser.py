@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from review_support import ALL_LINK, ITEM_LINK, rows, work_and_digest
 
-from campaignkit.core.history import history_summary
+from campaignkit.plugins.access_review.history import history_summary
 
 CHROMIUM_ENV = "CAMPAIGNKIT_TEST_CHROMIUM"
 

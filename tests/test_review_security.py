@@ -11,9 +11,9 @@ import httpx
 from review_support import AUDIENCE, ITEM_LINK, REVIEW, audits, decide, rows, work_and_digest
 from sqlalchemy import select
 
-from campaignkit.core.history import history_summary
-from campaignkit.core.links import decision_link
 from campaignkit.core.schema import events, runs, targets
+from campaignkit.plugins.access_review.history import history_summary
+from campaignkit.plugins.access_review.links import decision_link
 
 
 def run_of(harness: Any, campaign_id: str, key: str) -> Any:
@@ -213,9 +213,9 @@ def test_templates_receive_plain_values_and_escapes_reach_no_secret(make_runtime
 
     import jinja2
 
-    from campaignkit.core.digests import DigestSender
     from campaignkit.core.engine import Worker
     from campaignkit.core.step import StepContext
+    from campaignkit.plugins.access_review.digests import DigestSender
 
     floor = next(d for d in tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
                  ["project"]["dependencies"] if d.lower().startswith("jinja2"))
@@ -232,10 +232,13 @@ def test_templates_receive_plain_values_and_escapes_reach_no_secret(make_runtime
     harness.launch(review_id)
     harness.run_to_idle()
     run = run_of(harness, review_id, "ada|Git")
+    kind = runtime.kind("access_review")  # the variables a step sees: the engine's and the kind's
+    settings = kind.settings(harness.campaigns.definition(review_id)[0].settings)
     ctx = StepContext(run_id=run.id, campaign_id=review_id, target_key=run.target_key, target=run.target,
                       context=dict(run.context), node_id="request", visit=1, attempt=1, now=runtime.clock.now(),
                       config=None, idempotency_key="k", runtime=runtime,
-                      facets={"assignee": run.assignee, "assignment": run.assignment})
+                      facets={"assignee": run.assignee, "assignment": run.assignment},
+                      kind_variables=lambda ctx: kind.template_variables(settings, ctx))
     variables = ctx.template_vars()
     assert "decision" in variables["links"]
     plain = (str, int, float, bool, type(None), dt.datetime, dict, list, tuple)

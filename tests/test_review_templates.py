@@ -10,8 +10,8 @@ import pytest
 from review_support import rows, work_and_digest
 
 from campaignkit.core.errors import DefinitionError
-from campaignkit.core.history import history_summary
 from campaignkit.core.retry import retry_failed_runs
+from campaignkit.plugins.access_review.history import history_summary
 
 CUSTOM = """login,mail,system,reviewer
 ada,ada@example.org,Payroll,grace@example.org
@@ -135,7 +135,7 @@ def test_an_authors_template_error_fails_the_run_and_a_retry_after_the_fix_sends
 
 def test_a_digest_whose_template_breaks_keeps_its_items_pending_until_the_fix(ck_campaign: Any, ck_smtp: Any,
                                                                               tmp_path: Path, ck_clock: Any) -> None:
-    from campaignkit.core.digests import DigestSender
+    from campaignkit.plugins.access_review.digests import DigestSender
 
     body = override(tmp_path, "email/access_review/digest/body.txt", "{% for item in items %}{{ item.user }}\n"
                                                                      "{% endfor %}")

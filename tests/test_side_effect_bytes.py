@@ -134,7 +134,7 @@ def test_a_retried_digest_is_the_same_message_byte_for_byte(make_runtime: Any, a
     from conftest import Harness
     from review_support import AUDIENCE, REVIEW
 
-    from campaignkit.core.digests import DigestSender
+    from campaignkit.plugins.access_review.digests import DigestSender
 
     handler, port = deferring_smtp
     runtime = make_runtime(plugins={"config": {"smtp": {"host": "127.0.0.1", "port": port, "security": "none",

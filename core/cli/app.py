@@ -6,7 +6,7 @@ import gc
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -14,6 +14,9 @@ from typer.core import TyperGroup
 from ..errors import CampaignkitError, DefinitionError
 from .output import error_line, info
 from .state import STATE, use_config
+
+if TYPE_CHECKING:
+    from ..kinds import CampaignKind
 
 try:  # typer >= 0.29 carries its own click: usage errors derive from TyperException, not click's classes
     from typer import TyperException as UsageProblem
@@ -107,12 +110,38 @@ def register() -> typer.Typer:
     runs, so `--help` and a command that reads one table do not load the web server, the scheduler or SCIM."""
     global _registered
     if not _registered:
-        from . import admin, audit, campaign, config, history, roles, runs, scaffold, schedule
+        from . import admin, audit, campaign, config, roles, runs, scaffold, schedule, targets
 
-        for module in (admin, config, scaffold, campaign, runs, history, roles, audit, schedule):
+        for module in (admin, config, scaffold, campaign, runs, targets, roles, audit, schedule):
             module.register(app)
+        for kind in kind_classes():
+            mount_kind(kind)
         _registered = True
     return app
+
+
+def kind_classes() -> list[type[CampaignKind]]:
+    """The installed campaign kinds, without building a runtime (their commands build one when they run)."""
+    from ..plugins import build_plugin_manager, collect_registrations
+    from ..settings import load_settings
+
+    try:
+        registrations = collect_registrations(build_plugin_manager(load_settings()))
+    except CampaignkitError:
+        return []  # a broken configuration or plugin: the command that runs says so, in one line
+    return [reg.cls for reg in registrations if reg.kind == "campaign kind"]
+
+
+def mount_kind(kind: type[CampaignKind]) -> None:
+    """A kind's commands as `campaignkit <kind> ...`, and its aliases where its commands used to be."""
+    commands = kind.cli()
+    if commands is not None:
+        app.add_typer(commands, name=kind.name.replace("_", "-"))
+    for path, command in kind.cli_aliases().items():
+        parent, _, name = path.rpartition(" ")
+        group = app if not parent else next(
+            info.typer_instance for info in app.registered_groups if info.name == parent and info.typer_instance)
+        group.command(name)(command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -40,7 +40,7 @@ def create(
     from ..schema import campaigns as campaigns_table
 
     runtime = STATE.runtime()
-    loaded = load_definition_file(file, runtime.settings.definitions)
+    loaded = load_definition_file(file, runtime.settings.definitions, runtime.kinds)
     service = Campaigns(runtime)
     if update_existing:
         with reading(runtime.engine) as conn:
@@ -61,7 +61,8 @@ def update(ref: Ref, file: FileArg) -> None:
     from ..loader import load_definition_file
 
     service, campaign_id = _resolved(ref)
-    loaded = load_definition_file(file, STATE.runtime().settings.definitions)
+    runtime = STATE.runtime()
+    loaded = load_definition_file(file, runtime.settings.definitions, runtime.kinds)
     major, minor = service.update(campaign_id, loaded, actor())
     info(f"campaign {campaign_id} is now at version {major}.{minor}")
 
@@ -105,12 +106,12 @@ def launch(
                                                   dir_okay=False)] = None,
     unless_running: Annotated[bool, typer.Option("--unless-running", help="Do nothing (exit 0) if the campaign "
                                                  "is already in progress, scheduled or paused.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", help="Confirm a review that revokes unanswered access.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm what the campaign's kind asks before a launch (e.g. "
+                                      "a review that revokes unanswered access).")] = False,
 ) -> None:
     """Turn the audience into runs now, or schedule the launch (--at, or the definition's schedule)."""
     from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from ..access_reviews import AccessReviews
     from ..campaigns import Campaigns
     from ..clock import utc
     from ..launch import audience_file, estimated_rows
@@ -122,10 +123,9 @@ def launch(
     if unless_running and state in ("in_progress", "scheduled", "paused"):
         info(f"campaign {campaign_id} is already {state}; nothing to do")
         return
-    at_risk = AccessReviews(runtime).revocations_at_deadline(campaign_id, audience)
-    if at_risk and not yes:
-        raise CampaignkitError(f"this review revokes unanswered access at its deadline: {at_risk} access(es) could "
-                               "be removed; run again with --yes to launch it")
+    question = service.launch_question(campaign_id, audience)
+    if question and not yes:
+        raise CampaignkitError(f"{question}; run again with --yes to launch it")
     definition, _, base_dir = service.definition(campaign_id)
     total = estimated_rows(audience_file(definition, base_dir, audience))
     with progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -151,17 +151,6 @@ def terminate(ref: Ref) -> None:
     """End every unfinished run as terminated and cancel scheduled cycles."""
     service, campaign_id = _resolved(ref)
     info(f"terminated campaign {campaign_id}: {service.terminate(campaign_id, actor())} unfinished run(s) ended")
-
-
-@group.command("retry-enforcement")
-def retry_enforcement(ref: Ref) -> None:
-    """Retry the enforcement of every run whose revocation failed (each retry is audited)."""
-    from ..access_reviews import AccessReviews
-
-    _, campaign_id = _resolved(ref)
-    retried = AccessReviews(STATE.runtime()).retry_enforcement(campaign_id, actor())
-    info(f"campaign {campaign_id}: {retried} enforcement(s) to retry; "
-         "the workers will run them")
 
 
 @group.command()

@@ -39,7 +39,6 @@ def work(
     from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from ..campaigns import Campaigns
-    from ..digests import DigestSender
     from ..engine import BatchStats, Worker
     from ..serve import run_worker, stop_on_signals
 
@@ -52,19 +51,19 @@ def work(
     campaigns.launch_due(actor())
     campaigns.apply_due_deadlines(actor())
     engine = Worker(runtime)
-    digests = DigestSender(runtime)
+    between = [job for kind in runtime.kinds.values() for job in kind.jobs() if job.also_in_work]
     total = BatchStats()
-    digests_sent = 0
+    done: list[str] = []
     try:
         with progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as spinner:
             task = spinner.add_task("working", total=None)
             while True:
                 stats = engine.run_once()
                 if stats.claimed == 0:
-                    # Idle runs may wait on a digest; a digest that failed wakes its runs, so work on after it.
-                    sent = digests.send_due()
-                    digests_sent += sent.sent
-                    if not sent.changed_runs:
+                    # Idle runs may wait on a kind's job (a digest); one that changed runs means more work.
+                    outcomes = [job.run(runtime) for job in between]
+                    done += [outcome.summary for outcome in outcomes if outcome.summary]
+                    if not any(outcome.changed_runs for outcome in outcomes):
                         break
                     continue
                 total.claimed += stats.claimed
@@ -73,8 +72,8 @@ def work(
                 spinner.update(task, description=f"{total.steps} steps, {total.finished} runs finished")
     finally:
         engine.close()
-    sent_note = f", {digests_sent} digest(s) sent" if digests_sent else ""
-    info(f"idle: {total.steps} step(s) executed, {total.finished} run(s) finished{sent_note}")
+    also = "".join(f", {summary}" for summary in done)
+    info(f"idle: {total.steps} step(s) executed, {total.finished} run(s) finished{also}")
 
 
 def worker() -> None:

@@ -67,9 +67,9 @@ def show(
            + [{"field": "context", "value": run["context"]}, {"field": "target", "value": run["target"]}],
            ["field", "value"], fmt, title=f"Run {run_id}")
     render(timeline["steps"], STEP_COLUMNS, fmt, title="Timeline")
-    if timeline["digests"]:
-        render(timeline["digests"], ["id", "kind", "status", "assignee", "item_count", "attempt", "sent_at", "error"],
-               fmt, title="Digests that listed this run")
+    for name, rows in timeline.items():  # what the run's kind adds (an access review: the digests that listed it)
+        if name not in ("run", "steps", "path") and isinstance(rows, list) and rows:
+            render(rows, list(rows[0]), fmt, title=name.replace("_", " ").capitalize())
     if fmt is Format.table:
         parts = []
         for step in timeline["path"]:

@@ -6,16 +6,18 @@ Each runs on the worker's thread pool with a timeout and hands its idempotency k
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import ConfigurationError, PermanentStepError
 from ..interfaces import EnforcementRequest, FieldUpdate, Message
-from ..runtime import Runtime
 from ..step import StepContext, StepResult, StepType
 from ..templating import render
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 
 class _Config(BaseModel):

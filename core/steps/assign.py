@@ -7,14 +7,16 @@ who is the person under review is skipped, and when nobody is left the run takes
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import PermanentStepError
-from ..runtime import Runtime
 from ..step import NEXT, StepContext, StepResult, StepType
 from ..templating import render
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 NONE = "none"
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, time, timedelta
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import TemplateStepError
-from ..runtime import Runtime
 from ..step import NEXT, TIMEOUT, StepContext, StepResult, StepType
 from ..workflow import Duration
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 MAX_WEIGHT = 1e9  # any split is expressible well below it, and the sum of many stays finite
 

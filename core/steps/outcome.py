@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import TemplateStepError
-from ..runtime import Runtime
-from ..schema import runs
 from ..step import StepContext, StepResult, StepType
 from ..templating import render
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 
 class OutcomeConfig(BaseModel):
@@ -73,6 +74,8 @@ class RecordOutcome(StepType):
             except ValueError:
                 raise TemplateStepError(f"response_at rendered {facets['response_at'][:60]!r}, not an ISO time"
                                         ) from None
+        from ..schema import runs  # the column sizes; imported here to keep step modules light to load
+
         for name in ("assignee", "response", "result"):
             limit = getattr(runs.c[name].type, "length", None)
             if isinstance(facets.get(name), str) and limit is not None and len(facets[name]) > limit:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from campaignkit.core import FieldUpdate, FieldUpdater
-from campaignkit.core.db import writing
-from campaignkit.core.schema import targets
 
 
 class DatabaseFieldUpdater(FieldUpdater):
     name = "database"
 
     def update(self, update: FieldUpdate) -> None:
+        # Imported here: the plugin module loads with every command (even --help), the database only when used.
+        from sqlalchemy import select
+
+        from campaignkit.core.db import writing
+        from campaignkit.core.schema import targets
+
         entry = {"value": update.value, "at": update.at.isoformat(), "run_id": update.run_id,
                  "campaign_id": update.campaign_id, **dict(update.metadata)}
         with writing(self.runtime.engine) as conn:

@@ -9,21 +9,22 @@ list changed; the service itself runs on a worker thread, off the event loop.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from .audit import AuditSubType
-from .links import LinkError
-from .pages import render_page
-from .rejections import Rejections
-from .review import ListChanged, ReviewService, StalePage
-from .review_forms import DecisionForm, FormRefused, decision_form, origin_of
+from campaignkit.core.audit import AuditSubType
+from campaignkit.core.links import LinkError
+from campaignkit.core.pages import render_page
+from campaignkit.core.rejections import Rejections
+
+from .decisions import ListChanged, ReviewService, StalePage
+from .forms import DecisionForm, FormRefused, decision_form, origin_of
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from campaignkit.core.runtime import Runtime
 
 
 def review_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
@@ -94,3 +95,29 @@ def review_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
 
 def _client(request: Request) -> str | None:
     return request.client.host if request.client else None
+
+
+def api_router(runtime: Runtime) -> APIRouter:
+    """The review's run history for the JSON API (behind its bearer token, like every /api route)."""
+    from .history import HistoryQuery, history_page, history_summary
+
+    router = APIRouter()
+
+    @router.get("/api/campaigns/{campaign_id}/history")
+    def history(
+        campaign_id: str,
+        status: str | None = None,
+        result: str | None = None,
+        approver: str | None = None,
+        application: str | None = None,
+        cycle: int | None = None,
+        sort: str = "user",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        query = HistoryQuery(campaign_id, status=status, result=result, approver=approver, application=application,
+                             cycle=cycle, sort=sort.lstrip("-"), descending=sort.startswith("-"), limit=limit,
+                             offset=offset)
+        return {"rows": history_page(runtime, query), "summary": history_summary(runtime, campaign_id, cycle)}
+
+    return router

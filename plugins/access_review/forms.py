@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import Request
 
-from .review import CHOICES
+from .decisions import CHOICES
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 SAME_SITE_FETCH = ("same-origin", "none")  # Sec-Fetch-Site of a form on our page, or of a typed/bookmarked URL

@@ -1,4 +1,8 @@
-"""history (an access review's run history with its summary) and target show (a target's custom fields)."""
+"""The access review's commands, under `campaignkit access-review`: its run history and retrying its revocations.
+
+`campaignkit history` and `campaignkit campaign retry-enforcement` stay as aliases (scripts written before the kind
+had its own group keep working).
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..errors import NotFound
-from .output import Format, info, render, render_json
-from .state import STATE
+from campaignkit.core.cli.output import Format, info, render, render_json
+from campaignkit.core.cli.state import STATE, actor
 
 if TYPE_CHECKING:
-    from ..runtime import Runtime
+    from campaignkit.core.runtime import Runtime
+
+Ref = Annotated[str, typer.Argument(help="Campaign id, unique id prefix, or name.")]
 
 
-def register(app: typer.Typer) -> None:
-    app.command()(history)
-    target = typer.Typer(help="Targets and their custom fields.", no_args_is_help=True)
-    target.command("show")(show_target)
-    app.add_typer(target, name="target")
+def commands() -> typer.Typer:
+    group = typer.Typer(help="Access reviews: run history, retrying failed revocations.", no_args_is_help=True)
+    group.command()(history)
+    group.command("retry-enforcement")(retry_enforcement)
+    return group
 
 
 def history(
@@ -36,8 +41,9 @@ def history(
     fmt: Annotated[Format, typer.Option("--format")] = Format.table,
 ) -> None:
     """An access review's run history: User, Application, Approver, Response Status, Action Time, Result."""
-    from ..campaigns import Campaigns
-    from ..history import COLUMNS, HistoryQuery, history_page, history_summary
+    from campaignkit.core.campaigns import Campaigns
+
+    from .history import COLUMNS, HistoryQuery, history_page, history_summary
 
     runtime = STATE.runtime()
     campaign_id = Campaigns(runtime).resolve(campaign)
@@ -58,7 +64,7 @@ def history(
 
 def _not_begun(runtime: Runtime, campaign_id: str) -> bool:
     """Says so, instead of an empty table, when the campaign has no runs because it has not begun yet."""
-    from ..queries import campaign_summary
+    from campaignkit.core.queries import campaign_summary
 
     summary = campaign_summary(runtime, campaign_id)
     if summary["runs_by_status"] or summary["state"] not in ("draft", "scheduled"):
@@ -74,22 +80,15 @@ def _not_begun(runtime: Runtime, campaign_id: str) -> bool:
     return True
 
 
-def show_target(
-    key: Annotated[str, typer.Argument(help="Target key, e.g. ada|Payroll.")],
-    fmt: Annotated[Format, typer.Option("--format")] = Format.table,
-) -> None:
-    """A target's custom fields (e.g. Campaigns Approval) with when and by whom they were set."""
-    from sqlalchemy import select
 
-    from ..db import reading
-    from ..schema import targets
 
-    with reading(STATE.runtime().engine) as conn:
-        row = conn.execute(select(targets).where(targets.c.key == key)).first()
-    if row is None:
-        raise NotFound(f"no custom fields recorded for target {key!r}")
-    if fmt is Format.json:
-        render_json({"key": key, "custom_fields": row.custom_fields, "updated_at": row.updated_at})
-        return
-    render([{"field": name, **entry} for name, entry in row.custom_fields.items()],
-           ["field", "value", "at", "approver", "run_id", "campaign_id"], fmt, title=f"Target {key}")
+def retry_enforcement(ref: Ref) -> None:
+    """Retry the enforcement of every run whose revocation failed (each retry is audited)."""
+    from campaignkit.core.campaigns import Campaigns
+
+    from .operations import retry_enforcement as retry
+
+    runtime = STATE.runtime()
+    campaign_id = Campaigns(runtime).resolve(ref)
+    info(f"campaign {campaign_id}: {retry(runtime, campaign_id, actor())} enforcement(s) to retry; "
+         "the workers will run them")

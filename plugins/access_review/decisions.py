@@ -16,17 +16,20 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
-from .audit import Actor, AuditSubType, AuditType, record
-from .db import reading, writing
-from .errors import CampaignkitError
-from .events import record_event, run_object
-from .links import DECISION, DIGEST, PAGE, LinkError, recipient_tag, signer
-from .presets import AccessReviewSettings
-from .rejections import Rejections
-from .schema import FINAL_STATUSES, campaign_versions, campaigns, digest_items, digests, events, runs
+from campaignkit.core.audit import Actor, AuditSubType, AuditType, record
+from campaignkit.core.db import reading, writing
+from campaignkit.core.errors import CampaignkitError
+from campaignkit.core.events import record_event, run_object
+from campaignkit.core.links import LinkError, signer
+from campaignkit.core.rejections import Rejections
+from campaignkit.core.schema import FINAL_STATUSES, campaign_versions, campaigns, digest_items, digests, events, runs
+
+from .links import DECISION, DIGEST, PAGE, recipient_tag
+from .settings import AccessReviewSettings
+from .vocabulary import DECISION_RECORDED, DECISION_REFUSED
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from campaignkit.core.runtime import Runtime
 
 CHOICES = {"approve": "approved", "revoke": "revoked"}
 DECIDED = {"approved": "Approved", "revoked": "Revoked"}
@@ -142,9 +145,9 @@ class ReviewService:
             self._stale_page(client)
         if not pending:
             self._refuse_all_if_closed(view, digest_id, client)
-            self.rejections.reject(client, AuditSubType.DECISION_REFUSED, "decision",
+            self.rejections.reject(client, DECISION_REFUSED, "decision",
                                    f"{CHOICES[choice]} (all at once) refused: nothing pending in digest {digest_id}",
-                                   user=view.approver)
+                                   user=view.approver, audit_type=AuditType.INTERACTION_EVENT)
         return view, len(pending)
 
     # --- shared ---------------------------------------------------------------------------------------------
@@ -155,7 +158,7 @@ class ReviewService:
         record_event(conn, item.run_id, CHOICES[choice], {"approver": recipient, "ip": client}, source=source,
                      now=now, sent_by=recipient)
         record(conn, actor=Actor(recipient, None, client), audit_type=AuditType.INTERACTION_EVENT,
-               sub_type=AuditSubType.DECISION_RECORDED, at=now, obj=run_object(conn, item.run_id), code=self,
+               sub_type=DECISION_RECORDED, at=now, obj=run_object(conn, item.run_id), code=self,
                details=f"{CHOICES[choice]}{how}: {item.user} on {item.application} (run {item.run_id})")
 
     def _refuse_if_closed(self, item: ReviewItem, client: str | None) -> None:
@@ -172,9 +175,10 @@ class ReviewService:
 
     def _refused(self, item: ReviewItem, choice: str, client: str | None) -> None:
         """A second decision on a decided item changes nothing, but who tried what, and when, is on the record."""
-        self.rejections.reject(client, AuditSubType.DECISION_REFUSED, "decision",
+        self.rejections.reject(client, DECISION_REFUSED, "decision",
                                f"{CHOICES[choice]} refused: {item.user} on {item.application} is already "
-                               f"{item.decision} (run {item.run_id})", user=item.approver or "anonymous")
+                               f"{item.decision} (run {item.run_id})", user=item.approver or "anonymous",
+                               audit_type=AuditType.INTERACTION_EVENT)
 
     @contextmanager
     def _audited(self, client: str | None) -> Iterator[None]:

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Select, func, select
 
-from .db import reading
-from .errors import CampaignkitError
-from .presets import AccessReviewSettings
-from .schema import campaign_versions, campaigns, runs
+from campaignkit.core.db import reading
+from campaignkit.core.errors import CampaignkitError
+from campaignkit.core.schema import campaign_versions, campaigns, runs
+
+from .settings import AccessReviewSettings
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from campaignkit.core.runtime import Runtime
 
 COLUMNS = ["User", "Application", "Approver", "Response Status", "Action Time", "Result"]
 STATUSES = ["Pending Response", "Message Delivery Failed", "Approved", "Revoked", "Terminated"]

@@ -1,83 +1,15 @@
-"""Campaign kinds that expand into a workflow: `kind: access_review` with its settings instead of nodes."""
+"""How an access review's settings expand into its workflow: assign (never to the user under review), request,
+wait for the decision with reminders and escalation, then set the field and enforce a revocation."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from datetime import timedelta
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from .steps.assign import IdentityRules
-from .workflow import PositiveDuration, RetryPolicy
+from .settings import AccessReviewSettings
 
 Node = dict[str, Any]
-
-
-class AccessReviewSettings(BaseModel):
-    """The settings of an access review; each run is one user's access to one application."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    channel: str = Field(default="file", description="Delivery channel for requests and reminders.")
-    templates: str = Field(default="email/access_review", description="Folder with request/ and reminder/.")
-    user_column: str = "user"
-    user_email_column: str = "user_email"
-    application_column: str = "application"
-    approver_column: str = "approver"
-    on_revoke: Literal["update", "revoke"] = Field(
-        default="update", description="update: set the custom field; revoke: run the enforcement action too."
-    )
-    enforcement: str | None = Field(default=None, description="Enforcement action used when on_revoke is revoke.")
-    field: str = Field(default="Campaigns Approval", description="The custom field set on decisions.")
-    updater: str = Field(default="database", description="The custom-field updater.")
-    # Bounded (one second to ten years) so that every reminder and escalation time can be computed and stored.
-    remind_every: PositiveDuration | None = Field(default=None, description="Remind approvers with pending items.")
-    escalate_after: PositiveDuration | None = Field(default=None, description="Hand the item to fallback_approver.")
-    fallback_approver: str | list[str] | None = Field(
-        default=None, description="Gets escalations and self-reviews: an address, or a list tried in order (one "
-        "who is the user under review is passed over).")
-    identity: IdentityRules = Field(
-        default_factory=IdentityRules, description="How the approver is compared with the user under review.")
-    if_no_response: Literal["keep", "approve", "revoke"] = Field(
-        default="keep", description="What the deadline does to items nobody answered."
-    )
-    digest: bool = Field(
-        default=False, description="One email per approver with all their pending items, instead of one per item."
-    )
-    retry: RetryPolicy | None = Field(
-        default=None, description="Attempts and backoff of the field update and enforcement steps, as a journey "
-        "node's retry (max_attempts, backoff_seconds, backoff_factor, max_backoff_seconds); unset: the engine's "
-        "default.")
-    timeout_seconds: float | None = Field(
-        default=None, gt=0, le=3600, description="Timeout of one attempt of those steps; unset: "
-        "worker.step_timeout_seconds.")
-
-    @property
-    def fallbacks(self) -> list[str]:
-        value = self.fallback_approver
-        return [] if not value else [value] if isinstance(value, str) else list(value)
-
-    def target_problem(self, attributes: Mapping[str, Any]) -> str | None:
-        """Why a row cannot be reviewed: without the user's identity, self-review could not be prevented."""
-        if not str(attributes.get(self.user_email_column) or "").strip():
-            return f"empty {self.user_email_column!r} (the user's identity: nobody may review their own access)"
-        return None
-
-    @property
-    def key_columns(self) -> list[str]:
-        """One run per user per application."""
-        return [self.user_column, self.application_column]
-
-    @model_validator(mode="after")
-    def _consistent(self) -> AccessReviewSettings:
-        if self.on_revoke == "revoke" and not self.enforcement:
-            raise ValueError("on_revoke: revoke needs `enforcement: NAME` (an enforcement action)")
-        if self.escalate_after is not None and not (self.fallback_approver and self.remind_every):
-            raise ValueError("escalate_after needs a fallback_approver and remind_every (escalation is checked "
-                             "when a reminder is due)")
-        return self
 
 
 def _iso(duration: timedelta) -> str:
@@ -198,55 +130,3 @@ def access_review_workflow(settings: AccessReviewSettings) -> dict[str, Any]:
         if node["type"] in ("update_custom_field", "enforcement_action"):
             _apply_retry(node, s)
     return {"start": "start", "nodes": nodes}
-
-
-PRESETS: dict[str, tuple[type[BaseModel], Callable[[Any], dict[str, Any]]]] = {
-    "access_review": (AccessReviewSettings, access_review_workflow),
-}
-
-
-# Template variables a kind adds to the engine's own (target, context, run, now, links), by name.
-KIND_TEMPLATE_NAMES: dict[str, frozenset[str]] = {"access_review": frozenset({"review"})}
-TemplateExtras = Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]
-
-
-def template_extras(kind: str, settings: Mapping[str, Any]) -> TemplateExtras | None:
-    """The variables a kind adds for a run, from its target and facets; None for kinds that add none.
-
-    Access reviews give ``review``: the user, their e-mail, the application and the approver under stable names,
-    whatever the audience's columns are called, so the bundled templates work with any column settings.
-    """
-    if kind != "access_review":
-        return None
-    s = AccessReviewSettings.model_validate(dict(settings))
-
-    def review(target: Mapping[str, Any], facets: Mapping[str, Any]) -> dict[str, Any]:
-        return {"review": {"user": str(target.get(s.user_column) or ""),
-                           "user_email": str(target.get(s.user_email_column) or ""),
-                           "application": str(target.get(s.application_column) or ""),
-                           "approver": str(facets.get("assignee") or target.get(s.approver_column) or "")}}
-
-    return review
-
-
-def kind_templates(kind: str, settings: Mapping[str, Any], row: Mapping[str, Any],
-                   now: datetime) -> list[tuple[str, dict[str, Any], bool]]:
-    """Templates a kind renders outside the workflow's nodes, each with the variables it gets for ``row`` and
-    whether it must exist: a digest review's digest email (its HTML part is optional)."""
-    if kind != "access_review" or not settings.get("digest"):
-        return []
-    from .digests import sample_digest_variables  # digests build on these settings
-
-    s = AccessReviewSettings.model_validate(dict(settings))
-    variables = sample_digest_variables(s, row, now)
-    return [(f"{s.templates}/digest/{name}", variables, name != "body.html")
-            for name in ("subject.txt", "body.txt", "body.html")]
-
-
-def target_check(kind: str, settings: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], str | None] | None:
-    """What a kind requires of each audience row at launch, when it requires anything."""
-    preset = PRESETS.get(kind)
-    if preset is None:
-        return None
-    check = getattr(preset[0].model_validate(dict(settings)), "target_problem", None)
-    return check if callable(check) else None

@@ -18,17 +18,19 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from sqlalchemy import Connection, case, desc, insert, select, update
 
-from .db import reading, writing
-from .errors import ConfigurationError, StepError, TemplateStepError
-from .events import record_event
-from .interfaces import Message
-from .links import DEFAULT_LINK_DAYS, LinkText, decision_link, digest_link
-from .presets import AccessReviewSettings
-from .schema import campaign_versions, campaigns, digest_items, digests, launches, runs
-from .templating import render
+from campaignkit.core.db import reading, writing
+from campaignkit.core.errors import ConfigurationError, StepError, TemplateStepError
+from campaignkit.core.events import record_event
+from campaignkit.core.interfaces import Message
+from campaignkit.core.links import DEFAULT_LINK_DAYS, LinkText
+from campaignkit.core.schema import campaign_versions, campaigns, digest_items, digests, launches, runs
+from campaignkit.core.templating import render
+
+from .links import decision_link, digest_link
+from .settings import AccessReviewSettings
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from campaignkit.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

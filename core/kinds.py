@@ -1,0 +1,165 @@
+"""The campaign-kind interface: what a family of campaigns (access reviews, phishing simulations, attestations...)
+adds to the engine's plain workflow. Core knows kinds only through it; ``journey``, a workflow as its file writes it,
+is the built-in default kind.
+
+A kind is a Component registered with ``register_campaign_kinds`` (its plugin-wide settings, if any, in
+``plugins.config.<name>``). Each campaign of the kind gives its own ``settings:``, validated by the kind's
+``Settings`` model, which every method receives already parsed. Every method has a default that does nothing, so a
+kind implements only what it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from .interfaces import Component
+
+if TYPE_CHECKING:
+    import typer
+    from fastapi import APIRouter
+    from sqlalchemy import Connection
+
+    from .rejections import Rejections
+    from .step import StepContext
+
+JOURNEY = "journey"
+ENGINE_FACETS = ("assignee", "response", "response_at", "result", "notify")  # the run columns kinds can use
+
+
+class NoSettings(BaseModel):
+    """For kinds whose campaigns take no ``settings:``; any key given is an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class KindTemplate:
+    """A template a kind renders outside the workflow's nodes (a digest email), for checks at create and launch."""
+
+    name: str  # its path under the template folders
+    variables: Mapping[str, Any]  # what it would get for a sample row
+    required: bool = True  # a missing optional template (an HTML part) is not a problem
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What a kind's job did: whether it changed runs (which a worker must then advance) and, for people, how much."""
+
+    changed_runs: bool = False
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class KindJob:
+    """Something the scheduler runs every ``seconds`` for a kind (gathering digests, sweeping reminders).
+
+    The scheduler's job store keeps a reference to core's job runner with the kind's and the job's names, never the
+    function itself, so ``id`` must stay the same across releases. ``also_in_work`` runs it in ``campaignkit work``
+    too, after the worker has nothing due, and again while it changes runs.
+    """
+
+    id: str
+    description: str  # for the System Task audit records
+    run: Callable[[Any], JobOutcome]  # takes the runtime
+    seconds: float
+    also_in_work: bool = False
+
+
+@dataclass(frozen=True)
+class WebContext:
+    """What a kind's routes may use: the runtime, and the refusals recorder (rate-limited, coalesced audit)."""
+
+    runtime: Any
+    rejections: Rejections
+
+
+class CampaignKind(Component):
+    """One family of campaigns. Subclasses set ``name`` (the ``kind:`` of a definition) and what they need."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Settings: ClassVar[type[BaseModel]] = NoSettings
+    # Which of the run's facet columns (ENGINE_FACETS) this kind's steps set: a step setting another one fails.
+    facets: ClassVar[tuple[str, ...]] = ("assignee", "response", "response_at", "result")
+    # Events only campaignkit itself raises in this kind's runs: the API and the CLI cannot post them.
+    system_events: ClassVar[frozenset[str]] = frozenset()
+    # Names its templates may use besides the engine's own (target, context, run, now).
+    template_names: ClassVar[frozenset[str]] = frozenset()
+    # Its own templates: searched after the admins' template_dirs (which override them) and before core's.
+    template_dir: ClassVar[Path | None] = None
+    # Audit sub-types it writes (name -> (audit type, when it is written)), for the audit vocabulary.
+    audit_sub_types: ClassVar[Mapping[str, tuple[str, str]]] = {}
+    # The tabs it adds to a campaign's page in the console, in order.
+    console_tabs: ClassVar[tuple[str, ...]] = ()
+
+    def settings(self, raw: Mapping[str, Any]) -> BaseModel:
+        """A campaign's ``settings:`` as the kind's model; pydantic's ValidationError names the key."""
+        return self.Settings.model_validate(dict(raw))
+
+    def workflow(self, settings: Any) -> Mapping[str, Any] | None:
+        """The workflow a campaign of this kind runs, built from its settings; None: the one its file writes."""
+        return None
+
+    def audience_key(self, settings: Any) -> list[str] | None:
+        """The audience columns that make a run's key, when the definition does not say."""
+        return None
+
+    def target_problem(self, settings: Any, attributes: Mapping[str, Any]) -> str | None:
+        """Why an audience row cannot be launched (checked for every row; the launch names them all)."""
+        return None
+
+    def template_variables(self, settings: Any, ctx: StepContext) -> dict[str, Any]:
+        """Variables the kind adds to its runs' templates (named in ``template_names``): plain values only."""
+        return {}
+
+    def extra_templates(self, settings: Any, row: Mapping[str, Any], now: datetime) -> list[KindTemplate]:
+        """Templates the kind renders outside the workflow, to be tried with a sample row at create and launch."""
+        return []
+
+    def launch_question(self, settings: Any, count_targets: Callable[[], int]) -> str | None:
+        """A consequence the operator must confirm (``--yes``) before a launch, e.g. accesses it may remove."""
+        return None
+
+    def run_details(self, conn: Connection, run_id: int) -> dict[str, Any]:
+        """What a run's timeline shows besides its steps (the digests that carried it, say)."""
+        return {}
+
+    @classmethod
+    def cli(cls) -> typer.Typer | None:
+        """Commands mounted as ``campaignkit <name> ...`` (underscores in the name become dashes). A class method:
+        the CLI mounts them before any runtime exists; the commands build one when they run."""
+        return None
+
+    @classmethod
+    def cli_aliases(cls) -> Mapping[str, Callable[..., Any]]:
+        """Commands kept where they were before the kind had its own group, by path ("history",
+        "campaign retry-enforcement"), so that scripts written for them keep working."""
+        return {}
+
+    def router(self, web: WebContext) -> APIRouter | None:
+        """HTTP routes: recipients' pages, tracking endpoints, the kind's API listings."""
+        return None
+
+    def jobs(self) -> list[KindJob]:
+        """What the scheduler runs for this kind."""
+        return []
+
+
+class FreeSettings(BaseModel):
+    """A journey's ``settings:`` are its author's own: any key, read by its templates through nothing else."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Journey(CampaignKind):
+    """journey: a workflow as the definition writes it (entered campaign, send email, delays, branches, ...)."""
+
+    name = JOURNEY
+    description = "A workflow graph per contact, as the definition's nodes and edges write it."
+    Settings = FreeSettings
