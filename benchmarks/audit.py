@@ -24,9 +24,9 @@ from sqlalchemy import func, select
 
 from campaignkit.core.audit import Actor, AuditObject, AuditSubType, AuditType, append, entry, verify
 from campaignkit.core.db import reading, writing
-from campaignkit.core.migrate import upgrade
+from campaignkit.core.db.migrate import upgrade
+from campaignkit.core.db.schema import audit_history
 from campaignkit.core.runtime import Runtime
-from campaignkit.core.schema import audit_history
 from campaignkit.core.settings import Settings
 
 KINDS = [

@@ -27,11 +27,11 @@ from sqlalchemy import func, select
 from campaignkit.core.audit import Actor
 from campaignkit.core.campaigns import Campaigns
 from campaignkit.core.db import reading
-from campaignkit.core.engine import Worker
-from campaignkit.core.loader import load_definition_text
-from campaignkit.core.migrate import upgrade
+from campaignkit.core.db.migrate import upgrade
+from campaignkit.core.db.schema import runs, step_records
+from campaignkit.core.definitions.loader import load_definition_text
+from campaignkit.core.engine.worker import Worker
 from campaignkit.core.runtime import Runtime
-from campaignkit.core.schema import runs, step_records
 from campaignkit.core.settings import Settings
 
 # Six steps, one of them a side effect on the thread pool (the send) and one an event to plugins.

@@ -26,8 +26,8 @@ from sqlalchemy import text
 from campaignkit.core.audit import Actor
 from campaignkit.core.campaigns import Campaigns
 from campaignkit.core.db import writing
-from campaignkit.core.loader import load_definition_text
-from campaignkit.core.migrate import upgrade
+from campaignkit.core.db.migrate import upgrade
+from campaignkit.core.definitions.loader import load_definition_text
 from campaignkit.core.runtime import Runtime
 from campaignkit.core.settings import Settings
 from campaignkit.plugins.access_review.history import HistoryQuery, history_page, history_summary

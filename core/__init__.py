@@ -4,6 +4,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .engine.events import send_event
     from .errors import (
         AudienceError,
         CampaignkitError,
@@ -14,26 +15,7 @@ if TYPE_CHECKING:
         StepError,
         TemplateStepError,
     )
-    from .events import send_event
     from .hookspecs import hookimpl
-    from .http import (
-        MIN_SECRET_LENGTH,
-        SIGNATURE_HEADER,
-        TIMESTAMP_HEADER,
-        CaFile,
-        HttpClient,
-        HttpError,
-        OutboundUrl,
-        Response,
-        SigningSecret,
-        is_loopback,
-        redacted,
-        sign,
-        signature_headers,
-        tls_context,
-        user_agent,
-    )
-    from .http_call import HttpCall, HttpCallConfig
     from .interfaces import (
         AudienceSource,
         AuditSink,
@@ -50,15 +32,44 @@ if TYPE_CHECKING:
         Target,
     )
     from .kinds import CampaignKind, JobOutcome, KindJob, KindTemplate, NoSettings, WebContext
-    from .links import LinkError, LinkSigner, LinkText, link_expiry, page_url, signer
-    from .pages import render_page
+    from .outbound.call import HttpCall, HttpCallConfig
+    from .outbound.client import (
+        MIN_SECRET_LENGTH,
+        SIGNATURE_HEADER,
+        TIMESTAMP_HEADER,
+        CaFile,
+        HttpClient,
+        HttpError,
+        OutboundUrl,
+        Response,
+        SigningSecret,
+        is_loopback,
+        redacted,
+        sign,
+        signature_headers,
+        tls_context,
+        user_agent,
+    )
     from .step import FAILURE, NEXT, TIMEOUT, RunEvent, StepContext, StepResult, StepType
+    from .web.links import LinkError, LinkSigner, LinkText, link_expiry, page_url, signer
+    from .web.pages import render_page
 
     __version__: str
 
 # Loaded on first use, so that what never touches a plugin (`campaignkit --help`, errors, the CLI's own modules)
 # does not pay for pydantic, jinja2 and the HTTP stack at start-up (benchmarks/cli.py).
-_SOURCES = ("errors", "step", "interfaces", "hookspecs", "kinds", "http", "http_call", "links", "pages", "events")
+_SOURCES = (
+    "errors",
+    "step",
+    "interfaces",
+    "hookspecs",
+    "kinds",
+    "outbound.client",
+    "outbound.call",
+    "web.links",
+    "web.pages",
+    "engine.events",
+)
 _MISSING = object()
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from .errors import CampaignkitError
 from .interfaces import Component
 
 if TYPE_CHECKING:
@@ -25,8 +26,8 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
     from sqlalchemy import Connection
 
-    from .rejections import Rejections
     from .step import StepContext
+    from .web.rejections import Rejections
 
 JOURNEY = "journey"
 ENGINE_FACETS = ("assignee", "response", "response_at", "result", "notify")  # the run columns kinds can use
@@ -72,6 +73,32 @@ class KindJob:
 
 
 @dataclass(frozen=True)
+class Listing:
+    """The run listing a kind calls its history or results, as its CLI and API serve it and a console tab shows it:
+    the columns, the filters it takes (each with the values it allows; empty: any value) and what it sorts by."""
+
+    title: str
+    columns: tuple[str, ...]
+    filters: Mapping[str, tuple[str, ...]]
+    sorts: tuple[str, ...]
+
+    def check(self, filters: Mapping[str, Any], sort: str) -> None:
+        """Refuses a filter or a sort the listing does not take, naming what it takes."""
+        for name, value in filters.items():
+            if name not in self.filters:
+                raise CampaignkitError(f"{self.title}: no filter {name!r}; it filters by {', '.join(self.filters)}")
+            allowed = self.filters[name]
+            if value is not None and allowed and value not in allowed:
+                raise CampaignkitError(f"--{name}: one of {', '.join(allowed)}")
+        if sort not in self.sorts:
+            raise CampaignkitError(f"--sort: one of {', '.join(self.sorts)}")
+
+    def describe(self) -> dict[str, Any]:
+        return {"title": self.title, "columns": list(self.columns),
+                "filters": {name: list(values) for name, values in self.filters.items()}, "sorts": list(self.sorts)}
+
+
+@dataclass(frozen=True)
 class WebContext:
     """What a kind's routes may use: the runtime, and the refusals recorder (rate-limited, coalesced audit)."""
 
@@ -95,8 +122,16 @@ class CampaignKind(Component):
     template_dir: ClassVar[Path | None] = None
     # Audit sub-types it writes (name -> (audit type, when it is written)), for the audit vocabulary.
     audit_sub_types: ClassVar[Mapping[str, tuple[str, str]]] = {}
+    # Its run listing (an access review's Run History, a simulation's results), if it has one.
+    listing: ClassVar[Listing | None] = None
     # The tabs it adds to a campaign's page in the console, in order.
     console_tabs: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """What clients (the API, the console) learn about the kind of a campaign."""
+        return {"name": cls.name, "description": cls.description, "facets": list(cls.facets),
+                "listing": cls.listing.describe() if cls.listing else None, "console_tabs": list(cls.console_tabs)}
 
     def settings(self, raw: Mapping[str, Any]) -> BaseModel:
         """A campaign's ``settings:`` as the kind's model; pydantic's ValidationError names the key."""

@@ -14,12 +14,12 @@ import jinja2
 import pluggy
 from sqlalchemy import Engine
 
-from .audit_keys import AuditKeys, keyed_engine
+from .audit.keys import AuditKeys, keyed_engine
 from .clock import Clock, SystemClock
 from .db import make_engine
 from .errors import ConfigurationError
 from .kinds import CampaignKind
-from .plugins import Registry, build_plugin_manager, collect_registrations
+from .plugins.manager import Registry, build_plugin_manager, collect_registrations
 from .settings import Settings, load_settings
 from .templating import make_environment, undeclared_variables
 
@@ -55,7 +55,7 @@ class Runtime:
         if self.settings.audit_key is None:
             # Reads and migrations work (init creates the key); writing an audit record refuses with MISSING_KEY.
             return engine
-        return keyed_engine(engine, self.audit_keys)  # how append finds the key: see core/audit_keys.py
+        return keyed_engine(engine, self.audit_keys)  # how append finds the key: see core/audit/keys.py
 
     @cached_property
     def audit_keys(self) -> AuditKeys:

@@ -35,7 +35,7 @@ def stop_on_signals() -> Iterator[threading.Event]:
 
 
 def run_worker(runtime: Runtime, stop: threading.Event) -> None:
-    from .engine import Worker
+    from .engine.worker import Worker
 
     worker = Worker(runtime)
     log.info("worker %s started", worker.worker_id)
@@ -46,7 +46,7 @@ def run_worker(runtime: Runtime, stop: threading.Event) -> None:
 
 
 def run_scheduler(runtime: Runtime, stop: threading.Event) -> None:
-    from .scheduler import SchedulerService
+    from .scheduling.service import SchedulerService
 
     service = SchedulerService(runtime)
     service.start()
@@ -61,7 +61,7 @@ def web_server(runtime: Runtime) -> uvicorn.Server:
     import uvicorn
 
     from .web import create_app
-    from .web_transport import uvicorn_config
+    from .web.transport import uvicorn_config
 
     return uvicorn.Server(uvicorn_config(create_app(runtime), runtime.settings.web))
 

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
     from .audit import Actor
     from .clock import FakeClock
-    from .engine import Worker
+    from .engine.worker import Worker
     from .runtime import Runtime
     from .settings import Settings
 
@@ -218,7 +218,7 @@ class CampaignHarness:
 
     def __init__(self, runtime: Runtime, actor: Actor, folder: Path) -> None:
         from .campaigns import Campaigns
-        from .engine import Worker
+        from .engine.worker import Worker
 
         self.runtime = runtime
         self.actor = actor
@@ -228,7 +228,7 @@ class CampaignHarness:
 
     def create(self, definition: str | Path) -> str:
         """Create a campaign from YAML text or a file; returns its id."""
-        from .loader import load_definition_file, load_definition_text
+        from .definitions.loader import load_definition_file, load_definition_text
 
         limits, kinds = self.runtime.settings.definitions, self.runtime.kinds
         loaded = (load_definition_file(definition, limits, kinds) if isinstance(definition, Path)
@@ -258,14 +258,14 @@ class CampaignHarness:
 
     def runs(self, campaign_id: str) -> list[Any]:
         from .db import reading
-        from .schema import runs
+        from .db.schema import runs
 
         with reading(self.runtime.engine) as conn:
             return list(conn.execute(runs.select().where(runs.c.campaign_id == campaign_id).order_by(runs.c.id)))
 
     def steps(self, run_id: int) -> list[Any]:
         from .db import reading
-        from .schema import step_records
+        from .db.schema import step_records
 
         with reading(self.runtime.engine) as conn:
             return list(conn.execute(step_records.select().where(step_records.c.run_id == run_id)
@@ -276,7 +276,7 @@ class CampaignHarness:
         found under its current or former name, as ``campaignkit audit --sub-type`` finds it."""
         from .audit import sub_type_names
         from .db import reading
-        from .schema import audit_history
+        from .db.schema import audit_history
 
         query = audit_history.select().order_by(audit_history.c.audit_id)
         if sub_type is not None:
@@ -286,7 +286,7 @@ class CampaignHarness:
 
     def dispatch_audit(self) -> dict[str, int]:
         """Feed the enabled audit sinks now, as the scheduler's dispatcher job would; returns records per sink."""
-        from .audit_dispatch import AuditDispatcher
+        from .audit.dispatch import AuditDispatcher
 
         return AuditDispatcher(self.runtime).dispatch()
 
@@ -368,7 +368,7 @@ def ck_make_runtime(ck_make_settings: Callable[..., Settings], ck_clock: FakeClo
     Installed plugins load too (the bundled smtp and file channels among them); ``plugins={"enabled": [...]}``
     narrows them.
     """
-    from .migrate import upgrade
+    from .db.migrate import upgrade
     from .runtime import Runtime
 
     built: list[Runtime] = []

@@ -12,7 +12,7 @@ from aiosmtpd.controller import Controller
 from servers import serving
 from sqlalchemy import select
 
-from campaignkit.core.schema import audit_history
+from campaignkit.core.db.schema import audit_history
 from campaignkit.core.testing import free_port
 from campaignkit.core.web import create_app
 from campaignkit.plugins.access_review.history import HistoryQuery, history_page

@@ -13,7 +13,7 @@ import uvicorn
 
 from campaignkit.core.settings import WebSettings
 from campaignkit.core.testing import free_port
-from campaignkit.core.web_transport import uvicorn_config
+from campaignkit.core.web.transport import uvicorn_config
 
 
 @contextmanager

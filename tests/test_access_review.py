@@ -20,7 +20,7 @@ from review_support import (
 )
 from sqlalchemy import select
 
-from campaignkit.core.schema import targets
+from campaignkit.core.db.schema import targets
 from campaignkit.plugins.access_review.history import history_summary
 
 
@@ -154,7 +154,7 @@ class FlakyRevoker:
 def test_revoke_with_enforcement_failure_then_retry(make_runtime: Any, actor: Any, tmp_path: Any) -> None:
     from conftest import Harness
 
-    from campaignkit.core.events import send_event
+    from campaignkit.core.engine.events import send_event
     from campaignkit.plugins.access_review.operations import retry_enforcement
 
     revoker = FlakyRevoker()
@@ -224,7 +224,7 @@ def test_a_digest_is_one_email_per_approver_with_every_item(review: Any) -> None
     assert work_and_digest(harness).sent == 0  # sent once: nothing new, nothing due
     assert len(inbox.messages) == 3
 
-    from campaignkit.core.queries import run_timeline
+    from campaignkit.core.campaigns.queries import run_timeline
 
     alan = next(r for r in harness.runs(campaign_id) if r.target_key == "alan|CRM")
     failed = run_timeline(harness.runtime, alan.id)
@@ -285,7 +285,7 @@ def test_digest_reminders_and_escalation_are_one_email_each(review: Any, clock: 
 
 
 def test_a_digest_that_cannot_be_sent_yet_is_retried_with_the_same_key(review: Any, clock: Any) -> None:
-    from campaignkit.core.schema import digests
+    from campaignkit.core.db.schema import digests
     from campaignkit.plugins.access_review.digests import DigestSender
 
     harness, inbox, launch, _ = review
@@ -313,7 +313,7 @@ def test_a_digest_that_cannot_be_sent_yet_is_retried_with_the_same_key(review: A
 
 
 def digest_of(harness: Any, assignee: str) -> int:
-    from campaignkit.core.schema import digests
+    from campaignkit.core.db.schema import digests
 
     with harness.runtime.engine.connect() as conn:
         return int(conn.execute(select(digests.c.id).where(digests.c.assignee == assignee)).scalar_one())

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import delete, inspect, select, text, update
 
 from campaignkit.core.audit import Actor, AuditObject, AuditSubType, AuditType, record, verify
-from campaignkit.core.audit_queries import AuditFilter, export_audit, list_audit
+from campaignkit.core.audit.queries import AuditFilter, export_audit, list_audit
 from campaignkit.core.db import reading, writing
-from campaignkit.core.schema import audit_history
+from campaignkit.core.db.schema import audit_history
 
 SEED_COLUMNS = [
     "audit_id", "user_name", "computer_name", "computer_ip", "server_name", "audit_timestamp", "object_id",

@@ -35,13 +35,13 @@ from campaignkit.core.audit import (
     record,
     verify_chain,
 )
-from campaignkit.core.audit_checkpoint import Checkpoint, parse, read_checkpoints, take_checkpoint
-from campaignkit.core.audit_keys import AuditKey, AuditKeys, key_id_of
-from campaignkit.core.audit_queries import AuditFilter, export_audit
+from campaignkit.core.audit.checkpoints import Checkpoint, parse, read_checkpoints, take_checkpoint
+from campaignkit.core.audit.keys import AuditKey, AuditKeys, key_id_of
+from campaignkit.core.audit.queries import AuditFilter, export_audit
 from campaignkit.core.db import reading, writing
+from campaignkit.core.db.schema import audit_chain, audit_history
 from campaignkit.core.errors import ConfigurationError
 from campaignkit.core.runtime import Runtime
-from campaignkit.core.schema import audit_chain, audit_history
 from campaignkit.core.settings import Settings
 from campaignkit.core.testing import CampaignHarness
 
@@ -242,7 +242,7 @@ def test_a_forged_or_foreign_checkpoint_line_is_rejected_not_trusted(runtime: An
     taken, path = take_checkpoint(runtime, actor, tmp_path / "checkpoints.jsonl")
     forged = {**json.loads(taken.to_json()), "audit_id": 50, "signature": "0" * 64}
     stranger = AuditKey.from_secret(secrets.token_urlsafe(48))
-    from campaignkit.core.audit_checkpoint import sign
+    from campaignkit.core.audit.checkpoints import sign
 
     foreign = sign(stranger, 60, "f" * 64, datetime(2030, 1, 1, tzinfo=UTC))
     with path.open("a") as handle:
@@ -266,8 +266,8 @@ def test_the_checkpoint_record_reaches_the_audit_sinks(make_runtime: Any, actor:
 
 
 def test_the_scheduler_takes_checkpoints(make_runtime: Any) -> None:
-    from campaignkit.core import jobs
-    from campaignkit.core.scheduler import SchedulerService
+    from campaignkit.core.scheduling import jobs
+    from campaignkit.core.scheduling.service import SchedulerService
 
     runtime = make_runtime(audit={"checkpoint_seconds": 1800})
     service = SchedulerService(runtime)
@@ -285,7 +285,8 @@ def test_the_scheduler_takes_checkpoints(make_runtime: Any) -> None:
     (line,) = (runtime.settings.var_dir / "audit-checkpoints.jsonl").read_text().splitlines()
     assert parse(line, runtime.audit_keys).audit_id == 0
     (row,) = rows(runtime)
-    assert row["class_name"] == "campaignkit.core.jobs.checkpoint_audit" and row["user_name"] == runtime.instance_id
+    assert row["class_name"] == "campaignkit.core.scheduling.jobs.checkpoint_audit"
+    assert row["user_name"] == runtime.instance_id
 
 
 # The commands ------------------------------------------------------------------------------------------------------
@@ -386,7 +387,7 @@ def test_the_application_role_appends_audit_records_but_cannot_rewrite_them(
         harness = CampaignHarness(app, actor, tmp_path)
         assert len(harness.run_campaign(ROLE_FLOW, "key\nk1\nk2\n")) == 2  # runs, steps, targets, sequences
         take_checkpoint(app, actor)
-        from campaignkit.core.scheduler import SchedulerService
+        from campaignkit.core.scheduling.service import SchedulerService
 
         service = SchedulerService(app)  # its job table was made by the owner; the role only uses it
         service.start()

@@ -17,13 +17,14 @@ from sqlalchemy import select, text
 from test_web import TOKEN, auth
 from typer.testing import CliRunner
 
-from campaignkit.core import AudienceError, AudienceSource, Target, hookimpl, jobs
+from campaignkit.core import AudienceError, AudienceSource, Target, hookimpl
 from campaignkit.core.audit import Actor, AuditObject, AuditSubType, AuditType, record
 from campaignkit.core.cli.app import register
 from campaignkit.core.db import reading, writing
-from campaignkit.core.events import send_event
-from campaignkit.core.scheduler import SchedulerService
-from campaignkit.core.schema import audit_history, launches, runs
+from campaignkit.core.db.schema import audit_history, launches, runs
+from campaignkit.core.engine.events import send_event
+from campaignkit.core.scheduling import jobs
+from campaignkit.core.scheduling.service import SchedulerService
 from campaignkit.core.web import create_app
 
 WAITING = """
@@ -273,7 +274,7 @@ def test_prune_writes_nothing_with_task_events_off(make_runtime: Any) -> None:
 
 
 def test_audit_object_filter_finds_a_campaign_by_name_or_id_through_an_index(harness: Any) -> None:
-    from campaignkit.core.audit_queries import AuditFilter, list_audit
+    from campaignkit.core.audit.queries import AuditFilter, list_audit
 
     harness.csv("key\na\n")
     campaign_id = harness.create("""

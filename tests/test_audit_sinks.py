@@ -24,10 +24,10 @@ from sqlalchemy import select
 
 from campaignkit.core import ConfigurationError
 from campaignkit.core.audit import Actor, AuditObject, AuditSubType, AuditType, record
-from campaignkit.core.audit_dispatch import AuditDispatcher, SinkStatus, as_record
+from campaignkit.core.audit.dispatch import AuditDispatcher, SinkStatus, as_record
 from campaignkit.core.db import writing
+from campaignkit.core.db.schema import audit_history
 from campaignkit.core.runtime import Runtime
-from campaignkit.core.schema import audit_history
 from campaignkit.core.testing import HttpReceiver, answer_in_turn
 
 ACTOR = Actor(user_name="auditor", computer_name="desk-7", computer_ip="10.1.2.3")

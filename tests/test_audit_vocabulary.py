@@ -24,7 +24,7 @@ from campaignkit.core.audit import (
     sub_type_names,
 )
 from campaignkit.core.db import writing
-from campaignkit.core.events import send_event
+from campaignkit.core.engine.events import send_event
 from campaignkit.core.runtime import Runtime
 from campaignkit.core.settings import load_settings
 from campaignkit.core.testing import CampaignHarness

@@ -282,15 +282,21 @@ def test_plugins_lists_bundled_and_default_plugins(sqlite_cli: Cli) -> None:
     listing = as_json(sqlite_cli("plugins", "--format", "json"))
     by_name = {p["name"]: p for p in listing["plugins"]}
     own = version("campaignkit")
-    assert {"email", "enforcement", "custom_field", "audit_sinks", "campaignkit.core.steps",
-            "campaignkit.core.builtins"} <= set(by_name)
+    assert {
+        "email",
+        "enforcement",
+        "custom_field",
+        "audit_sinks",
+        "campaignkit.core.engine.steps",
+        "campaignkit.core.plugins.builtins",
+    } <= set(by_name)
     assert by_name["email"]["registers"]["channel"] == ["file", "smtp"]
     assert "noop" in by_name["enforcement"]["registers"]["enforcement action"]
     assert "database" in by_name["custom_field"]["registers"]["field updater"]
-    assert "wait_for_event" in by_name["campaignkit.core.steps"]["registers"]["step type"]
-    assert {"log", "null"} <= set(by_name["campaignkit.core.builtins"]["registers"]["channel"])
+    assert "wait_for_event" in by_name["campaignkit.core.engine.steps"]["registers"]["step type"]
+    assert {"log", "null"} <= set(by_name["campaignkit.core.plugins.builtins"]["registers"]["channel"])
     assert "register_channels" in by_name["email"]["hooks"]
-    assert "register_step_types" in by_name["campaignkit.core.steps"]["hooks"]
+    assert "register_step_types" in by_name["campaignkit.core.engine.steps"]["hooks"]
     assert {p["version"] for p in listing["plugins"]} == {own}  # bundled: the distribution's version is ours
     table = sqlite_cli("plugins").stdout
     assert "custom_field" in table and "enforcement" in table
@@ -316,8 +322,10 @@ def test_plugins_hooks_lists_implementations_in_call_order_and_tracing_shows_eac
     assert listed.returncode == 0, listed.stderr
     hooks = {row["hook"]: row["implementations"] for row in json.loads(listed.stdout)}
     # The built-in channels are trylast: a plugin's channels come first, which is how a plugin overrides them.
-    assert hooks["register_channels"] == [{"plugin": "email", "qualifiers": []},
-                                          {"plugin": "campaignkit.core.builtins", "qualifiers": ["trylast"]}]
+    assert hooks["register_channels"] == [
+        {"plugin": "email", "qualifiers": []},
+        {"plugin": "campaignkit.core.plugins.builtins", "qualifiers": ["trylast"]},
+    ]
     assert hooks["on_run_finished"] == []
     assert re.search(r"campaignkit\.trace: hook register_channels plugin=email \d+\.\d{3} ms ok returned 2: smtp, file",
                      listed.stderr), listed.stderr

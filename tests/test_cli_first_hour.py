@@ -21,8 +21,8 @@ import pytest
 from cli_support import Cli, as_json, make_cli
 from sqlalchemy import create_engine
 
-from campaignkit.core.audit_queries import COLUMNS as AUDIT_COLUMNS
-from campaignkit.core.migrate import _head_from_files, head_revision, is_up_to_date, upgrade
+from campaignkit.core.audit.queries import COLUMNS as AUDIT_COLUMNS
+from campaignkit.core.db.migrate import _head_from_files, head_revision, is_up_to_date, upgrade
 from campaignkit.core.testing import free_port
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

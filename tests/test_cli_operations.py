@@ -124,7 +124,7 @@ def test_paused_runs_stop_advancing_and_continue_after_resume(cli: Cli, tmp_path
 
 def dispatch_audit() -> dict[str, int]:
     """What the scheduler's audit-dispatch job does, with the same environment the CLI reads."""
-    from campaignkit.core.audit_dispatch import AuditDispatcher
+    from campaignkit.core.audit.dispatch import AuditDispatcher
     from campaignkit.core.runtime import Runtime
     from campaignkit.core.settings import load_settings
 
@@ -262,8 +262,8 @@ settings:
 
 def decide_as_approvers(choices: dict[str, str]) -> None:
     """Each user's item decided as its approver would, through the link sent to them and its page's form."""
+    from campaignkit.core.db.schema import runs
     from campaignkit.core.runtime import Runtime
-    from campaignkit.core.schema import runs
     from campaignkit.core.settings import load_settings
     from campaignkit.plugins.access_review.decisions import ReviewService
     from campaignkit.plugins.access_review.links import decision_link
@@ -314,3 +314,8 @@ def test_history_filters_an_access_review_by_cycle(cli: Cli, tmp_path: Path) -> 
     assert "linus" in table and "alan" not in table
     rows = as_csv(cli("history", "Cycled review", "--cycle", str(first_id), "--status", "Revoked", "--format", "csv"))
     assert [(r["User"], r["Result"]) for r in rows] == [("alan", "Success")]
+    # The filters and sorts are the ones the kind's Run History declares; anything else is named with the choices.
+    refused = cli("history", "Cycled review", "--status", "Rejected", code=1).stderr
+    assert "--status: one of Pending Response, Message Delivery Failed, Approved, Revoked, Terminated" in refused
+    assert "--sort: one of user, application" in cli("history", "Cycled review", "--sort", "colour", code=1).stderr
+    assert [r["User"] for r in history("--sort", "-user")["rows"]] == ["linus", "alan", "ada", "ada"]

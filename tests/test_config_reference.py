@@ -17,8 +17,8 @@ from pydantic import BaseModel
 
 from campaignkit.core import ConfigurationError
 from campaignkit.core.cli.config import BUNDLED_ORIGIN
-from campaignkit.core.config_reference import bundled_components, render_reference
-from campaignkit.core.plugins import DEFAULT_PLUGINS, build_plugin_manager, collect_registrations, config_key
+from campaignkit.core.plugins.config_reference import bundled_components, render_reference
+from campaignkit.core.plugins.manager import DEFAULT_PLUGINS, build_plugin_manager, collect_registrations, config_key
 from campaignkit.core.runtime import Runtime
 from campaignkit.core.settings import Settings, load_settings
 

@@ -18,12 +18,12 @@ from cli_support import Cli, as_json
 from pydantic import BaseModel, ConfigDict
 
 from campaignkit.core import AudienceSource, DefinitionError, Target, hookimpl
+from campaignkit.core.definitions.loader import load_definition_text
+from campaignkit.core.definitions.validation import validate_definition
+from campaignkit.core.definitions.workflow import MAX_DURATION, MAX_SECONDS, RetryPolicy, did_you_mean
 from campaignkit.core.errors import AudienceError
-from campaignkit.core.loader import load_definition_text
 from campaignkit.core.settings import DefinitionSettings
 from campaignkit.core.testing import CampaignHarness
-from campaignkit.core.validation import validate_definition
-from campaignkit.core.workflow import MAX_DURATION, MAX_SECONDS, RetryPolicy, did_you_mean
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from campaignkit.core.db import reading
-from campaignkit.core.schema import step_records
+from campaignkit.core.db.schema import step_records
 from campaignkit.core.testing import SmtpInbox, free_port
 from campaignkit.plugins.email.smtp import RateLimiter
 
@@ -61,8 +61,8 @@ def make_smtp_runtime(make_runtime: Any) -> Any:
 
 def run_campaign(runtime: Any, actor: Any, tmp_path: Path, yaml_text: str) -> tuple[Any, str]:
     from campaignkit.core.campaigns import Campaigns
-    from campaignkit.core.engine import Worker
-    from campaignkit.core.loader import load_definition_text
+    from campaignkit.core.definitions.loader import load_definition_text
+    from campaignkit.core.engine.worker import Worker
 
     audience = tmp_path / "audience.csv"
     audience.write_text(AUDIENCE)

@@ -296,7 +296,7 @@ settings:
 def run_review(make_runtime: Any, actor: Any, tmp_path: Any, scim: ScimServer) -> dict[tuple[str, str], Any]:
     from conftest import Harness
 
-    from campaignkit.core.events import send_event
+    from campaignkit.core.engine.events import send_event
 
     runtime = make_runtime(plugins={"config": {"scim": {
         "url": scim.url, "token": TOKEN, "timeout_seconds": 5, "groups": {"Git": "git-users"}}}})

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from campaignkit.core import AudienceError, Channel, Delivery, Message, PermanentStepError, StepError, hookimpl
-from campaignkit.core.schema import audit_history, launches
+from campaignkit.core.db.schema import audit_history, launches
 
 FLOW = """
 name: Engine
@@ -186,9 +186,11 @@ def test_a_campaign_completes_when_its_last_run_finishes(make_runtime: Any, acto
 
 
 def test_editing_a_campaign_with_runs_creates_a_version(harness: Any) -> None:
-    flow = "name: V\nversion: '1.0'\nworkflow:\n  nodes:\n    - {id: s, type: entered_campaign, next: w}\n" \
-           "    - {id: w, type: time_delay, config: {duration: %s}, next: e}\n    - {id: e, type: left_campaign}\n"
-    from campaignkit.core.loader import load_definition_text
+    flow = (
+        "name: V\nversion: '1.0'\nworkflow:\n  nodes:\n    - {id: s, type: entered_campaign, next: w}\n"
+        "    - {id: w, type: time_delay, config: {duration: %s}, next: e}\n    - {id: e, type: left_campaign}\n"
+    )
+    from campaignkit.core.definitions.loader import load_definition_text
 
     campaign_id = harness.create(flow % "P1D")
     assert harness.campaigns.update(campaign_id, load_definition_text(flow % "P2D", "v.yaml"), harness.actor) \
@@ -234,7 +236,7 @@ def test_duplicate_targets_merge_by_key(harness: Any) -> None:
 
 
 def test_the_launch_progress_bar_knows_how_many_rows_a_csv_has(tmp_path: Path) -> None:
-    from campaignkit.core.launch import AudienceFile, estimated_rows
+    from campaignkit.core.campaigns.launch import AudienceFile, estimated_rows
 
     with_newline, without = tmp_path / "a.csv", tmp_path / "b.csv"
     with_newline.write_text("key,email\n" + "".join(f"k{i},k{i}@example.org\n" for i in range(2500)))

@@ -19,7 +19,7 @@ from cli_support import Cli, make_cli
 
 from campaignkit.core import Message
 from campaignkit.core.audit import Actor, AuditSubType, AuditType, record
-from campaignkit.core.audit_dispatch import AuditDispatcher
+from campaignkit.core.audit.dispatch import AuditDispatcher
 from campaignkit.core.db import writing
 
 JOURNEY = """

@@ -17,7 +17,7 @@ import pytest
 from cli_support import Cli, as_json, make_cli
 from sqlalchemy import create_engine, func, select, text
 
-from campaignkit.core.schema import audit_history, campaign_versions, campaigns, launches, runs
+from campaignkit.core.db.schema import audit_history, campaign_versions, campaigns, launches, runs
 
 FUZZ = Path(__file__).resolve().parent / "fuzz"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -19,7 +19,7 @@ import pytest
 
 from campaignkit.core import __version__, hookimpl
 from campaignkit.core import hookspecs as hookspecs_module
-from campaignkit.core.plugins import build_plugin_manager, register_plugin
+from campaignkit.core.plugins.manager import build_plugin_manager, register_plugin
 from campaignkit.core.runtime import Runtime
 from campaignkit.core.settings import Settings
 

@@ -40,9 +40,9 @@ from campaignkit.core import (
     hookimpl,
 )
 from campaignkit.core import hookspecs as hookspecs_module
-from campaignkit.core.audit_dispatch import AuditDispatcher
+from campaignkit.core.audit.dispatch import AuditDispatcher
 from campaignkit.core.db import reading
-from campaignkit.core.schema import audit_history, campaigns, launches, runs
+from campaignkit.core.db.schema import audit_history, campaigns, launches, runs
 
 TESTS = Path(__file__).resolve().parent
 
@@ -207,7 +207,7 @@ def test_termination_finishes_the_unfinished_runs_and_the_campaign(observed: Any
     campaign_id = harness.create(WAIT_FLOW)
     harness.launch(campaign_id, harness.csv("key\na\nb\nc\n"))
     harness.run_to_idle()
-    from campaignkit.core.events import send_event
+    from campaignkit.core.engine.events import send_event
 
     first = harness.runs(campaign_id)[0]
     send_event(harness.runtime, first.id, "go")
@@ -542,9 +542,10 @@ settings: {item: fire drill}
 """
 
 
-def test_a_plugin_s_campaign_kind_validates_builds_its_workflow_and_runs(make_runtime: Any, actor: Any,
-                                                                     tmp_path: Path) -> None:
-    from campaignkit.core.events import send_event
+def test_a_plugin_s_campaign_kind_validates_builds_its_workflow_and_runs(
+    make_runtime: Any, actor: Any, tmp_path: Path
+) -> None:
+    from campaignkit.core.engine.events import send_event
 
     harness = harness_for(make_runtime(extra_plugins=(Checklist(),)), actor, tmp_path)
     audience = harness.csv("email\nada@example.org\nada@example.org\n")  # keyed by email: one run

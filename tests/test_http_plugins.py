@@ -24,8 +24,8 @@ from campaignkit.core import (
     PermanentStepError,
     StepError,
 )
-from campaignkit.core.events import send_event
-from campaignkit.core.schema import runs, step_records
+from campaignkit.core.db.schema import runs, step_records
+from campaignkit.core.engine.events import send_event
 from campaignkit.core.testing import HttpReceiver, Seen, answer_in_turn
 from campaignkit.plugins.access_review.history import HistoryQuery, history_page
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from campaignkit.core.links import LinkError, LinkSigner
+from campaignkit.core.web.links import LinkError, LinkSigner
 
 NOW = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
 KEY = "Xb7-qL2mN9vR4tW8yZ1cF6hJ3kP5sD0gA"  # random, as `campaignkit init` makes them

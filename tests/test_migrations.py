@@ -7,8 +7,8 @@ from typing import Any
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from campaignkit.core.migrate import current_revision, head_revision, is_up_to_date, upgrade
-from campaignkit.core.schema import metadata
+from campaignkit.core.db.migrate import current_revision, head_revision, is_up_to_date, upgrade
+from campaignkit.core.db.schema import metadata
 
 
 def test_upgrade_matches_the_declared_schema(runtime: Any) -> None:

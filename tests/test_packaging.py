@@ -41,5 +41,9 @@ def test_the_wheel_builds_without_warnings_and_carries_code_and_templates(tmp_pa
     templates = {f"campaignkit/templates/{p.relative_to(ROOT / 'templates').as_posix()}"
                  for p in (ROOT / "templates").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     assert templates <= names
-    assert {"campaignkit/core/migrations/script.py.mako", "campaignkit/core/migrations/versions/0001_initial_schema.py",
+    kind = ROOT / "plugins" / "access_review" / "templates"
+    assert {f"campaignkit/plugins/access_review/templates/{p.relative_to(kind).as_posix()}"
+            for p in kind.rglob("*") if p.is_file()} <= names  # a kind's own templates travel with it
+    assert {"campaignkit/core/db/migrations/script.py.mako",
+            "campaignkit/core/db/migrations/versions/0001_initial_schema.py",
             "campaignkit/plugins/enforcement/scim_client.py", "campaignkit/core/cli/app.py"} <= names

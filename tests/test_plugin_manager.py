@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from campaignkit.core import AuditSink, Channel, ConfigurationError, Delivery, Message, NoConfig, PluginError, hookimpl
-from campaignkit.core.plugins import DEFAULT_PLUGINS
+from campaignkit.core.plugins.manager import DEFAULT_PLUGINS
 from campaignkit.core.runtime import Runtime
 from campaignkit.core.settings import Settings
 
@@ -175,7 +175,7 @@ def test_two_components_reading_one_settings_table_is_a_start_up_error(tmp_path:
             return [CsvSink]
 
     clash = (r"plugins\.config\.csv would configure both audit sink 'csv' \(csv_sink_plugin\) "
-             r"and audience source 'csv' \(campaignkit\.core\.builtins\)")
+             r"and audience source 'csv' \(campaignkit\.core\.plugins\.builtins\)")
     with pytest.raises(PluginError, match=clash):
         runtime(tmp_path, Plugin())
     CsvSink.config_key = "csv_audit"

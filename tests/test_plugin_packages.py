@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from plugin_venv import CLI, Venv
 
-from campaignkit.core.scaffold import KINDS, PluginNames
+from campaignkit.core.plugins.scaffold import KINDS, PluginNames
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,8 @@ def test_generated_plugins_load_through_their_entry_points(generated: tuple[Venv
     order = {row["hook"]: [i["plugin"] for i in row["implementations"]] for row in json.loads(hooks.stdout)}
     # An installed plugin's channels are asked before the built-in ones (trylast), so it may override them.
     assert order["register_channels"].index("acme_channel") < order["register_channels"].index(
-        "campaignkit.core.builtins")
+        "campaignkit.core.plugins.builtins"
+    )
 
 
 def test_a_broken_plugin_is_named_and_blocking_it_lets_campaignkit_start(tmp_path: Path) -> None:

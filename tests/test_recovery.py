@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from campaignkit.core.clock import SystemClock
-from campaignkit.core.schema import runs, step_records
+from campaignkit.core.db.schema import runs, step_records
 
 pytestmark = pytest.mark.slow
 WORKER = Path(__file__).with_name("worker_process.py")

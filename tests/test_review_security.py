@@ -11,7 +11,7 @@ import httpx
 from review_support import AUDIENCE, ITEM_LINK, REVIEW, audits, decide, rows, work_and_digest
 from sqlalchemy import select
 
-from campaignkit.core.schema import events, runs, targets
+from campaignkit.core.db.schema import events, runs, targets
 from campaignkit.plugins.access_review.history import history_summary
 from campaignkit.plugins.access_review.links import decision_link
 
@@ -213,7 +213,7 @@ def test_templates_receive_plain_values_and_escapes_reach_no_secret(make_runtime
 
     import jinja2
 
-    from campaignkit.core.engine import Worker
+    from campaignkit.core.engine.worker import Worker
     from campaignkit.core.step import StepContext
     from campaignkit.plugins.access_review.digests import DigestSender
 

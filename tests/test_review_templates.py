@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from review_support import rows, work_and_digest
 
+from campaignkit.core.campaigns.retry import retry_failed_runs
 from campaignkit.core.errors import DefinitionError
-from campaignkit.core.retry import retry_failed_runs
 from campaignkit.plugins.access_review.history import history_summary
 
 CUSTOM = """login,mail,system,reviewer
@@ -181,7 +181,7 @@ class SlowDirectory:
 
 
 def test_enforcement_takes_the_reviews_retry_policy_and_timeout(ck_make_campaign: Any, ck_clock: Any) -> None:
-    from campaignkit.core.events import send_event
+    from campaignkit.core.engine.events import send_event
 
     directory = SlowDirectory()
     harness = ck_make_campaign(extra_plugins=(directory,))

@@ -11,11 +11,12 @@ import pytest
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from sqlalchemy import select
 
-from campaignkit.core import AudienceError, jobs
+from campaignkit.core import AudienceError
 from campaignkit.core.campaigns import Campaigns
 from campaignkit.core.clock import FakeClock
-from campaignkit.core.scheduler import JOB_TABLE, SchedulerService
-from campaignkit.core.schema import audit_history, launches, runs
+from campaignkit.core.db.schema import audit_history, launches, runs
+from campaignkit.core.scheduling import jobs
+from campaignkit.core.scheduling.service import JOB_TABLE, SchedulerService
 
 AUDIENCE = "key,email\na,a@example.org\nb,b@example.org\nc,c@example.org\n"
 
@@ -241,7 +242,10 @@ def test_task_events_switch(make_runtime: Any, enabled: bool) -> None:
                                                                  ("System Task", "Completed")] * 2
     assert rows[1].details.startswith("sync scheduled launches: succeeded in ")
     # The job's own code is named, not the type of a Python function.
-    assert (rows[0].class_name, rows[0].assembly_name) == ("campaignkit.core.jobs.sync_launches", "campaignkit")
+    assert (rows[0].class_name, rows[0].assembly_name) == (
+        "campaignkit.core.scheduling.jobs.sync_launches",
+        "campaignkit",
+    )
 
 
 def test_a_rolled_back_launch_leaves_no_audit_record(harness: Any) -> None:
@@ -257,7 +261,7 @@ def test_a_rolled_back_launch_leaves_no_audit_record(harness: Any) -> None:
 
 
 def test_pause_parks_runs_and_schedule_and_resume_restarts_them(harness: Any, clock: FakeClock) -> None:
-    from campaignkit.core.events import send_event
+    from campaignkit.core.engine.events import send_event
 
     harness.csv(AUDIENCE)
     yaml_text = """
@@ -303,7 +307,7 @@ def test_pausing_holds_a_scheduled_cycle(harness: Any, clock: FakeClock) -> None
 
 
 def test_retention_prunes_the_ledger_of_long_finished_runs_only(harness: Any, clock: FakeClock) -> None:
-    from campaignkit.core.housekeeping import prune_step_records
+    from campaignkit.core.scheduling.housekeeping import prune_step_records
 
     harness.csv(AUDIENCE)
     campaign_id = harness.create(definition("null"))

@@ -25,8 +25,8 @@ from typer.testing import CliRunner, Result
 
 from campaignkit.core.cli.app import register
 from campaignkit.core.db import normalise_url
-from campaignkit.core.scheduler import JOB_TABLE
-from campaignkit.core.schema import audit_history, launches, runs
+from campaignkit.core.db.schema import audit_history, launches, runs
+from campaignkit.core.scheduling.service import JOB_TABLE
 
 pytestmark = pytest.mark.slow
 Cli = Callable[..., Result]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from campaignkit.core.engine import Worker
+from campaignkit.core.engine.worker import Worker
 from campaignkit.core.testing import HttpReceiver, free_port
 
 HOOKED = """

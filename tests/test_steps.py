@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from campaignkit.core import Channel, Delivery, Message, hookimpl
-from campaignkit.core.events import send_event
-from campaignkit.core.schema import targets
+from campaignkit.core.db.schema import targets
+from campaignkit.core.engine.events import send_event
 
 
 class Recorder:
@@ -102,7 +102,7 @@ def test_branch_and_random_cohort(harness: Any) -> None:
 
 
 def test_cohorts_are_deterministic_per_run(harness: Any) -> None:
-    from campaignkit.core.steps.flow import RandomCohort
+    from campaignkit.core.engine.steps.flow import RandomCohort
 
     step = RandomCohort()
     config = step.compile({"cohorts": {"a": 1, "b": 1, "c": 2}}, harness.runtime)
@@ -180,6 +180,27 @@ def test_wait_for_event_takes_the_event_edge_or_the_timeout(harness: Any, clock:
     clock.advance(timedelta(days=2))
     harness.run_to_idle()
     assert harness.runs(campaign_id)[2].current_node == "late"
+
+
+def test_an_event_the_run_does_not_wait_for_leaves_it_waiting_without_spinning(harness: Any, clock: Any) -> None:
+    campaign_id = harness.create(flow(
+        "{id: start, type: entered_campaign, next: wait}",
+        "{id: wait, type: wait_for_event, config: {events: [clicked], timeout: P2D}, "
+        "edges: {clicked: clicked, timeout: late}}",
+        "{id: clicked, type: left_campaign}",
+        "{id: late, type: left_campaign}",
+    ))
+    harness.launch(campaign_id, harness.csv("key\na\n"))
+    harness.run_to_idle()
+    (run,) = harness.runs(campaign_id)
+    send_event(harness.runtime, run.id, "opened")
+    # Woken once to look, then left alone: the unconsumed event must not claim the run again every batch.
+    assert harness.worker.run_until_idle(max_batches=5).claimed == 1
+    (run,) = harness.runs(campaign_id)
+    assert (run.status, run.current_node, run.due_at) == ("waiting", "wait", clock.now() + timedelta(days=2))
+    send_event(harness.runtime, run.id, "clicked")
+    harness.run_to_idle()
+    assert harness.runs(campaign_id)[0].current_node == "clicked"
 
 
 def test_update_field_enforcement_and_send_event(recorded: Any) -> None:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from campaignkit.core import DefinitionError
-from campaignkit.core.loader import load_definition_text
-from campaignkit.core.validation import validate_definition
+from campaignkit.core.definitions.loader import load_definition_text
+from campaignkit.core.definitions.validation import validate_definition
 
 HEAD = "name: Checks\nworkflow:\n  nodes:\n"
 
@@ -129,6 +129,6 @@ def test_syntax_and_shape_errors(runtime: Any) -> None:
 def test_invalid_definition_is_not_stored(harness: Any) -> None:
     with pytest.raises(DefinitionError):
         harness.create(HEAD + "    - {id: a, type: teleport}\n")
-    from campaignkit.core.queries import list_campaigns
+    from campaignkit.core.campaigns.queries import list_campaigns
 
     assert list_campaigns(harness.runtime) == []

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from servers import serving
 
-from campaignkit.core.migrate import head_revision
+from campaignkit.core.db.migrate import head_revision
 from campaignkit.core.web import create_app
 
 TOKEN = "h4Qw-9XbT2kLmZ8pRv0sYc3NfG7jDa1uEo5iKq6tW"  # random, as `campaignkit init` makes them
@@ -69,6 +69,21 @@ def test_listing_runs_and_posting_an_event_that_wakes_a_run(served: Any) -> None
     assert summary["runs_by_status"] == {"completed": 1, "waiting": 1}
     assert httpx.post(f"{url}/api/runs/{run_id}/events", json={"name": "clicked"}, headers=auth()).status_code == 409
     assert httpx.get(f"{url}/api/runs/999999", headers=auth()).status_code == 404
+
+
+def test_the_api_describes_the_installed_campaign_kinds(served: Any) -> None:
+    url, _ = served
+    assert httpx.get(f"{url}/api/kinds").status_code == 401
+    kinds = {kind["name"]: kind for kind in httpx.get(f"{url}/api/kinds", headers=auth()).json()}
+    assert {"journey", "access_review"} <= set(kinds)
+    assert kinds["journey"]["listing"] is None
+    review = kinds["access_review"]
+    assert review["listing"]["columns"] == ["User", "Application", "Approver", "Response Status", "Action Time",
+                                            "Result"]
+    assert review["listing"]["filters"]["result"] == ["Success", "Failure"]
+    assert review["listing"]["filters"]["approver"] == []  # any value
+    assert "time" in review["listing"]["sorts"] and review["console_tabs"] == ["Run History"]
+    assert "assignee" in review["facets"]
 
 
 def test_without_a_token_configured_the_api_is_off(make_runtime: Any) -> None:

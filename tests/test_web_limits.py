@@ -24,11 +24,11 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from test_web import TOKEN, auth
 
+from campaignkit.core.db.schema import audit_history
 from campaignkit.core.errors import ConfigurationError
-from campaignkit.core.schema import audit_history
 from campaignkit.core.settings import load_settings
 from campaignkit.core.web import create_app
-from campaignkit.core.web_limits import BodyLimit
+from campaignkit.core.web.limits import BodyLimit
 
 MiB = 1024 * 1024
 FORM_LIMIT = 8 * 1024  # the default web.max_form_body_bytes

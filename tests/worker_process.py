@@ -12,7 +12,7 @@ import threading
 import time
 
 from campaignkit.core import Channel, Delivery, Message, hookimpl
-from campaignkit.core.engine import Worker
+from campaignkit.core.engine.worker import Worker
 from campaignkit.core.runtime import Runtime
 
 

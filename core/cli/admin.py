@@ -35,7 +35,7 @@ def init() -> None:
     import secrets
 
     from ..files import open_private, private_dir
-    from ..migrate import current_revision, upgrade
+    from ..db.migrate import current_revision, upgrade
     from ..settings import default_secrets_dir
 
     runtime = STATE.runtime(migrated=False)
@@ -60,7 +60,7 @@ def init() -> None:
 
 def db_upgrade() -> None:
     """Apply pending migrations."""
-    from ..migrate import current_revision, upgrade
+    from ..db.migrate import current_revision, upgrade
 
     runtime = STATE.runtime(migrated=False)
     before = current_revision(runtime.engine)
@@ -71,7 +71,7 @@ def db_upgrade() -> None:
 
 def schema() -> None:
     """Print the JSON Schema of campaign definition files."""
-    from ..workflow import CampaignDefinition
+    from ..definitions.workflow import CampaignDefinition
 
     sys.stdout.write(json.dumps(CampaignDefinition.model_json_schema(), indent=2) + "\n")
 
@@ -86,7 +86,7 @@ def plugins(
 
     import pluggy
 
-    from ..plugins import ENTRY_POINT_GROUP, KINDS, collect_registrations
+    from ..plugins.manager import ENTRY_POINT_GROUP, KINDS, collect_registrations
 
     runtime = STATE.runtime(migrated=False)
     pm = runtime.pm

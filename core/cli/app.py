@@ -122,7 +122,7 @@ def register() -> typer.Typer:
 
 def kind_classes() -> list[type[CampaignKind]]:
     """The installed campaign kinds, without building a runtime (their commands build one when they run)."""
-    from ..plugins import build_plugin_manager, collect_registrations
+    from ..plugins.manager import build_plugin_manager, collect_registrations
     from ..settings import load_settings
 
     try:

@@ -20,8 +20,8 @@ def db_app_role(
 
     Migrations (`campaignkit init`, `db upgrade`) keep running as the owner; run this again after each upgrade.
     """
-    from ..app_role import app_role_sql, apply_app_role
     from ..db import writing
+    from ..db.app_role import app_role_sql, apply_app_role
 
     runtime = STATE.runtime()
     with writing(runtime.engine) as conn:

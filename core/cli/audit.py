@@ -14,7 +14,7 @@ from .options import iso_time
 from .output import Format, error_line, info, render
 
 if TYPE_CHECKING:
-    from ..audit_queries import AuditFilter
+    from ..audit.queries import AuditFilter
     from ..runtime import Runtime
 
 group = typer.Typer(help="The audit trail.", invoke_without_command=True)
@@ -30,9 +30,16 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group, name="audit")
 
 
-def _filter(runtime: Runtime, audit_type: str | None, sub_type: str | None, user: str | None, obj: str | None,
-            since: datetime | None, until: datetime | None) -> AuditFilter:
-    from ..audit_queries import AuditFilter
+def _filter(
+    runtime: Runtime,
+    audit_type: str | None,
+    sub_type: str | None,
+    user: str | None,
+    obj: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> AuditFilter:
+    from ..audit.queries import AuditFilter
     from ..clock import utc
 
     return AuditFilter(audit_type, sub_type, user, obj and _object(runtime, obj), utc(since) if since else None,
@@ -44,7 +51,7 @@ def _object(runtime: Runtime, reference: str) -> str:
     from sqlalchemy import select
 
     from ..db import reading
-    from ..schema import campaigns
+    from ..db.schema import campaigns
 
     if len(reference) < 4 or reference.strip("0123456789abcdef-"):
         return reference
@@ -71,7 +78,7 @@ def audit(
     """List audit records, newest first."""
     if ctx.invoked_subcommand is not None:
         return
-    from ..audit_queries import COLUMNS, list_audit
+    from ..audit.queries import COLUMNS, list_audit
     from .state import STATE
 
     runtime = STATE.runtime()
@@ -93,7 +100,7 @@ def export(
 ) -> None:
     """Stream matching audit records as CSV or JSON lines (audited as a File Export)."""
     from ..audit import Actor, AuditSubType, AuditType, record
-    from ..audit_queries import export_audit
+    from ..audit.queries import export_audit
     from ..db import writing
     from .state import STATE
 
@@ -121,7 +128,7 @@ def verify_(
 ) -> None:
     """Check the keyed hash chain; name the first edited, deleted or re-hashed record."""
     from ..audit import verify_chain
-    from ..audit_checkpoint import read_checkpoints
+    from ..audit.checkpoints import read_checkpoints
     from ..db import reading
     from .state import STATE
 
@@ -158,7 +165,7 @@ def checkpoint_(
         "(default <var_dir>/audit-checkpoints.jsonl).")] = None,
 ) -> None:
     """Sign the chain's head now: a line in the checkpoint file and a Security / Audit Checkpoint record."""
-    from ..audit_checkpoint import take_checkpoint
+    from ..audit.checkpoints import take_checkpoint
     from .state import STATE, actor
 
     taken, path = take_checkpoint(STATE.runtime(), actor(), file)
@@ -168,7 +175,7 @@ def checkpoint_(
 @group.command()
 def sinks(fmt: Annotated[Format, typer.Option("--format")] = Format.table) -> None:
     """Each enabled audit sink with its lag and last error."""
-    from ..audit_dispatch import AuditDispatcher
+    from ..audit.dispatch import AuditDispatcher
     from .state import STATE
 
     rows = [vars(s) for s in AuditDispatcher(STATE.runtime()).status()]

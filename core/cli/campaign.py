@@ -36,8 +36,8 @@ def create(
 
     from ..campaigns import Campaigns
     from ..db import reading
-    from ..loader import load_definition_file
-    from ..schema import campaigns as campaigns_table
+    from ..db.schema import campaigns as campaigns_table
+    from ..definitions.loader import load_definition_file
 
     runtime = STATE.runtime()
     loaded = load_definition_file(file, runtime.settings.definitions, runtime.kinds)
@@ -58,7 +58,7 @@ def create(
 @group.command()
 def update(ref: Ref, file: FileArg) -> None:
     """Replace a campaign's definition; a campaign with runs gets a new version and its runs keep theirs."""
-    from ..loader import load_definition_file
+    from ..definitions.loader import load_definition_file
 
     service, campaign_id = _resolved(ref)
     runtime = STATE.runtime()
@@ -70,7 +70,7 @@ def update(ref: Ref, file: FileArg) -> None:
 @group.command("list")
 def list_(fmt: Annotated[Format, typer.Option("--format")] = Format.table) -> None:
     """List campaigns with their state, version and run counts."""
-    from ..queries import list_campaigns
+    from ..campaigns.queries import list_campaigns
 
     rows = list_campaigns(STATE.runtime())
     render(rows, ["id", "name", "folder", "kind", "state", "version", "runs", "live_runs", "updated_at"], fmt,
@@ -81,7 +81,7 @@ def list_(fmt: Annotated[Format, typer.Option("--format")] = Format.table) -> No
 def show(ref: Ref, fmt: Annotated[Format, typer.Option("--format")] = Format.table) -> None:
     """Show a campaign: state, version, runs by status and its cycles."""
     from ..campaigns import Campaigns
-    from ..queries import campaign_summary
+    from ..campaigns.queries import campaign_summary
 
     runtime = STATE.runtime()
     summary = campaign_summary(runtime, Campaigns(runtime).resolve(ref))
@@ -113,8 +113,8 @@ def launch(
     from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from ..campaigns import Campaigns
+    from ..campaigns.launch import audience_file, estimated_rows
     from ..clock import utc
-    from ..launch import audience_file, estimated_rows
 
     runtime = STATE.runtime()
     service = Campaigns(runtime)
@@ -159,7 +159,7 @@ def retry(
     node: Annotated[str | None, typer.Option(help="Only runs that failed at this node.")] = None,
 ) -> None:
     """Send failed runs back to the node where they failed, as a new attempt (each retry is audited)."""
-    from ..retry import retry_failed_runs
+    from ..campaigns.retry import retry_failed_runs
 
     _, campaign_id = _resolved(ref)
     retried = retry_failed_runs(STATE.runtime(), campaign_id, actor(), node=node)

@@ -31,7 +31,7 @@ def reference(
                                                 dir_okay=False)] = None,
 ) -> None:
     """Print the configuration reference: every key with its type, default and environment variable."""
-    from ..config_reference import bundled_components, installed_components, render_reference
+    from ..plugins.config_reference import bundled_components, installed_components, render_reference
 
     if bundled:
         # Independent of the local settings, so docs/configuration.md is the same on every machine.

@@ -39,7 +39,7 @@ def work(
     from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from ..campaigns import Campaigns
-    from ..engine import BatchStats, Worker
+    from ..engine.worker import BatchStats, Worker
     from ..serve import run_worker, stop_on_signals
 
     runtime = _role_runtime()

@@ -39,7 +39,7 @@ def runs(
 ) -> None:
     """List a campaign's runs: filtered, searched and sorted in the database, a page at a time."""
     from ..campaigns import Campaigns
-    from ..queries import RunQuery, list_runs
+    from ..campaigns.queries import RunQuery, list_runs
 
     runtime = STATE.runtime()
     campaign_id = Campaigns(runtime).resolve(campaign)
@@ -54,7 +54,7 @@ def show(
     fmt: Annotated[Format, typer.Option("--format")] = Format.table,
 ) -> None:
     """Show a run and its timeline: every executed node with outcome and edge, in order."""
-    from ..queries import run_timeline
+    from ..campaigns.queries import run_timeline
 
     timeline = run_timeline(STATE.runtime(), run_id)
     if fmt is Format.json:
@@ -87,7 +87,7 @@ def send(
     payload: Annotated[str, typer.Option(help="JSON object with the event's data.")] = "{}",
 ) -> None:
     """Record an event for a run; a run waiting for it becomes due at once."""
-    from ..events import send_event
+    from ..engine.events import send_event
 
     try:
         data: Any = json.loads(payload)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..scaffold import KINDS
+from ..plugins.scaffold import KINDS
 from .output import info
 
 
@@ -23,7 +23,7 @@ def new(
     directory: Annotated[Path, typer.Option("--directory", "-d", help="Where to create its folder.")] = Path("."),
 ) -> None:
     """Generate a plugin package: pyproject with the entry point, the plugin module, a README and passing tests."""
-    from ..scaffold import generate
+    from ..plugins.scaffold import generate
 
     folder = generate(name, kind, directory)
     info(f"created {folder}: cd {folder} && pip install -e '.[test]' && pytest")

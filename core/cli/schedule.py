@@ -22,7 +22,7 @@ def list_(fmt: Annotated[Format, typer.Option("--format")] = Format.table) -> No
     from sqlalchemy import select
 
     from ..db import reading
-    from ..schema import campaigns, launches
+    from ..db.schema import campaigns, launches
 
     runtime = STATE.runtime()
     query = (select(launches.c.id.label("launch_id"), campaigns.c.id.label("campaign_id"), campaigns.c.name,

@@ -21,7 +21,7 @@ class State:
 
     def runtime(self, *, migrated: bool = True) -> Runtime:
         # Imported here, as in every command: the framework loads only for a command that uses it.
-        from ..migrate import is_up_to_date
+        from ..db.migrate import is_up_to_date
         from ..runtime import Runtime
         from ..settings import load_settings
 

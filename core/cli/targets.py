@@ -28,7 +28,7 @@ def show_target(
     from sqlalchemy import select
 
     from ..db import reading
-    from ..schema import targets
+    from ..db.schema import targets
 
     with reading(STATE.runtime().engine) as conn:
         row = conn.execute(select(targets).where(targets.c.key == key)).first()

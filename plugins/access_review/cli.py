@@ -64,7 +64,7 @@ def history(
 
 def _not_begun(runtime: Runtime, campaign_id: str) -> bool:
     """Says so, instead of an empty table, when the campaign has no runs because it has not begun yet."""
-    from campaignkit.core.queries import campaign_summary
+    from campaignkit.core.campaigns.queries import campaign_summary
 
     summary = campaign_summary(runtime, campaign_id)
     if summary["runs_by_status"] or summary["state"] not in ("draft", "scheduled"):

@@ -18,11 +18,11 @@ from sqlalchemy import Connection, select
 
 from campaignkit.core.audit import Actor, AuditSubType, AuditType, record
 from campaignkit.core.db import reading, writing
+from campaignkit.core.db.schema import FINAL_STATUSES, campaign_versions, campaigns, digest_items, digests, events, runs
+from campaignkit.core.engine.events import record_event, run_object
 from campaignkit.core.errors import CampaignkitError
-from campaignkit.core.events import record_event, run_object
-from campaignkit.core.links import LinkError, signer
-from campaignkit.core.rejections import Rejections
-from campaignkit.core.schema import FINAL_STATUSES, campaign_versions, campaigns, digest_items, digests, events, runs
+from campaignkit.core.web.links import LinkError, signer
+from campaignkit.core.web.rejections import Rejections
 
 from .links import DECISION, DIGEST, PAGE, recipient_tag
 from .settings import AccessReviewSettings

@@ -19,12 +19,12 @@ import jinja2
 from sqlalchemy import Connection, case, desc, insert, select, update
 
 from campaignkit.core.db import reading, writing
+from campaignkit.core.db.schema import campaign_versions, campaigns, digest_items, digests, launches, runs
+from campaignkit.core.engine.events import record_event
 from campaignkit.core.errors import ConfigurationError, StepError, TemplateStepError
-from campaignkit.core.events import record_event
 from campaignkit.core.interfaces import Message
-from campaignkit.core.links import DEFAULT_LINK_DAYS, LinkText
-from campaignkit.core.schema import campaign_versions, campaigns, digest_items, digests, launches, runs
 from campaignkit.core.templating import render
+from campaignkit.core.web.links import DEFAULT_LINK_DAYS, LinkText
 
 from .links import decision_link, digest_link
 from .settings import AccessReviewSettings
@@ -215,6 +215,7 @@ class DigestSender:
             to=batch.assignee, subject=render(env.get_template(f"{folder}/subject.txt"), variables).strip(),
             text=render(env.get_template(f"{folder}/body.txt"), variables), html=html,
             idempotency_key=f"digest:{digest_id}", run_id=int(items[0].id), campaign_id=batch.campaign_id,
+            at=now,  # dated at its first attempt, so a retry is the same message byte for byte
         )
 
     def _failed(self, batch: _Batch, items: list[Any], digest_id: int, attempt: int, error: str, temporary: bool,

@@ -11,17 +11,16 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, Select, func, select
 
 from campaignkit.core.db import reading
+from campaignkit.core.db.schema import campaign_versions, campaigns, runs
 from campaignkit.core.errors import CampaignkitError
-from campaignkit.core.schema import campaign_versions, campaigns, runs
 
 from .settings import AccessReviewSettings
+from .vocabulary import HISTORY, STATUSES
 
 if TYPE_CHECKING:
     from campaignkit.core.runtime import Runtime
 
-COLUMNS = ["User", "Application", "Approver", "Response Status", "Action Time", "Result"]
-STATUSES = ["Pending Response", "Message Delivery Failed", "Approved", "Revoked", "Terminated"]
-RESULTS = ["Success", "Failure"]
+COLUMNS = list(HISTORY.columns)
 
 # No response yet is Pending Response; termination writes "Terminated" into runs without one.
 RESPONSE_STATUS: ColumnElement[str] = func.coalesce(runs.c.response, "Pending Response")
@@ -57,12 +56,8 @@ def _columns(campaign_id: str, conn: Any) -> tuple[ColumnElement[Any], ColumnEle
 def _filtered(query: HistoryQuery, user: Any, application: Any, statement: Select[Any]) -> Select[Any]:
     statement = statement.where(runs.c.campaign_id == query.campaign_id)
     if query.status:
-        if query.status not in STATUSES:
-            raise CampaignkitError(f"--status: one of {', '.join(STATUSES)}")
         statement = statement.where(*_status_condition(query.status))
     if query.result:
-        if query.result not in RESULTS:
-            raise CampaignkitError(f"--result: one of {', '.join(RESULTS)}")
         statement = statement.where(runs.c.result == query.result)
     if query.approver:
         statement = statement.where(runs.c.assignee == query.approver)
@@ -79,13 +74,12 @@ def _status_condition(status: str) -> tuple[ColumnElement[bool], ...]:
 
 
 def history_page(runtime: Runtime, query: HistoryQuery) -> list[dict[str, Any]]:
+    HISTORY.check({"status": query.status, "result": query.result}, query.sort)
     with reading(runtime.engine) as conn:
         user, application = _columns(query.campaign_id, conn)
         # The target key is "user|application", so its index gives the user order for free.
         sorts = {"user": runs.c.target_key, "application": application, "approver": runs.c.assignee,
                  "status": runs.c.response, "time": runs.c.response_at, "result": runs.c.result, "id": runs.c.id}
-        if query.sort not in sorts:
-            raise CampaignkitError(f"--sort: one of {', '.join(sorts)}")
         order = sorts[query.sort].desc() if query.descending else sorts[query.sort].asc()
         statement = select(runs.c.id, user.label("User"), application.label("Application"),
                            runs.c.assignee.label("Approver"), RESPONSE_STATUS.label("Response Status"),

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from campaignkit.core.kinds import ENGINE_FACETS, CampaignKind, JobOutcome, KindJob, KindTemplate, WebContext
 
 from .settings import AccessReviewSettings
-from .vocabulary import AUDIT_SUB_TYPES
+from .vocabulary import AUDIT_SUB_TYPES, HISTORY
 from .workflow import access_review_workflow
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ class AccessReview(CampaignKind):
     template_names = frozenset({"review", "links"})
     template_dir = Path(__file__).resolve().parent / "templates"
     audit_sub_types = AUDIT_SUB_TYPES
+    listing = HISTORY
     console_tabs = ("Run History",)
 
     def workflow(self, settings: Any) -> Mapping[str, Any]:
@@ -86,7 +87,7 @@ class AccessReview(CampaignKind):
         """The digests that listed the run: they are sent outside its own steps."""
         from sqlalchemy import select
 
-        from campaignkit.core.schema import digest_items, digests
+        from campaignkit.core.db.schema import digest_items, digests
 
         carried = conn.execute(
             select(digests.c.id, digests.c.kind, digests.c.status, digests.c.assignee, digests.c.item_count,

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from campaignkit.core.links import LinkText, link_expiry, page_url, signer
+from campaignkit.core.web.links import LinkText, link_expiry, page_url, signer
 
 if TYPE_CHECKING:
     from campaignkit.core.runtime import Runtime

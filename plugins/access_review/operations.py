@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from campaignkit.core.audit import Actor
-from campaignkit.core.retry import restart
-from campaignkit.core.schema import runs
+from campaignkit.core.campaigns.retry import restart
+from campaignkit.core.db.schema import runs
 
 if TYPE_CHECKING:
     from campaignkit.core.runtime import Runtime

@@ -16,9 +16,9 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from campaignkit.core.audit import AuditSubType
-from campaignkit.core.links import LinkError
-from campaignkit.core.pages import render_page
-from campaignkit.core.rejections import Rejections
+from campaignkit.core.web.links import LinkError
+from campaignkit.core.web.pages import render_page
+from campaignkit.core.web.rejections import Rejections
 
 from .decisions import ListChanged, ReviewService, StalePage
 from .forms import DecisionForm, FormRefused, decision_form, origin_of

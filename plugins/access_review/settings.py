@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from campaignkit.core.steps.assign import IdentityRules
-from campaignkit.core.workflow import PositiveDuration, RetryPolicy
+from campaignkit.core.definitions.workflow import PositiveDuration, RetryPolicy
+from campaignkit.core.engine.steps.assign import IdentityRules
 
 
 class AccessReviewSettings(BaseModel):

@@ -13,7 +13,7 @@ class DatabaseFieldUpdater(FieldUpdater):
         from sqlalchemy import select
 
         from campaignkit.core.db import writing
-        from campaignkit.core.schema import targets
+        from campaignkit.core.db.schema import targets
 
         entry = {"value": update.value, "at": update.at.isoformat(), "run_id": update.run_id,
                  "campaign_id": update.campaign_id, **dict(update.metadata)}

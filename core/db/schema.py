@@ -1,0 +1,316 @@
+"""The database schema as SQLAlchemy Core tables; Alembic migrations create exactly this."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Integer keys autoincrement as BIGINT on PostgreSQL and as the rowid alias on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, hands back aware UTC: one representation on SQLite and PostgreSQL alike."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is None:
+            return value
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("folder", String(200), nullable=False, default=""),
+    Column("kind", String(50), nullable=False, default="journey"),
+    Column("state", String(20), nullable=False, default="draft"),
+    Column("current_version_id", Integer, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    UniqueConstraint("folder", "name"),
+)
+
+campaign_versions = Table(
+    "campaign_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("campaign_id", String(36), ForeignKey("campaigns.id"), nullable=False),
+    Column("major", Integer, nullable=False),
+    Column("minor", Integer, nullable=False),
+    Column("definition", JSON, nullable=False),
+    Column("source", String(500), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("campaign_id", "major", "minor"),
+)
+
+# One row per cycle of a campaign; the unique key is what stops two schedulers launching a cycle twice.
+launches = Table(
+    "launches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("campaign_id", String(36), ForeignKey("campaigns.id"), nullable=False),
+    Column("cycle_at", UTCDateTime, nullable=False),
+    Column("version_id", Integer, ForeignKey("campaign_versions.id"), nullable=False),
+    Column("status", String(20), nullable=False),  # scheduled, launched, missed, failed, cancelled
+    Column("target_count", Integer, nullable=False, default=0),
+    Column("error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("launched_at", UTCDateTime, nullable=True),
+    Column("deadline_at", UTCDateTime, nullable=True),  # cycle_at + schedule.end_after
+    Column("ended_at", UTCDateTime, nullable=True),  # when the deadline was applied
+    UniqueConstraint("campaign_id", "cycle_at"),
+    Index("ix_launches_status_cycle_at", "status", "cycle_at"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("campaign_id", String(36), ForeignKey("campaigns.id"), nullable=False),
+    Column("launch_id", Integer, ForeignKey("launches.id"), nullable=False),
+    Column("version_id", Integer, ForeignKey("campaign_versions.id"), nullable=False),
+    Column("target_key", String(300), nullable=False),
+    Column("target", JSON, nullable=False),
+    # pending, active, waiting, completed, failed, terminated
+    Column("status", String(20), nullable=False),
+    Column("current_node", String(100), nullable=True),
+    Column("context", JSON, nullable=False),
+    # When the run next needs a worker. A claim moves it to the lease expiry, so a dead worker's runs
+    # become due again by themselves; finished runs and open-ended waits have none.
+    Column("due_at", UTCDateTime, nullable=True),
+    Column("paused_due_at", UTCDateTime, nullable=True),  # due_at kept aside while the campaign is paused
+    Column("lease_owner", String(100), nullable=True),
+    Column("lease_token", Integer, nullable=False, default=0),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("error", Text, nullable=True),
+    # Facets a campaign family reports per run (set by steps): who must act, what they answered and when,
+    # and what acting on it achieved. Access reviews: approver, Approved/Revoked, action time, Success/Failure.
+    Column("assignee", String(320), nullable=True),
+    Column("response", String(40), nullable=True),
+    Column("response_at", UTCDateTime, nullable=True),
+    Column("result", String(20), nullable=True),
+    # What the assignee must be told in their next digest (request, reminder); cleared when a digest goes out.
+    Column("notify", String(20), nullable=True),
+    # Bumped whenever the assignee changes (first assignment, escalation, hand-over): a decision link names the
+    # assignment it was sent for, so a link outlives neither its recipient nor the assignment.
+    Column("assignment", Integer, nullable=False, default=0, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    UniqueConstraint("launch_id", "target_key"),
+    Index("ix_runs_due_at", "due_at"),
+    Index("ix_runs_campaign_id_status", "campaign_id", "status"),
+    # History listings: filtered by response and paged in target order, by assignee, or by response time.
+    Index("ix_runs_campaign_id_response_target_key", "campaign_id", "response", "target_key"),
+    Index("ix_runs_campaign_id_target_key", "campaign_id", "target_key"),
+    Index("ix_runs_campaign_id_assignee", "campaign_id", "assignee"),
+    Index("ix_runs_campaign_id_response_at", "campaign_id", "response_at"),
+    Index("ix_runs_notify", "notify"),
+)
+
+# Digest emails: one message to one assignee covering all their pending items of a cycle. A row is created before
+# the send, so its id makes a stable idempotency key across retries.
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("campaign_id", String(36), ForeignKey("campaigns.id"), nullable=False),
+    Column("launch_id", Integer, ForeignKey("launches.id"), nullable=False),
+    Column("assignee", String(320), nullable=False),
+    Column("kind", String(20), nullable=False),  # request, reminder
+    Column("status", String(20), nullable=False),  # retrying, sent, failed
+    Column("item_count", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("message_id", String(300), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Index("ix_digests_launch_id_assignee", "launch_id", "assignee"),
+)
+
+# Which runs a digest listed: a run's timeline shows the digests that carried it.
+digest_items = Table(
+    "digest_items",
+    metadata,
+    Column("digest_id", BigInteger, ForeignKey("digests.id"), primary_key=True),
+    Column("run_id", BigInteger, ForeignKey("runs.id"), primary_key=True),
+    # The run's assignment when the digest listed it: its review-all link decides the item only while it holds.
+    Column("assignment", Integer, nullable=True),
+    Column("new", Boolean, nullable=True),  # listed as a new request (else a reminder): a retry lists it the same
+    Index("ix_digest_items_run_id", "run_id"),
+)
+
+# The ledger: one row per executed node of a run, per visit.
+step_records = Table(
+    "step_records",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", BigInteger, ForeignKey("runs.id"), nullable=False),
+    Column("node_id", String(100), nullable=False),
+    Column("visit", Integer, nullable=False),
+    Column("step_type", String(100), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    # ok, waiting, retrying, failed
+    Column("outcome", String(20), nullable=False),
+    Column("edge", String(100), nullable=True),
+    Column("detail", JSON(none_as_null=True), nullable=True),
+    Column("idempotency_key", String(200), nullable=False),
+    UniqueConstraint("run_id", "node_id", "visit"),
+)
+
+# When a side-effecting step's visit was first attempted, written before the side effect runs: every later attempt
+# (a retry, or a redelivery after a worker died mid-batch) sees that time, so it sends the same bytes. Removed once
+# the visit has its outcome.
+step_starts = Table(
+    "step_starts",
+    metadata,
+    Column("run_id", BigInteger, primary_key=True),
+    Column("node_id", String(100), primary_key=True),
+    Column("visit", Integer, primary_key=True),
+    Column("started_at", UTCDateTime, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", BigInteger, ForeignKey("runs.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("source", String(200), nullable=True),
+    Column("sent_by", String(200), nullable=True),  # who posted it (a person, the API's caller), when not the system
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("consumed_at", UTCDateTime, nullable=True),
+    Index("ix_events_run_id_consumed_at", "run_id", "consumed_at"),
+)
+
+targets = Table(
+    "targets",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("custom_fields", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Shaped like the classic AuditHistory table, in snake_case. audit_id is assigned under the chain head's lock,
+# so ids are gapless and in commit order: sinks read "everything after the last id delivered" as their outbox.
+audit_history = Table(
+    "audit_history",
+    metadata,
+    Column("audit_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_name", String(200), nullable=False),
+    Column("computer_name", String(200), nullable=True),
+    Column("computer_ip", String(64), nullable=True),
+    Column("server_name", String(200), nullable=True),
+    Column("audit_timestamp", UTCDateTime, nullable=False),
+    Column("object_id", String(36), nullable=True),
+    Column("object_name", String(300), nullable=True),
+    Column("object_folder", String(300), nullable=True),
+    Column("version_major", Integer, nullable=True),
+    Column("version_minor", Integer, nullable=True),
+    Column("audit_type", String(100), nullable=False),
+    Column("audit_sub_type", String(100), nullable=False),
+    Column("details", Text, nullable=True),
+    Column("class_name", String(300), nullable=True),
+    Column("assembly_name", String(300), nullable=True),
+    # HMAC-SHA256 (keyed by the audit key, kept outside the database) over the previous record's hash and this
+    # record's fields: an edited or deleted row breaks the chain. key_id names the key; NULL marks records written
+    # before the chain was keyed (plain SHA-256).
+    Column("record_hash", String(64), nullable=False),
+    Column("key_id", String(16), nullable=True),
+    Index("ix_audit_history_audit_type_audit_timestamp", "audit_type", "audit_timestamp"),
+    Index("ix_audit_history_audit_timestamp", "audit_timestamp"),
+    Index("ix_audit_history_user_name_audit_timestamp", "user_name", "audit_timestamp"),
+    Index("ix_audit_history_object_id_audit_timestamp", "object_id", "audit_timestamp"),
+)
+
+# One row: the last audit id and hash. Locking it serialises appends, which is what makes ids gapless.
+audit_chain = Table(
+    "audit_chain",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_audit_id", BigInteger, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+)
+
+# Where each audit sink has got to in audit_history, and how its last attempt went.
+audit_sink_state = Table(
+    "audit_sink_state",
+    metadata,
+    Column("sink", String(100), primary_key=True),
+    Column("last_audit_id", BigInteger, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("last_attempt_at", UTCDateTime, nullable=True),
+    Column("last_success_at", UTCDateTime, nullable=True),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+)
+
+# APScheduler's job store, in the same database (created by the scheduler, granted by `db app-role`).
+SCHEDULER_JOB_TABLE = "apscheduler_jobs"
+
+LIVE_STATUSES = ("pending", "active", "waiting")
+FINAL_STATUSES = ("completed", "failed", "terminated")
+
+__all__ = [
+    "FINAL_STATUSES",
+    "LIVE_STATUSES",
+    "SCHEDULER_JOB_TABLE",
+    "BigId",
+    "UTCDateTime",
+    "audit_chain",
+    "audit_history",
+    "audit_sink_state",
+    "campaign_versions",
+    "campaigns",
+    "digest_items",
+    "digests",
+    "events",
+    "launches",
+    "metadata",
+    "runs",
+    "step_records",
+    "step_starts",
+    "targets",
+]

@@ -1,0 +1,233 @@
+"""Built-in step types that shape a run's path: entry, exit, branches, cohorts, delays, windows, events."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING, Any, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jinja2
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ...definitions.workflow import Duration
+from ...errors import TemplateStepError
+from ...step import NEXT, TIMEOUT, StepContext, StepResult, StepType
+
+if TYPE_CHECKING:
+    from ...runtime import Runtime
+
+MAX_WEIGHT = 1e9  # any split is expressible well below it, and the sum of many stays finite
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # numbers a run computes with are finite
+
+
+class EnteredCampaign(StepType):
+    """entered_campaign: marks where a run begins."""
+
+    name = "entered_campaign"
+    description = "Where a run begins."
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        return StepResult.follow()
+
+
+class LeftCampaign(StepType):
+    """left_campaign: ends the run as completed."""
+
+    name = "left_campaign"
+    description = "Ends the run."
+
+    class Config(_Config):
+        reason: str = ""
+
+    def required_edges(self, config: Any) -> set[str]:
+        return set()
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        return StepResult.end(reason=ctx.config.reason) if ctx.config.reason else StepResult.end()
+
+
+class Branch(StepType):
+    """branch: follows ``true`` or ``false`` by a sandboxed Jinja2 expression over target and context."""
+
+    name = "branch"
+    description = "True/false branch on a condition."
+
+    class Config(_Config):
+        condition: str = Field(min_length=1, description="A Jinja2 expression, e.g. target.plan == 'pro'")
+
+    def required_edges(self, config: Any) -> set[str]:
+        return {"true", "false"}
+
+    def templates(self, config: Any) -> dict[str, str]:
+        return {"condition": "{{ " + config[0].condition + " }}"}
+
+    def compile(self, config: Any, runtime: Runtime) -> Any:
+        parsed = self.Config.model_validate(dict(config))
+        return parsed, runtime.jinja.compile_expression(parsed.condition, undefined_to_none=False)
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        try:
+            value = bool(ctx.config[1](**ctx.template_vars()))
+        except jinja2.TemplateError as exc:  # the condition fails on this run's data: the author's to fix
+            raise TemplateStepError(f"condition error: {exc}") from None
+        return StepResult.follow("true" if value else "false")
+
+
+class RandomCohort(StepType):
+    """random_cohort: splits runs by weight, deterministically per run, along edges named after cohorts."""
+
+    name = "random_cohort"
+    description = "Weighted random split; the same run always lands in the same cohort."
+
+    class Config(_Config):
+        cohorts: dict[str, float] = Field(min_length=1, description="Cohort name -> weight.")
+        seed: str = ""
+
+        @field_validator("cohorts")
+        @classmethod
+        def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+            bad = [name for name, weight in value.items() if not 0 < weight <= MAX_WEIGHT]
+            if bad:
+                raise ValueError(f"weights must be positive, at most {MAX_WEIGHT:.0f}: {', '.join(bad)}")
+            return value
+
+    def required_edges(self, config: Any) -> set[str]:
+        return set(config.cohorts)
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        cohorts = ctx.config.cohorts
+        digest = hashlib.sha256(f"{ctx.config.seed}:{ctx.run_id}:{ctx.node_id}".encode()).digest()
+        point = int.from_bytes(digest[:8], "big") / 2**64 * sum(cohorts.values())
+        names = list(cohorts)
+        cohort = names[-1]  # float rounding can leave the point at the very end
+        for name in names:
+            point -= cohorts[name]
+            if point < 0:
+                cohort = name
+                break
+        return StepResult(edge=cohort, detail={"cohort": cohort}, context_updates={f"cohort_{ctx.node_id}": cohort})
+
+
+class TimeDelay(StepType):
+    """time_delay: parks the run for a fixed duration (ISO 8601 like PT2H or P3D, or seconds)."""
+
+    name = "time_delay"
+    waits = True
+    description = "Waits for a duration."
+
+    class Config(_Config):
+        duration: Duration = Field(description="ISO 8601 duration (PT2H, P3D) or seconds, up to 10 years")
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        until = datetime.fromisoformat(ctx.wait["until"]) if ctx.wait else ctx.now + ctx.config.duration
+        if ctx.now >= until:
+            return StepResult.follow()
+        return StepResult.wait(until=until)
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class TimeWindow(StepType):
+    """time_window: lets a run pass only on allowed days between two local times, else waits for the next."""
+
+    name = "time_window"
+    waits = True
+    description = "Waits until the next allowed day and hour in a time zone."
+
+    class Config(_Config):
+        days: list[str] = Field(default_factory=lambda: list(WEEKDAYS[:5]))
+        start: time = time(9, 0)
+        end: time = time(17, 0)
+        timezone: str = "UTC"
+
+        @field_validator("days")
+        @classmethod
+        def _days(cls, value: list[str]) -> list[str]:
+            days = [d.lower()[:3] for d in value]
+            unknown = [d for d in days if d not in WEEKDAYS]
+            if unknown or not days:
+                raise ValueError(f"days must be some of {', '.join(WEEKDAYS)}")
+            return days
+
+        @field_validator("timezone")
+        @classmethod
+        def _zone(cls, value: str) -> str:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}") from None
+            return value
+
+        @model_validator(mode="after")
+        def _order(self) -> Self:
+            if self.start >= self.end:
+                raise ValueError("start must be before end")
+            return self
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        opens = next_window_opening(ctx.now, ctx.config)
+        if opens <= ctx.now:
+            return StepResult.follow()
+        return StepResult.wait(until=opens)
+
+
+def next_window_opening(now: datetime, config: Any) -> datetime:
+    """``now`` if inside the window, else the next moment it opens (in UTC)."""
+    zone = ZoneInfo(config.timezone)
+    local = now.astimezone(zone)
+    allowed = {WEEKDAYS.index(d) for d in config.days}
+    for offset in range(8):
+        day = (local + timedelta(days=offset)).date()
+        if day.weekday() not in allowed:
+            continue
+        start = datetime.combine(day, config.start, tzinfo=zone)
+        end = datetime.combine(day, config.end, tzinfo=zone)
+        if offset == 0 and start <= local < end:
+            return now
+        if start > local:
+            return start.astimezone(now.tzinfo)
+    raise AssertionError("a week always holds an allowed day")
+
+
+class WaitForEvent(StepType):
+    """wait_for_event: waits for one of the named events; an edge per event name or ``next``; ``timeout``."""
+
+    name = "wait_for_event"
+    waits = True
+    description = "Waits for an event from outside (a decision, a click), with an optional timeout."
+
+    class Config(_Config):
+        events: list[str] = Field(min_length=1)
+        timeout: Duration | None = Field(default=None, description="ISO 8601 duration, up to 10 years; take "
+                                                                    "'timeout' then")
+
+    def required_edges(self, config: Any) -> set[str]:
+        return {TIMEOUT} if config.timeout is not None else set()
+
+    def allowed_edges(self, config: Any) -> set[str]:
+        return {NEXT, TIMEOUT, *config.events}
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        wanted = set(ctx.config.events)
+        for event in ctx.events:
+            if event.name in wanted:
+                return StepResult(
+                    edge=event.name if event.name in ctx.edges else NEXT,
+                    detail={"event": event.name, "event_id": event.id},
+                    consumed_events=(event.id,),
+                    # The payload stays under its own key: whatever it holds cannot overwrite the event's name or
+                    # time, which decisions and their Action Time are read from.
+                    context_updates={"last_event": {"name": event.name, "at": event.created_at.isoformat(),
+                                                    "payload": dict(event.payload)}},
+                )
+        until = None
+        if ctx.config.timeout is not None:
+            until = datetime.fromisoformat(ctx.wait["until"]) if ctx.wait else ctx.now + ctx.config.timeout
+            if ctx.now >= until:
+                return StepResult.follow(TIMEOUT)
+        return StepResult.wait(until=until, events=tuple(ctx.config.events))

@@ -1,0 +1,450 @@
+"""The worker: claims due runs under a lease, advances each until it must wait or ends, and writes the
+whole batch (step records, run updates, consumed events, audit) in one short transaction of Core statements.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Row, case, delete, exists, select, tuple_, update
+
+from ..audit import Actor, AuditObject, AuditSubType, AuditType, record
+from ..db import is_postgres, writing
+from ..db.schema import LIVE_STATUSES, campaigns, events, launches, runs, step_starts
+from ..errors import StepError
+from ..step import FAILURE, NEXT, RunEvent, StepContext, StepResult
+from .compiled import CompiledNode, CompiledWorkflow, WorkflowCache
+from .executor import Outcome, StepExecutor
+from .statements import FACETS, RUN_FACETS, Statements
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# Engine bookkeeping inside a run's context; user data never starts with an underscore.
+VISITS, VISIT, WAIT = "_visits", "_visit", "_wait"
+MAX_RETRY_AFTER_SECONDS = 86_400
+
+
+def idempotency_key(run_id: int, node_id: str, visit: int) -> str:
+    """Stable across retries, redeliveries and workers: plugins use it to make side effects happen once."""
+    return f"ck:{run_id}:{node_id}:{visit}"
+
+
+def entering(context: dict[str, Any], node_id: str) -> dict[str, Any]:
+    """Count a new visit of ``node_id`` in a run's context (a new visit gets a new idempotency key)."""
+    visits = context.setdefault(VISITS, {})
+    visits[node_id] = visits.get(node_id, 0) + 1
+    context[VISIT] = visits[node_id]
+    context.pop(WAIT, None)
+    return context
+
+
+@dataclass
+class RunState:
+    id: int
+    campaign_id: str
+    lease_token: int
+    launch_id: int
+    workflow: CompiledWorkflow
+    target_key: str
+    target: dict[str, Any]
+    context: dict[str, Any]
+    node_id: str
+    attempt: int  # failed attempts of the current visit
+    status: str = "active"
+    due_at: datetime | None = None
+    error: str | None = None
+    steps_taken: int = 0
+    events: list[RunEvent] = field(default_factory=list)
+    consumed: list[int] = field(default_factory=list)
+    facets: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def visit(self) -> int:
+        return int(self.context[VISIT])
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "failed", "terminated")
+
+    def enter(self, node_id: str) -> None:
+        entering(self.context, node_id)
+        self.node_id = node_id
+        self.attempt = 0
+
+
+@dataclass
+class BatchStats:
+    claimed: int = 0
+    steps: int = 0
+    finished: int = 0
+
+
+class Worker:
+    """Any number of workers may run against one database; leases keep them from sharing a run."""
+
+    def __init__(self, runtime: Runtime, *, worker_id: str | None = None) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings.worker
+        self.worker_id = worker_id or f"{runtime.instance_id}:{uuid.uuid4().hex[:8]}"
+        self.workflows = WorkflowCache(runtime)
+        self._deadlines: dict[int, datetime | None] = {}  # a cycle's deadline is fixed when it launches
+        self.executor = StepExecutor(self.settings.threads)
+        self._statements = Statements(is_postgres(runtime.engine))
+
+    # --- loop ---------------------------------------------------------------------------------------
+
+    def run_once(self) -> BatchStats:
+        """Claim one batch and process it; returns what was done (claimed == 0 means nothing was due)."""
+        now = self.runtime.clock.now()
+        rows = self._claim(now)
+        if not rows:
+            return BatchStats()
+        return self._process(rows)
+
+    def run_until_idle(self, max_batches: int | None = None) -> BatchStats:
+        total = BatchStats()
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            stats = self.run_once()
+            batches += 1
+            if stats.claimed == 0:
+                break
+            total.claimed += stats.claimed
+            total.steps += stats.steps
+            total.finished += stats.finished
+        return total
+
+    def run_forever(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                stats = self.run_once()
+            except Exception:
+                log.exception("worker batch failed; its runs will be reclaimed when the lease expires")
+                stats = BatchStats()
+            if stats.claimed == 0:
+                stop.wait(self.settings.poll_seconds)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+
+    # --- claim --------------------------------------------------------------------------------------
+
+    def _claim(self, now: datetime) -> list[Row[Any]]:
+        lease_until = now + timedelta(seconds=self.settings.lease_seconds)
+        with writing(self.runtime.engine) as conn:
+            return list(
+                conn.execute(
+                    self._statements.claim,
+                    {"now": now, "lease_until": lease_until, "owner": self.worker_id,
+                     "limit": self.settings.batch_size},
+                )
+            )
+
+    # --- advance ------------------------------------------------------------------------------------
+
+    def _process(self, rows: list[Row[Any]]) -> BatchStats:
+        states: list[RunState] = []
+        records: list[dict[str, Any]] = []
+        started: set[tuple[int, str, int]] = set()
+        now = self.runtime.clock.now()
+        for row in rows:
+            state = self._state(row, now, records)
+            states.append(state)
+        self._attach_events(states)
+        self._load_deadlines(states)
+        live = [s for s in states if not s.finished and s.status != "waiting"]
+        max_steps = self.settings.max_steps_per_claim
+        while live:
+            now = self.runtime.clock.now()
+            jobs = [(s.workflow.nodes[s.node_id], self._context(s, now)) for s in live]
+            self._first_attempts(jobs, now, started)
+            outcomes = self.executor.run(jobs)
+            finished_at = self.runtime.clock.now()
+            still_live = []
+            for state, (node, ctx), outcome in zip(live, jobs, outcomes, strict=True):
+                state.steps_taken += 1
+                keep_going = self._apply(state, node, ctx, outcome, ctx.now, finished_at, records)
+                if keep_going and state.steps_taken >= max_steps:
+                    state.due_at = finished_at  # yield the claim; the run goes on in a later batch
+                    keep_going = False
+                if keep_going:
+                    still_live.append(state)
+            live = still_live
+        finished, completed = self._write(states, records, started, self.runtime.clock.now())
+        self._after_commit(finished, completed)
+        return BatchStats(claimed=len(rows), steps=len(records), finished=len(finished))
+
+    def _state(self, row: Row[Any], now: datetime, records: list[dict[str, Any]]) -> RunState:
+        workflow = self.workflows.get(row.version_id)
+        context = dict(row.context or {})
+        state = RunState(
+            id=row.id, campaign_id=row.campaign_id, lease_token=row.lease_token, launch_id=row.launch_id,
+            workflow=workflow, target_key=row.target_key, target=row.target, context=context,
+            node_id=row.current_node or workflow.start, attempt=row.attempt,
+            facets={name: getattr(row, name) for name in RUN_FACETS},
+        )
+        if row.current_node is None:
+            state.enter(workflow.start)
+        state.status = "active" if row.status == "pending" else row.status
+        if state.status == "waiting":
+            state.status = "active"  # due again: its timeout passed or an event arrived
+        return state
+
+    def _attach_events(self, states: list[RunState]) -> None:
+        by_id = {s.id: s for s in states}
+        if not by_id:
+            return
+        with self.runtime.engine.connect() as conn:
+            conn = conn.execution_options(campaignkit_readonly=True)
+            rows = conn.execute(
+                select(events.c.id, events.c.run_id, events.c.name, events.c.payload, events.c.created_at)
+                .where(events.c.run_id.in_(list(by_id)), events.c.consumed_at.is_(None))
+                .order_by(events.c.id)
+            )
+            for ev in rows:
+                by_id[ev.run_id].events.append(RunEvent(ev.id, ev.name, ev.payload or {}, ev.created_at))
+
+    def _first_attempts(self, jobs: list[tuple[CompiledNode, StepContext]], now: datetime,
+                        started: set[tuple[int, str, int]]) -> None:
+        """Side effects see the time of their visit's first attempt, recorded in the ledger before they run.
+
+        Whatever a side effect sends is fixed at its first attempt: a message's date, a field update's time, any
+        template using ``now``. Retries and redeliveries (a worker that died after sending, before writing its batch)
+        read that time back, so they send the same bytes under the same idempotency key. One short transaction per
+        wave that has side effects: record a start where none exists (step_starts), read every first attempt's time.
+        ``started`` collects the visits, whose starts the batch write removes once they have an outcome.
+        """
+        chosen = [ctx for node, ctx in jobs if node.step.side_effect]
+        if not chosen:
+            return
+        keys = [(ctx.run_id, ctx.node_id, ctx.visit) for ctx in chosen]
+        with writing(self.runtime.engine) as conn:
+            first = {(r.run_id, r.node_id, r.visit): r.started_at for r in conn.execute(
+                self._statements.record_start, [{"run_id": run_id, "node_id": node_id, "visit": visit,
+                                                 "started_at": now} for run_id, node_id, visit in keys])}
+        for ctx, key in zip(chosen, keys, strict=True):
+            ctx.now = first.get(key, now)
+        started.update(keys)
+
+    def _load_deadlines(self, states: list[RunState]) -> None:
+        unknown = {s.launch_id for s in states} - set(self._deadlines)
+        if not unknown:
+            return
+        with self.runtime.engine.connect() as conn:
+            conn = conn.execution_options(campaignkit_readonly=True)
+            rows = conn.execute(select(launches.c.id, launches.c.deadline_at).where(launches.c.id.in_(unknown)))
+            self._deadlines.update({row.id: row.deadline_at for row in rows})
+
+    def _context(self, state: RunState, now: datetime) -> StepContext:
+        node = state.workflow.nodes[state.node_id]
+        return StepContext(
+            run_id=state.id, campaign_id=state.campaign_id, target_key=state.target_key,
+            target=state.target, context=state.context, node_id=node.id, visit=state.visit,
+            attempt=state.attempt + 1, now=now, config=node.config,
+            idempotency_key=idempotency_key(state.id, node.id, state.visit), runtime=self.runtime,
+            edges=node.edges, wait=state.context.get(WAIT), events=state.events, facets=state.facets,
+            deadline=self._deadlines.get(state.launch_id),
+            kind_variables=state.workflow.kind_variables if state.workflow.has_kind_variables else None,
+        )
+
+    def _apply(
+        self, state: RunState, node: CompiledNode, ctx: StepContext, outcome: Outcome,
+        started: datetime, finished: datetime, records: list[dict[str, Any]],
+    ) -> bool:
+        """Fold one step's outcome into the run; True when the run goes on to another node now."""
+        # A node that waited started when it first began waiting, not when it was last resumed.
+        since = (state.context.get(WAIT) or {}).get("since")
+        base = {
+            "run_id": state.id, "node_id": node.id, "visit": state.visit, "step_type": node.type,
+            "attempt": state.attempt + 1, "started_at": datetime.fromisoformat(since) if since else started,
+            "idempotency_key": ctx.idempotency_key,
+        }
+        if isinstance(outcome, Exception):
+            return self._fail(state, node, outcome, base, finished, records)
+
+        result: StepResult = outcome
+        if result.context_updates:
+            state.context.update(result.context_updates)
+        if result.facets:
+            unknown = set(result.facets) - set(state.workflow.kind.facets)
+            if unknown:
+                return self._fail(state, node, StepError(
+                    f"run facets the {state.workflow.kind.name} kind does not keep: {', '.join(sorted(unknown))}",
+                    temporary=False), base, finished, records)
+            if "assignee" in result.facets and result.facets["assignee"] != state.facets.get("assignee"):
+                state.facets["assignment"] = int(state.facets.get("assignment") or 0) + 1
+            state.facets.update(result.facets)
+        if result.consumed_events:
+            state.consumed.extend(result.consumed_events)
+            taken = set(result.consumed_events)
+            state.events = [e for e in state.events if e.id not in taken]
+        detail = dict(result.detail) if result.detail else None
+        if result.waiting:
+            state.context[WAIT] = {
+                "since": since or started.isoformat(),
+                "until": result.wait_until.isoformat() if result.wait_until else None,
+                "events": list(result.wait_for),
+            }
+            records.append({**base, "finished_at": None, "outcome": "waiting", "edge": None, "detail": detail})
+            state.status = "waiting"
+            state.due_at = result.wait_until
+            return False
+
+        target = node.edges.get(result.edge) if result.edge else None
+        if result.edge is not None and target is None and result.edge != NEXT:
+            return self._fail(state, node, StepError(f"no edge labelled {result.edge!r}", temporary=False),
+                              base, finished, records)
+        records.append({**base, "finished_at": finished, "outcome": "ok",
+                        "edge": result.edge if target else None, "detail": detail})
+        if target is None:
+            state.status = "completed"
+            state.context.pop(WAIT, None)
+            return False
+        state.enter(target)
+        state.status = "active"
+        return True
+
+    def _fail(
+        self, state: RunState, node: CompiledNode, exc: Exception, base: dict[str, Any],
+        finished: datetime, records: list[dict[str, Any]],
+    ) -> bool:
+        message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, StepError) else str(exc)
+        # Plugins talk to the outside, where most failures pass; a step's own logic fails the same way twice.
+        temporary = exc.temporary if isinstance(exc, StepError) else node.step.side_effect
+        attempt = state.attempt + 1
+        detail = {"error": message}
+        if temporary and attempt < node.retry.max_attempts:
+            delay = node.retry.delay(attempt)
+            asked = exc.retry_after if isinstance(exc, StepError) else None
+            if asked is not None and asked > delay.total_seconds():
+                # Sooner would only be refused again; a server asking for more than a day is not taken at its word.
+                delay = timedelta(seconds=min(asked, MAX_RETRY_AFTER_SECONDS))
+            records.append({**base, "finished_at": finished, "outcome": "retrying", "edge": None,
+                            "detail": {**detail, "retry_at": (finished + delay).isoformat()}})
+            state.attempt = attempt
+            state.status = "active"
+            state.due_at = finished + delay
+            return False
+        failure_target = node.edges.get(FAILURE) if getattr(exc, "follows_failure_edge", True) else None
+        records.append({**base, "finished_at": finished, "outcome": "failed",
+                        "edge": FAILURE if failure_target else None, "detail": detail})
+        if failure_target:
+            state.enter(failure_target)
+            state.status = "active"
+            return True
+        state.status = "failed"
+        state.error = f"{node.id}: {message}"
+        return False
+
+    # --- write --------------------------------------------------------------------------------------
+
+    def _write(
+        self, states: list[RunState], records: list[dict[str, Any]], started: set[tuple[int, str, int]],
+        now: datetime,
+    ) -> tuple[list[RunState], list[str]]:
+        """Returns the runs that finished and the campaigns that completed with them."""
+        with writing(self.runtime.engine) as conn:
+            owned = self._still_owned(conn, states)
+            if len(owned) < len(states):
+                log.warning("%d run(s) changed hands or state during the batch; their results are dropped",
+                            len(states) - len(owned))
+            kept_records = [r for r in records if r["run_id"] in owned]
+            if kept_records:
+                conn.execute(self._statements.upsert_step, kept_records)
+            settled = [key for r in kept_records if r["outcome"] != "retrying"
+                       and (key := (r["run_id"], r["node_id"], r["visit"])) in started]
+            if settled:  # their visits have an outcome: no later attempt needs their first time
+                conn.execute(delete(step_starts).where(
+                    tuple_(step_starts.c.run_id, step_starts.c.node_id, step_starts.c.visit).in_(settled)))
+            kept = [s for s in states if s.id in owned]
+            if kept:
+                conn.execute(self._statements.update_run, [self._run_params(s, now) for s in kept])
+            consumed = [event_id for s in kept for event_id in s.consumed]
+            if consumed:
+                conn.execute(update(events).where(events.c.id.in_(consumed)).values(consumed_at=now))
+            self._wake_waiting_with_new_events(conn, [s for s in kept if s.status == "waiting"], now)
+            finished = [s for s in kept if s.finished]
+            completed = self._complete_campaigns(conn, {s.campaign_id for s in finished}, now)
+        return finished, completed
+
+    def _still_owned(self, conn: Connection, states: list[RunState]) -> set[int]:
+        tokens = {s.id: s.lease_token for s in states}
+        query = select(runs.c.id, runs.c.lease_token).where(
+            runs.c.id.in_(list(tokens)), runs.c.lease_owner == self.worker_id
+        )
+        if is_postgres(conn):
+            query = query.with_for_update()
+        return {row.id for row in conn.execute(query) if tokens[row.id] == row.lease_token}
+
+    def _run_params(self, s: RunState, now: datetime) -> dict[str, Any]:
+        return {
+            "b_id": s.id, "b_status": s.status, "b_node": s.node_id, "b_context": s.context,
+            "b_due": None if s.finished else s.due_at if s.status == "waiting" else (s.due_at or now),
+            "b_attempt": s.attempt, "b_error": s.error, "b_now": now,
+            "b_finished": now if s.finished else None,
+            **{f"b_{name}": s.facets.get(name) for name in FACETS},
+            "b_assignment": int(s.facets.get("assignment") or 0),
+        }
+
+    def _wake_waiting_with_new_events(self, conn: Connection, waiting: list[RunState], now: datetime) -> None:
+        """An event that arrived while we held the lease could not wake the run; wake it now. Only for the events
+        the run waits for: any other stays unconsumed, and waking on it would claim the run again every batch."""
+        by_names: dict[tuple[str, ...], list[int]] = {}
+        for state in waiting:
+            names = tuple(sorted(state.context.get(WAIT, {}).get("events") or ()))
+            if names:
+                by_names.setdefault(names, []).append(state.id)
+        for names, run_ids in by_names.items():
+            conn.execute(update(runs).where(
+                runs.c.id.in_(run_ids),
+                exists().where(events.c.run_id == runs.c.id, events.c.consumed_at.is_(None), events.c.name.in_(names)),
+            ).values(due_at=now))
+
+    def _complete_campaigns(self, conn: Connection, campaign_ids: Iterable[str], now: datetime) -> list[str]:
+        """Campaigns whose last live run just finished: completed, or back to scheduled if a cycle is pending."""
+        completed = []
+        for campaign_id in campaign_ids:
+            idle = conn.execute(
+                update(campaigns)
+                .where(
+                    campaigns.c.id == campaign_id,
+                    campaigns.c.state == "in_progress",
+                    ~exists().where(runs.c.campaign_id == campaign_id, runs.c.status.in_(LIVE_STATUSES)),
+                )
+                .values(
+                    state=case((exists().where(launches.c.campaign_id == campaign_id,
+                                               launches.c.status == "scheduled"), "scheduled"), else_="completed"),
+                    updated_at=now,
+                )
+                .returning(campaigns.c.name, campaigns.c.folder, campaigns.c.state)
+            ).first()
+            if idle is None or idle.state != "completed":
+                continue
+            conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(finished_at=now))
+            record(conn, actor=Actor.system(self.worker_id), audit_type=AuditType.INTERACTION_EVENT,
+                   sub_type=AuditSubType.WORKFLOW_COMPLETED, at=now,
+                   obj=AuditObject(campaign_id, idle.name, idle.folder), code=self, details="every run finished")
+            completed.append(campaign_id)
+        return completed
+
+    def _after_commit(self, finished: list[RunState], completed: list[str]) -> None:
+        if finished and self.runtime.pm.hook.on_run_finished.get_hookimpls():
+            for s in finished:
+                self.runtime.notify("on_run_finished", run={
+                    "id": s.id, "campaign_id": s.campaign_id, "target_key": s.target_key,
+                    "status": s.status, "current_node": s.node_id, "error": s.error,
+                })
+        for campaign_id in completed:
+            with self.runtime.engine.connect() as conn:
+                row = conn.execute(select(campaigns).where(campaigns.c.id == campaign_id)).mappings().first()
+            if row is not None:
+                self.runtime.notify("on_campaign_finished", campaign=dict(row), state="completed")

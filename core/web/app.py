@@ -1,0 +1,137 @@
+"""The web app (FastAPI): health, and a JSON API for people who run campaigns, behind a bearer token."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..audit import Actor
+from ..campaigns.queries import RunQuery, campaign_summary, list_campaigns, list_runs, run_timeline
+from ..db.migrate import current_revision, head_revision
+from ..engine.events import EventInput, InvalidEvent, send_event
+from ..errors import CampaignkitError, InvalidState, NotFound
+from ..kinds import WebContext
+from ..runtime import Runtime
+from .limits import BearerTokenGate, BodyLimit, HeaderLimit, RejectionRecorder, is_api
+from .pages import render_page
+from .rejections import Rejections, Throttle, flushing
+
+log = logging.getLogger(__name__)
+
+
+def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = None) -> FastAPI:
+    """The app; ``on_api_rejected`` is told of each refused API credential (default: a Login Failed audit record,
+    coalesced per client with the refused links, see Rejections)."""
+    web = runtime.settings.web
+    rejections = Rejections(runtime)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with flushing(rejections):
+            yield
+
+    app = FastAPI(title="campaignkit", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.state.web_settings = web  # for whoever serves the app: core.web_transport.uvicorn_config(app, web)
+    # Pure ASGI, before routing, the last added outermost: header size, the API's bearer token (and /openapi.json,
+    # which describes the API), then the body limits, so no unauthenticated or oversized body is read or parsed.
+    app.add_middleware(BodyLimit, limit_for=lambda path: web.max_api_body_bytes if is_api(path)
+                       else web.max_form_body_bytes)
+    app.add_middleware(BearerTokenGate, token=runtime.settings.api_token,
+                       protects=lambda path: is_api(path) or path == app.openapi_url,
+                       on_rejected=on_api_rejected or rejections.api_recorder)
+    app.add_middleware(HeaderLimit, max_bytes=web.max_header_bytes)
+    app.add_middleware(Throttle, rejections=rejections)  # outermost: a client refused too often costs nothing more
+    web_context = WebContext(runtime, rejections)
+    for kind in runtime.kinds.values():  # recipients' pages, tracking endpoints, the kinds' own API listings
+        router = kind.router(web_context)
+        if router is not None:
+            app.include_router(router)
+
+    @app.exception_handler(CampaignkitError)
+    async def known_problem(request: Request, exc: Exception) -> Response:
+        # A state the product knows (not found, closed, refused) is never a bare 500, whichever route met it.
+        status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, InvalidState) else 400
+        if is_api(request.url.path):
+            return JSONResponse({"detail": str(exc)}, status_code=status)
+        return render_page(runtime, "link_error", status, message=str(exc))
+
+    @app.get("/health")
+    def health() -> JSONResponse:
+        # 503 unless the database answers and its schema is current, so a load balancer or `make run` can wait on it.
+        try:
+            revision = current_revision(runtime.engine)
+        except SQLAlchemyError as exc:
+            log.warning("health check: database unavailable: %s", type(exc).__name__)
+            return JSONResponse({"status": "database unavailable", "revision": None}, status_code=503)
+        head = head_revision()
+        if revision != head:
+            return JSONResponse({"status": "migrations pending", "revision": revision, "head": head}, status_code=503)
+        return JSONResponse({"status": "ok", "revision": revision})
+
+    @app.get("/api/campaigns")
+    def campaigns() -> list[dict[str, Any]]:
+        return list_campaigns(runtime)
+
+    @app.get("/api/kinds")
+    def kinds() -> list[dict[str, Any]]:
+        """The campaign kinds installed: their facets, run listing and console tabs."""
+        return [kind.describe() for kind in runtime.kinds.values()]
+
+    @app.get("/api/campaigns/{campaign_id}")
+    def campaign(campaign_id: str) -> dict[str, Any]:
+        return _or_404(lambda: campaign_summary(runtime, campaign_id))
+
+    @app.get("/api/campaigns/{campaign_id}/runs")
+    def runs(
+        campaign_id: str,
+        status: str | None = None,
+        search: str | None = None,
+        cycle: int | None = None,
+        sort: str = "id",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> list[dict[str, Any]]:
+        query = RunQuery(campaign_id, status=status, search=search, cycle=cycle, sort=sort.lstrip("-"),
+                         descending=sort.startswith("-"), limit=limit, offset=offset)
+        return _or_404(lambda: list_runs(runtime, query))
+
+    @app.get("/api/runs/{run_id}")
+    def run(run_id: int) -> dict[str, Any]:
+        return _or_404(lambda: run_timeline(runtime, run_id))
+
+    @app.post("/api/runs/{run_id}/events", status_code=201)
+    def event(run_id: int, body: EventInput, request: Request) -> dict[str, Any]:
+        # One bearer token and no user accounts: the API caller is "api", from its client address.
+        sender = Actor("api", None, _client(request))
+        try:
+            event_id = _or_404(lambda: send_event(runtime, run_id, body.name, body.payload, source="api",
+                                                  actor=sender))
+        except InvalidEvent as exc:  # a name reserved for this run's kind: shaped like FastAPI's own 422
+            raise HTTPException(422, [{"loc": ["body", "name"], "msg": str(exc).removeprefix("name: "),
+                                       "type": "value_error"}]) from None
+        return {"event_id": event_id}
+
+    return app
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _or_404(call: Any) -> Any:
+    try:
+        return call()
+    except InvalidEvent:
+        raise
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except InvalidState as exc:
+        raise HTTPException(409, str(exc)) from None
+    except CampaignkitError as exc:
+        raise HTTPException(400, str(exc)) from None
