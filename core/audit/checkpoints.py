@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..clock import utc
 from ..db import writing
-from ..files import open_private, private_dir
 from ..errors import CampaignkitError
-from . import Actor, AuditSubType, AuditType, chain_head, record
+from ..files import open_private, private_dir
+from .catalog import AuditSubType, AuditType
 from .keys import AuditKey, AuditKeys
+from .records import Actor, chain_head, record
 
 if TYPE_CHECKING:
     from ..runtime import Runtime

@@ -13,7 +13,7 @@ from sqlalchemy import Select, String, and_, literal, or_, select, union
 from ..csv_export import CsvWriter
 from ..db import reading
 from ..db.schema import audit_history, campaigns
-from . import sub_type_names
+from .catalog import sub_type_names
 
 if TYPE_CHECKING:
     from ..runtime import Runtime

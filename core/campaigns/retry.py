@@ -14,7 +14,8 @@ from ..audit import Actor, AuditSubType, AuditType, record
 from ..db import writing
 from ..db.schema import campaigns, runs
 from ..engine.worker import entering
-from . import Campaigns, audit_object
+from .lifecycle import audit_object
+from .service import Campaigns
 
 if TYPE_CHECKING:
     from ..runtime import Runtime

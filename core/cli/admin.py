@@ -34,8 +34,8 @@ def init() -> None:
     database schema up to date."""
     import secrets
 
-    from ..files import open_private, private_dir
     from ..db.migrate import current_revision, upgrade
+    from ..files import open_private, private_dir
     from ..settings import default_secrets_dir
 
     runtime = STATE.runtime(migrated=False)
