@@ -4,7 +4,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .engine.events import send_event
+    from .audit.records import Actor
+    from .engine.events import EventAudit, send_event
     from .errors import (
         AudienceError,
         CampaignkitError,
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
         NoConfig,
         Target,
     )
-    from .kinds import CampaignKind, JobOutcome, KindJob, KindTemplate, NoSettings, WebContext
+    from .kinds import CampaignKind, JobOutcome, KindJob, KindTemplate, Listing, NoSettings, WebContext
     from .outbound.call import HttpCall, HttpCallConfig
     from .outbound.client import (
         MIN_SECRET_LENGTH,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
         user_agent,
     )
     from .step import FAILURE, NEXT, TIMEOUT, RunEvent, StepContext, StepResult, StepType
+    from .web.app import create_app
     from .web.links import LinkError, LinkSigner, LinkText, link_expiry, page_url, signer
     from .web.pages import render_page
 
@@ -69,6 +71,8 @@ _SOURCES = (
     "web.links",
     "web.pages",
     "engine.events",
+    "audit.records",
+    "web.app",
 )
 _MISSING = object()
 
@@ -102,6 +106,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "TIMEOUT",
     "TIMESTAMP_HEADER",
+    "Actor",
     "AudienceError",
     "AudienceSource",
     "AuditSink",
@@ -116,6 +121,7 @@ __all__ = [
     "EnforcementAction",
     "EnforcementRequest",
     "EnforcementResult",
+    "EventAudit",
     "FieldUpdate",
     "FieldUpdater",
     "HttpCall",
@@ -128,6 +134,7 @@ __all__ = [
     "LinkError",
     "LinkSigner",
     "LinkText",
+    "Listing",
     "Message",
     "NoConfig",
     "NoSettings",
@@ -145,6 +152,7 @@ __all__ = [
     "TemplateStepError",
     "WebContext",
     "__version__",
+    "create_app",
     "hookimpl",
     "is_loopback",
     "link_expiry",

@@ -126,6 +126,9 @@ class CampaignKind(Component):
     listing: ClassVar[Listing | None] = None
     # The tabs it adds to a campaign's page in the console, in order.
     console_tabs: ClassVar[tuple[str, ...]] = ()
+    # Path prefixes of the pages its router serves to recipients ("/review/"): a client refused too often there
+    # (bad or expired links) gets 429 before a signature is checked or a row read. /api/ is always covered.
+    link_paths: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
@@ -168,7 +171,9 @@ class CampaignKind(Component):
     @classmethod
     def cli(cls) -> typer.Typer | None:
         """Commands mounted as ``campaignkit <name> ...`` (underscores in the name become dashes). A class method:
-        the CLI mounts them before any runtime exists; the commands build one when they run."""
+        the CLI mounts them before any runtime exists; a command that needs one calls ``ctx.obj()`` (``ctx`` its
+        ``typer.Context``), which builds it once per command from the settings in effect, or raises a
+        CampaignkitError if the database is not initialised."""
         return None
 
     @classmethod

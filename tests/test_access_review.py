@@ -179,6 +179,18 @@ def test_revoke_with_enforcement_failure_then_retry(make_runtime: Any, actor: An
         f"retry enforcement for ada|Git (run {ada_git.id})"]
 
 
+def test_an_audience_given_at_launch_is_keyed_by_the_review(make_runtime: Any, actor: Any, tmp_path: Any) -> None:
+    """A definition without an audience table, launched with --audience: one run per user and application still."""
+    from conftest import Harness
+
+    harness = Harness(make_runtime(), actor, tmp_path)
+    definition = REVIEW.format(path="unused.csv", extra="").replace("channel: smtp", "channel: log")
+    campaign_id = harness.create(definition.replace("audience: {source: csv, path: unused.csv}\n", ""))
+    assert harness.launch(campaign_id, harness.csv(AUDIENCE)) == 6
+    keys = sorted(run.target_key for run in harness.runs(campaign_id))
+    assert keys == ["ada|Git", "ada|Payroll", "alan|CRM", "barbara|CRM", "linus|Git", "margaret|Payroll"]
+
+
 def test_a_revoking_review_needs_confirmation_at_launch(tmp_path: Any) -> None:
     import os
     import subprocess

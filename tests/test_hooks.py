@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
 
 from campaignkit.core import (
+    Actor,
     AudienceError,
     AudienceSource,
     AuditSink,
@@ -29,10 +30,12 @@ from campaignkit.core import (
     ConfigurationError,
     DefinitionError,
     Delivery,
+    EventAudit,
     FieldUpdate,
     FieldUpdater,
     Message,
     PermanentStepError,
+    PluginError,
     StepContext,
     StepResult,
     StepType,
@@ -42,7 +45,7 @@ from campaignkit.core import (
 from campaignkit.core import hookspecs as hookspecs_module
 from campaignkit.core.audit.dispatch import AuditDispatcher
 from campaignkit.core.db import reading
-from campaignkit.core.db.schema import audit_history, campaigns, launches, runs
+from campaignkit.core.db.schema import audit_history, campaigns, events, launches, runs
 
 TESTS = Path(__file__).resolve().parent
 
@@ -512,6 +515,7 @@ class Checklist:
             facets = ("response",)
             system_events = frozenset({"ticked"})
             template_names = frozenset({"item"})
+            audit_sub_types = {"Item Ticked": ("Interaction Event", "a person ticked the item")}
 
             def workflow(self, settings: Any) -> dict[str, Any]:
                 return {"nodes": [
@@ -560,7 +564,16 @@ def test_a_plugin_s_campaign_kind_validates_builds_its_workflow_and_runs(
     assert ask.outcome == "ok"
     with pytest.raises(Exception, match="reserved"):
         send_event(harness.runtime, run.id, "ticked", {}, actor=actor)  # only the kind raises it
-    send_event(harness.runtime, run.id, "ticked", {})
+    ada = Actor("ada@example.org", None, "192.0.2.7")
+    with pytest.raises(PluginError, match="'checklist' declares no audit sub-type 'Ticked'"):
+        send_event(harness.runtime, run.id, "ticked", {}, audit=EventAudit(ada, "Ticked", "ada ticked"))
+    with harness.runtime.engine.connect() as conn:  # neither the event nor a record: all or nothing
+        assert conn.execute(select(func.count()).select_from(events)).scalar_one() == 0
+    send_event(harness.runtime, run.id, "ticked", {}, audit=EventAudit(ada, "Item Ticked", "ada ticked fire drill"))
+    [ticked] = harness.audit("Item Ticked")
+    assert (ticked.user_name, ticked.computer_ip, ticked.audit_type, ticked.object_name) == (
+        "ada@example.org", "192.0.2.7", "Interaction Event", "Fire drill")
+    assert ticked.class_name.endswith("ChecklistKind") and ticked.details == "ada ticked fire drill"
     harness.run_to_idle()
     [run] = harness.runs(campaign_id)
     assert (run.status, run.response) == ("completed", "Ticked")

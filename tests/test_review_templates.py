@@ -69,6 +69,14 @@ def test_a_template_that_does_not_fit_the_audience_is_refused_at_create_with_its
         "select count(*) from campaigns").scalar() == 0
 
 
+def test_a_problem_in_the_workflow_the_settings_build_points_at_the_settings(ck_campaign: Any) -> None:
+    with pytest.raises(DefinitionError) as refused:
+        ck_campaign.create(REVIEW.format(path=ck_campaign.csv(CUSTOM), extra="").replace("smtp", "pigeon"))
+    problems = refused.value.problems
+    assert problems and all(p.startswith("test.yaml:6:1: workflow.nodes[") for p in problems), problems
+    assert "(node 'request'): no channel named 'pigeon'" in problems[0]
+
+
 def test_a_digest_review_needs_its_digest_templates_at_create(ck_campaign: Any, tmp_path: Path) -> None:
     for kind in ("request", "reminder"):
         for name in ("subject.txt", "body.txt"):

@@ -89,6 +89,7 @@ app = typer.Typer(
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     config: Annotated[Path | None, typer.Option("--config", help="campaignkit.toml to read.", dir_okay=False)] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
@@ -98,6 +99,8 @@ def root(
     STATE.close()
     STATE.debug = debug
     use_config(config)
+    # Every command below, a kind's own included, gets the runtime as ctx.obj(): built on first call, migrated.
+    ctx.obj = STATE.runtime
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

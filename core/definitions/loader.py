@@ -95,13 +95,18 @@ def expand_kind(data: dict[str, Any], source: SourceMap, kind: CampaignKind | No
             loc = ("settings", *err["loc"])
             problems.append(f"{source.where(loc)}: {describe_path(loc)}: {err['msg']}")
         raise DefinitionError(problems) from None
+    expanded = dict(data)
     built = kind.workflow(settings) if "workflow" not in data else None
-    if built is None:
-        return data
-    expanded = {**data, "workflow": dict(built)}
-    audience = expanded.get("audience")
+    if built is not None:
+        expanded["workflow"] = dict(built)
+        # A problem in a node the settings built (an unknown channel) points at the settings that built it.
+        source.positions.setdefault(("workflow",), source.positions.get(("settings",), (1, 1)))
+    # The kind's key applies to any audience the definition does not key itself, a --audience file included.
     key_columns = kind.audience_key(settings)
-    if isinstance(audience, dict) and "key" not in audience and key_columns:
+    audience = expanded.get("audience")
+    if key_columns and audience is None:
+        expanded["audience"] = {"source": "csv", "key": key_columns}
+    elif key_columns and isinstance(audience, dict) and "key" not in audience:
         expanded["audience"] = {**audience, "key": key_columns}
     return expanded
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,7 +15,7 @@ from sqlalchemy import ColumnElement, Connection, insert, select, update
 from ..audit import Actor, AuditObject, AuditSubType, AuditType, record
 from ..db import writing
 from ..db.schema import FINAL_STATUSES, campaign_versions, campaigns, events, runs
-from ..errors import CampaignkitError, InvalidState, NotFound
+from ..errors import CampaignkitError, InvalidState, NotFound, PluginError
 from ..kinds import CampaignKind
 
 if TYPE_CHECKING:
@@ -73,6 +74,16 @@ class EventInput(BaseModel):
             raise InvalidEvent(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
 
 
+@dataclass(frozen=True)
+class EventAudit:
+    """The audit record of an event a kind raises itself (a confirmation through its page): one of the kind's own
+    ``audit_sub_types``, who acted and from where, and what happened. ``send_event`` writes it with the event."""
+
+    actor: Actor
+    sub_type: str
+    details: str
+
+
 def reserved_events(kind: CampaignKind) -> frozenset[str]:
     """The events of a campaign kind that only campaignkit itself may raise."""
     return SYSTEM_EVENTS | kind.system_events
@@ -80,16 +91,20 @@ def reserved_events(kind: CampaignKind) -> frozenset[str]:
 
 def send_event(
     runtime: Runtime, run_id: int, name: str, payload: Mapping[str, Any] | None = None, *, source: str | None = None,
-    actor: Actor | None = None,
+    actor: Actor | None = None, audit: EventAudit | None = None,
 ) -> int:
     """Record an event for a run and make the run due now if it is waiting; returns the event id.
 
     A run that a worker holds is not touched here: the worker wakes it when it writes its batch back.
     ``actor`` is the person who sent it (``event send``, the JSON API): the event is then checked as EventInput
     (raises InvalidEvent), recorded with who sent it, and audited as Interaction Event / Workflow Trigger Request in
-    the same transaction. Events the system sends itself (deadlines, digests, decisions whose own record the review
-    service writes) come without an actor, or through ``record_event``, and are not audited here.
+    the same transaction. A kind raising one of its own events (a confirmation through its page) passes ``audit``
+    instead: the event may be one of its ``system_events``, and the record, under one of the kind's
+    ``audit_sub_types``, commits with it or not at all. Events the system sends itself (deadlines, digests) come
+    with neither, or through ``record_event``, and are not audited here.
     """
+    if actor is not None and audit is not None:
+        raise ValueError("send_event: an event sent by a person (actor) or raised by a kind (audit), not both")
     if actor is not None:
         checked = EventInput.checked(name, payload)
         name, payload = checked.name, checked.payload
@@ -106,6 +121,13 @@ def send_event(
                    sub_type=AuditSubType.WORKFLOW_TRIGGER_REQUEST, at=now, obj=run_object(conn, run_id),
                    details=f"event {name!r} (event {event_id}) sent to run {run_id} via {source or 'unknown'}; "
                            f"payload keys: {keys}")
+        if audit is not None:
+            kind = runtime.kind(_kind_of(conn, run_id))
+            if audit.sub_type not in kind.audit_sub_types:
+                raise PluginError(f"campaign kind {kind.name!r} declares no audit sub-type {audit.sub_type!r} "
+                                  f"(CampaignKind.audit_sub_types: {', '.join(kind.audit_sub_types) or 'none'})")
+            record(conn, actor=audit.actor, audit_type=kind.audit_sub_types[audit.sub_type][0],
+                   sub_type=audit.sub_type, at=now, obj=run_object(conn, run_id), code=kind, details=audit.details)
         return event_id
 
 
@@ -124,11 +146,16 @@ def record_event(conn: Connection, run_id: int, name: str, payload: Mapping[str,
     return int(event_id)
 
 
-def _refuse_reserved(runtime: Runtime, conn: Connection, run_id: int, name: str) -> None:
+def _kind_of(conn: Connection, run_id: int) -> str:
     kind = conn.execute(select(campaigns.c.kind).join(runs, runs.c.campaign_id == campaigns.c.id)
                         .where(runs.c.id == run_id)).scalar()
     if kind is None:
         raise NotFound(f"no run {run_id}")
+    return str(kind)
+
+
+def _refuse_reserved(runtime: Runtime, conn: Connection, run_id: int, name: str) -> None:
+    kind = _kind_of(conn, run_id)
     reserved = reserved_events(runtime.kind(kind))
     if name in reserved:
         raise InvalidEvent(f"name: {name!r} is raised only by campaignkit itself in a {kind} campaign (reserved: "

@@ -46,7 +46,9 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
                        protects=lambda path: is_api(path) or path == app.openapi_url,
                        on_rejected=on_api_rejected or rejections.api_recorder)
     app.add_middleware(HeaderLimit, max_bytes=web.max_header_bytes)
-    app.add_middleware(Throttle, rejections=rejections)  # outermost: a client refused too often costs nothing more
+    # Outermost: a client refused too often costs nothing more.
+    app.add_middleware(Throttle, rejections=rejections,
+                       link_paths=tuple(path for kind in runtime.kinds.values() for path in kind.link_paths))
     web_context = WebContext(runtime, rejections)
     for kind in runtime.kinds.values():  # recipients' pages, tracking endpoints, the kinds' own API listings
         router = kind.router(web_context)

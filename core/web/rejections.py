@@ -117,20 +117,21 @@ class Rejections:
                    details=details)
 
 
-THROTTLED = ("/review/", "/api/", "/openapi.json")
+THROTTLED = ("/api/", "/openapi.json")  # besides the campaign kinds' link pages (CampaignKind.link_paths)
 
 
 class Throttle:
-    """ASGI middleware: a client over its refusal limit gets 429 on the link and API paths, before anything else
-    (a signature check, a token comparison, a database write) is spent on it."""
+    """ASGI middleware: a client over its refusal limit gets 429 on the API and the kinds' link pages, before
+    anything else (a signature check, a token comparison, a database write) is spent on it."""
 
-    def __init__(self, app: ASGIApp, rejections: Rejections) -> None:
+    def __init__(self, app: ASGIApp, rejections: Rejections, link_paths: tuple[str, ...] = ()) -> None:
         self.app = app
         self.rejections = rejections
+        self.paths = THROTTLED + link_paths
         self.retry_after = str(int(rejections.window.total_seconds()))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(THROTTLED):
+        if scope["type"] == "http" and scope["path"].startswith(self.paths):
             client = scope.get("client")
             if not self.rejections.allowed(client[0] if client else None):
                 response = PlainTextResponse("too many refused requests from your address; try again later", 429,

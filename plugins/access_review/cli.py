@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from campaignkit.core.cli.output import Format, info, render, render_json
-from campaignkit.core.cli.state import STATE, actor
 
 if TYPE_CHECKING:
     from campaignkit.core.runtime import Runtime
@@ -27,6 +26,7 @@ def commands() -> typer.Typer:
 
 
 def history(
+    ctx: typer.Context,
     campaign: Annotated[str, typer.Argument(help="Campaign id, unique id prefix, or name.")],
     status: Annotated[str | None, typer.Option(help="Pending Response, Message Delivery Failed, Approved, Revoked, "
                                                "Terminated")] = None,
@@ -45,7 +45,7 @@ def history(
 
     from .history import COLUMNS, HistoryQuery, history_page, history_summary
 
-    runtime = STATE.runtime()
+    runtime = ctx.obj()
     campaign_id = Campaigns(runtime).resolve(campaign)
     rows = history_page(runtime, HistoryQuery(campaign_id, status=status, result=result, approver=approver,
                                               application=application, cycle=cycle, sort=sort.lstrip("-"),
@@ -80,15 +80,14 @@ def _not_begun(runtime: Runtime, campaign_id: str) -> bool:
     return True
 
 
-
-
-def retry_enforcement(ref: Ref) -> None:
+def retry_enforcement(ctx: typer.Context, ref: Ref) -> None:
     """Retry the enforcement of every run whose revocation failed (each retry is audited)."""
+    from campaignkit.core import Actor
     from campaignkit.core.campaigns import Campaigns
 
     from .operations import retry_enforcement as retry
 
-    runtime = STATE.runtime()
+    runtime = ctx.obj()
     campaign_id = Campaigns(runtime).resolve(ref)
-    info(f"campaign {campaign_id}: {retry(runtime, campaign_id, actor())} enforcement(s) to retry; "
+    info(f"campaign {campaign_id}: {retry(runtime, campaign_id, Actor.local_user())} enforcement(s) to retry; "
          "the workers will run them")

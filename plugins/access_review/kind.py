@@ -42,6 +42,7 @@ class AccessReview(CampaignKind):
     audit_sub_types = AUDIT_SUB_TYPES
     listing = HISTORY
     console_tabs = ("Run History",)
+    link_paths = ("/review/",)  # the approvers' decision pages
 
     def workflow(self, settings: Any) -> Mapping[str, Any]:
         return access_review_workflow(settings)

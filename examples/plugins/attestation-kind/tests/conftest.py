@@ -61,8 +61,7 @@ def ck_settings(ck_smtp: SmtpInbox, port: int) -> dict[str, Any]:
 @pytest.fixture
 def served(ck_runtime: Any, port: int) -> Iterator[str]:
     """campaignkit's web app on ck_runtime, with every kind's routes, served on 127.0.0.1 for the test."""
-    # campaignkit 0.2 does not export its app factory; its module is the one private import here (see the README).
-    from campaignkit.core.web import create_app
+    from campaignkit.core import create_app
 
     server = uvicorn.Server(uvicorn.Config(create_app(ck_runtime), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -31,7 +31,7 @@ def confirm(link: str) -> Any:
 
 
 def status(ck_runtime: Any, *args: str) -> Any:
-    result = CliRunner().invoke(Attestation.cli(), ["status", *args], obj=ck_runtime)
+    result = CliRunner().invoke(Attestation.cli(), ["status", *args], obj=lambda: ck_runtime)
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -69,6 +69,13 @@ def test_a_person_confirms_through_their_link_and_the_run_records_it(
     assert path == ["start", "request", "wait_0", "attested", "end"]
     assert ada.context["last_event"]["name"] == "attested"
     assert ada.context["last_event"]["payload"] == {"ip": "127.0.0.1"}
+    (recorded,) = ck_campaign.audit("Attestation Recorded")  # once: the replays recorded nothing
+    assert (recorded.user_name, recorded.computer_ip, recorded.audit_type) == (
+        "ada@example.org",
+        "127.0.0.1",
+        "Interaction Event",
+    )
+    assert recorded.object_name == "Acceptable use 2030" and "Acceptable use policy" in recorded.details
     others = [run for run in ck_campaign.runs(campaign_id) if run.id != ada.id]
     assert {(run.status, run.response) for run in others} == {("waiting", None)}
 
@@ -85,10 +92,10 @@ def test_a_person_confirms_through_their_link_and_the_run_records_it(
 
 
 def test_the_command_names_what_is_missing(ck_runtime: Any) -> None:
-    unknown = CliRunner().invoke(Attestation.cli(), ["status", "Code of conduct"], obj=ck_runtime)
+    unknown = CliRunner().invoke(Attestation.cli(), ["status", "Code of conduct"], obj=lambda: ck_runtime)
     assert unknown.exit_code != 0 and str(unknown.exception) == "no attestation campaign 'Code of conduct'"
     no_runtime = CliRunner().invoke(Attestation.cli(), ["status", "Acceptable use 2030"])
-    assert no_runtime.exit_code != 0 and "needs campaignkit's runtime" in str(no_runtime.exception)
+    assert no_runtime.exit_code != 0 and "run it as `campaignkit attestation" in str(no_runtime.exception)
 
 
 def test_reminders_then_the_deadline_closes_unanswered_runs_and_their_links(

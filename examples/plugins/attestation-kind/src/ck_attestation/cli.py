@@ -2,9 +2,9 @@
 
 ``status NAME`` lists who has attested and who has not, in one cycle (the latest unless ``--cycle``).
 
-The commands read the runtime from the command context's ``obj``: a runtime, or a function that returns one.
-campaignkit 0.2 does not yet hand its commands' runtime to a kind's commands through its public API (see the
-README); a host that builds its own (a test: ``CliRunner().invoke(app, [...], obj=runtime)``) passes it there.
+Like every campaignkit command, they get the runtime by calling the command context's ``obj``, which campaignkit
+sets (a test invoking the group on its own passes its runtime there: ``CliRunner().invoke(app, [...],
+obj=lambda: runtime)``).
 """
 
 from __future__ import annotations
@@ -29,13 +29,9 @@ def commands() -> typer.Typer:
 
 
 def runtime_of(ctx: typer.Context) -> Any:
-    found = ctx.find_root().obj if ctx.obj is None else ctx.obj
-    if found is None:
-        raise CampaignkitError(
-            "this command needs campaignkit's runtime, which campaignkit does not hand to a "
-            "campaign kind's commands yet; see the campaignkit-attestation README"
-        )
-    return found() if callable(found) else found
+    if ctx.obj is None:
+        raise CampaignkitError("this command needs campaignkit's runtime: run it as `campaignkit attestation ...`")
+    return ctx.obj()
 
 
 def status(

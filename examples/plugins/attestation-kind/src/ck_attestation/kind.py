@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from campaignkit.core import CampaignKind, StepContext, WebContext
 
 from .settings import AttestationSettings
-from .workflow import ATTESTED_EVENT, attestation_workflow
+from .workflow import ATTESTATION_RECORDED, ATTESTED_EVENT, attestation_workflow
 
 if TYPE_CHECKING:
     import typer
@@ -31,6 +31,13 @@ class Attestation(CampaignKind):
     system_events = frozenset({ATTESTED_EVENT})  # only the confirmation page raises it
     template_names = frozenset({"policy", "links"})
     template_dir = Path(__file__).resolve().parent / "templates"
+    audit_sub_types = {
+        ATTESTATION_RECORDED: (
+            "Interaction Event",
+            "a person confirmed the policy through their link (as their address, from the client's address)",
+        )
+    }
+    link_paths = ("/attest/",)  # refused too often, a client gets 429 here before a link is checked
 
     def workflow(self, settings: Any) -> Mapping[str, Any]:
         return attestation_workflow(settings)

@@ -16,11 +16,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from campaignkit.core import CampaignkitError, LinkError, WebContext, render_page, send_event
+from campaignkit.core import Actor, CampaignkitError, EventAudit, LinkError, WebContext, render_page, send_event
 
 from .links import PATH, nonce_matches, page_nonce, recipient_tag, verify_link
 from .store import Item, run_item
-from .workflow import ATTESTED_EVENT
+from .workflow import ATTESTATION_RECORDED, ATTESTED_EVENT
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 SAME_SITE_FETCH = ("same-origin", "none")  # Sec-Fetch-Site of a form on our page, or of a typed URL
@@ -93,8 +93,14 @@ def attestation_router(web: WebContext) -> APIRouter:
             refuse(client, f"confirmation posted without a page of this link (run {item.run_id})")
             return error_page(400, "this page is out of date: open the link from your e-mail again, then confirm")
         try:
-            # No actor: the event is one only campaignkit raises (Attestation.system_events), through this page.
-            send_event(runtime, item.run_id, ATTESTED_EVENT, {"ip": client}, source=SOURCE)
+            # A system event (Attestation.system_events) raised by this page, audited with it in one transaction.
+            confirmed = EventAudit(
+                Actor(item.recipient, None, client),
+                ATTESTATION_RECORDED,
+                f"{item.recipient} confirmed {item.settings.policy.title if item.settings else 'the policy'!r} "
+                f"(run {item.run_id})",
+            )
+            send_event(runtime, item.run_id, ATTESTED_EVENT, {"ip": client}, source=SOURCE, audit=confirmed)
         except CampaignkitError:  # the run ended between the page and the POST
             refuse(client, f"confirmation for a closed run (run {item.run_id})")
             return error_page(410, "this attestation is closed; nothing was confirmed")

@@ -18,6 +18,7 @@ from typing import Any
 from .settings import AttestationSettings
 
 ATTESTED_EVENT = "attested"
+ATTESTATION_RECORDED = "Attestation Recorded"  # its audit sub-type (Attestation.audit_sub_types)
 DEADLINE_EVENT = "deadline"  # campaignkit's own, sent to every unfinished run at the cycle's deadline
 ATTESTED = "Attested"
 NO_RESPONSE = "No Response"
