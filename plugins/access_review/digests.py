@@ -115,6 +115,14 @@ class DigestSender:
             resumed = self._resume(conn, batch)
             if resumed is not None:  # a retry: the same digest, composed as at its first attempt
                 digest_id, attempt, kind, composed, items = resumed
+                if not items:  # retrying since a release that kept no items: composed now, and kept from now on
+                    items = self._pending_items(conn, batch)
+                    self._keep_items(conn, digest_id, items)
+                    conn.execute(update(digests).where(digests.c.id == digest_id).values(item_count=len(items)))
+                    if not items:
+                        conn.execute(update(digests).where(digests.c.id == digest_id).values(
+                            status="failed", next_attempt_at=None, error="every item was answered meanwhile"))
+                        return "nothing"
             else:
                 items = self._pending_items(conn, batch)
                 if not items:  # marked runs that were answered meanwhile: nothing to tell
@@ -184,10 +192,15 @@ class DigestSender:
             campaign_id=batch.campaign_id, launch_id=batch.launch_id, assignee=batch.assignee, kind=kind,
             status="retrying", item_count=len(items), attempt=1, created_at=now, next_attempt_at=now,
         ).returning(digests.c.id)).scalar_one())
-        conn.execute(insert(digest_items), [{"digest_id": digest_id, "run_id": int(item.id),
-                                             "assignment": int(item.assignment), "new": item.notify == "request"}
-                                            for item in items])
+        DigestSender._keep_items(conn, digest_id, items)
         return digest_id
+
+    @staticmethod
+    def _keep_items(conn: Connection, digest_id: int, items: list[Any]) -> None:
+        if items:
+            conn.execute(insert(digest_items), [{"digest_id": digest_id, "run_id": int(item.id),
+                                                 "assignment": int(item.assignment), "new": item.notify == "request"}
+                                                for item in items])
 
     def variables(self, batch: _Batch, items: list[Any], kind: str, digest_id: int, now: datetime) -> dict[str, Any]:
         """What a digest's templates see: plain values only, links as finished strings (see StepContext)."""
