@@ -29,8 +29,8 @@ def examples(tmp_path_factory: pytest.TempPathFactory) -> tuple[Venv, Path]:
     return venv, copies
 
 
-# What a plugin can register: the kinds `campaignkit plugin new` scaffolds, and campaign kinds (attestation-kind).
-REGISTRATION_HOOKS = {kind.hook for kind in KINDS.values()} | {"register_campaign_kinds"}
+# What a plugin can register: the kinds `campaignkit plugin new` scaffolds, campaign kinds included.
+REGISTRATION_HOOKS = {kind.hook for kind in KINDS.values()}
 
 
 def test_there_is_an_example_plugin_of_every_kind() -> None:

@@ -39,6 +39,8 @@ def test_a_generated_plugin_installs_and_its_own_tests_pass(generated: tuple[Ven
     readme = (package / "README.md").read_text()
     assert f"pip install {names.distribution}" in readme
     assert f"plugins.config.{names.component}" in readme or kind == "step"  # a step type is configured per node
+    if kind == "campaign_kind":  # configured by each campaign's settings, which the README shows
+        assert f"kind: {names.component}" in readme and "settings:" in readme
     tests = venv.pytest(package)
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert " passed" in tests.stdout and "skipped" not in tests.stdout and "failed" not in tests.stdout
@@ -55,6 +57,9 @@ def test_generated_plugins_load_through_their_entry_points(generated: tuple[Venv
     assert registers["acme_channel"] == {"channel": ["acme_channel"]}
     assert registers["acme_audit_sink"] == {"audit sink": ["acme_audit_sink"]}
     assert registers["acme_step"] == {"step type": ["acme_step"]}
+    assert registers["acme_campaign_kind"] == {"campaign kind": ["acme_campaign_kind"]}
+    group = venv.campaignkit("acme-campaign-kind", "--help", cwd=tmp_path)  # the kind's commands, mounted
+    assert group.returncode == 0 and "summary" in group.stdout, group.stdout + group.stderr
     hooks = venv.campaignkit("plugins", "--hooks", "--format", "json", cwd=tmp_path)
     order = {row["hook"]: [i["plugin"] for i in row["implementations"]] for row in json.loads(hooks.stdout)}
     # An installed plugin's channels are asked before the built-in ones (trylast), so it may override them.

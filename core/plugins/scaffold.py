@@ -35,6 +35,8 @@ KINDS: dict[str, Kind] = {
     "step": Kind("step type", "register_step_types", "Step", "A workflow step type for campaignkit."),
     "audience": Kind("audience source", "register_audience_sources", "Source",
                      "An audience source for campaignkit: where a campaign's targets come from."),
+    "campaign_kind": Kind("campaign kind", "register_campaign_kinds", "Kind",
+                          "A campaign kind for campaignkit: a family of campaigns, its settings and its workflow."),
 }
 
 NAME = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
@@ -85,6 +87,7 @@ def generate(name: str, kind: str, directory: Path) -> Path:
         "kind_words": KINDS[kind].words,
         "hook": KINDS[kind].hook,
         "summary": KINDS[kind].summary,
+        "command": names.component.replace("_", "-"),  # a campaign kind's CLI group: `campaignkit acme-ack ...`
         "campaignkit_version": ".".join(__version__.split(".")[:2]),
     }
     source = bundled_template_dir() / "scaffold"
