@@ -4,13 +4,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .audit.catalog import AuditType
     from .audit.records import Actor
-    from .engine.events import EventAudit, send_event
+    from .campaigns.views import CampaignView, RunView, campaign_runs, find_campaign, latest_cycle, run_view
+    from .engine.events import EventAudit, InvalidEvent, send_event
     from .errors import (
         AudienceError,
         CampaignkitError,
         ConfigurationError,
         DefinitionError,
+        NotFound,
         PermanentStepError,
         PluginError,
         StepError,
@@ -71,7 +74,9 @@ _SOURCES = (
     "web.links",
     "web.pages",
     "engine.events",
+    "audit.catalog",
     "audit.records",
+    "campaigns.views",
     "web.app",
 )
 _MISSING = object()
@@ -110,8 +115,10 @@ __all__ = [
     "AudienceError",
     "AudienceSource",
     "AuditSink",
+    "AuditType",
     "CaFile",
     "CampaignKind",
+    "CampaignView",
     "CampaignkitError",
     "Channel",
     "Component",
@@ -128,6 +135,7 @@ __all__ = [
     "HttpCallConfig",
     "HttpClient",
     "HttpError",
+    "InvalidEvent",
     "JobOutcome",
     "KindJob",
     "KindTemplate",
@@ -138,11 +146,13 @@ __all__ = [
     "Message",
     "NoConfig",
     "NoSettings",
+    "NotFound",
     "OutboundUrl",
     "PermanentStepError",
     "PluginError",
     "Response",
     "RunEvent",
+    "RunView",
     "SigningSecret",
     "StepContext",
     "StepError",
@@ -152,13 +162,17 @@ __all__ = [
     "TemplateStepError",
     "WebContext",
     "__version__",
+    "campaign_runs",
     "create_app",
+    "find_campaign",
     "hookimpl",
     "is_loopback",
+    "latest_cycle",
     "link_expiry",
     "page_url",
     "redacted",
     "render_page",
+    "run_view",
     "send_event",
     "sign",
     "signature_headers",

@@ -249,6 +249,11 @@ class CampaignHarness:
         """Work every due run until none is left (waiting runs stay parked; advance ``ck_clock`` to wake them)."""
         return self.worker.run_until_idle()
 
+    def apply_deadlines(self) -> int:
+        """End every cycle whose deadline (``schedule.end_after``) has passed by ``ck_clock``, as the scheduler
+        would: runs waiting for ``deadline`` get it, the others are terminated. Returns how many runs it touched."""
+        return self.campaigns.apply_due_deadlines(self.actor)
+
     def run_campaign(self, definition: str | Path, audience_csv: str | None = None) -> list[Any]:
         """Create, launch and run to idle in one call; returns the runs."""
         campaign_id = self.create(definition)

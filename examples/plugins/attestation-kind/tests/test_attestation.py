@@ -99,7 +99,7 @@ def test_the_command_names_what_is_missing(ck_runtime: Any) -> None:
 
 
 def test_reminders_then_the_deadline_closes_unanswered_runs_and_their_links(
-    ck_campaign: Any, ck_smtp: Any, ck_runtime: Any, ck_clock: Any, ck_actor: Any, served: str
+    ck_campaign: Any, ck_smtp: Any, ck_runtime: Any, ck_clock: Any, served: str
 ) -> None:
     campaign_id, _ = launched(ck_campaign, ck_smtp)
     confirm(link_in(ck_smtp.to("ada@example.org")[0]))
@@ -116,7 +116,7 @@ def test_reminders_then_the_deadline_closes_unanswered_runs_and_their_links(
     assert len(ck_smtp.messages) == 5  # no second reminder
 
     ck_clock.advance(timedelta(days=5))  # past end_after (P14D): the scheduler's deadline job
-    ck_campaign.campaigns.apply_due_deadlines(ck_actor)
+    ck_campaign.apply_deadlines()
     ck_campaign.run_to_idle()
     final = {run.target_key: run for run in ck_campaign.runs(campaign_id)}
     assert {key: (run.status, run.response) for key, run in final.items()} == {

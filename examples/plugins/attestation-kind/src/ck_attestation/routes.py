@@ -77,7 +77,7 @@ def attestation_router(web: WebContext) -> APIRouter:
             runtime,
             "attestation",
             item=item,
-            policy=item.settings.policy if item.settings else None,
+            policy=item.settings.policy,
             action=f"/{PATH}/{token}",
             nonce=page_nonce(runtime, token),
         )
@@ -97,7 +97,7 @@ def attestation_router(web: WebContext) -> APIRouter:
             confirmed = EventAudit(
                 Actor(item.recipient, None, client),
                 ATTESTATION_RECORDED,
-                f"{item.recipient} confirmed {item.settings.policy.title if item.settings else 'the policy'!r} "
+                f"{item.recipient} confirmed {item.settings.policy.title!r} "
                 f"(run {item.run_id})",
             )
             send_event(runtime, item.run_id, ATTESTED_EVENT, {"ip": client}, source=SOURCE, audit=confirmed)
