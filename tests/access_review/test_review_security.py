@@ -217,7 +217,7 @@ def test_templates_receive_plain_values_and_escapes_reach_no_secret(make_runtime
     from campaignkit.core.step import StepContext
     from campaignkit.plugins.access_review.digests import DigestSender
 
-    floor = next(d for d in tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    floor = next(d for d in tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
                  ["project"]["dependencies"] if d.lower().startswith("jinja2"))
     assert floor == "Jinja2>=3.1.6" and tuple(map(int, version("jinja2").split(".")[:3])) >= (3, 1, 6)
 
