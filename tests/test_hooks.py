@@ -606,7 +606,7 @@ def test_every_hookspec_is_documented() -> None:
 
 def test_every_hook_is_implemented_by_a_test_plugin() -> None:
     corpus = ""
-    for path in sorted(TESTS.glob("*.py")):
+    for path in sorted(TESTS.rglob("*.py")):
         text = path.read_text(encoding="utf-8")
         if path.name == Path(__file__).name:  # the meta-tests themselves do not count
             for meta in (hookspecs, test_every_hookspec_is_documented, test_every_hook_is_implemented_by_a_test_plugin):
