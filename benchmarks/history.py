@@ -62,7 +62,7 @@ def main() -> None:
         for i in range(args.runs):
             out.write(f"user{i // 10},user{i // 10}@example.org,app{i % 10},manager{i % 5000}@example.org\n")
     runtime = Runtime(Settings(var_dir=folder, database_url=f"sqlite:///{folder / 'history.db'}",
-                               audit_key=secrets.token_urlsafe(48)))
+                               audit_key=secrets.token_urlsafe(48), secret_key=secrets.token_urlsafe(48)))
     upgrade(runtime.engine)
     campaigns = Campaigns(runtime)
     campaign_id = campaigns.create(load_definition_text(DEFINITION % audience, "history.yaml",
