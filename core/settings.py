@@ -199,8 +199,9 @@ class Settings(BaseSettings):
         default_factory=list, description="Keys replaced by secret_key: links they signed keep working until they "
         "expire. Rotate by moving secret_key here and setting a new one.")
     api_token: StrongSecret | None = Field(
-        default=None, description="Bearer token for the JSON API; created by `campaignkit init`. At least 32 random "
-        "characters.")
+        default=None, description="Deprecated: one shared bearer token for the JSON API, which now only reads "
+        "(as `api`); give each person and script a personal token instead (`campaignkit token create`, "
+        "docs/accounts.md). At least 32 random characters.")
     audit_key: StrongSecret | None = Field(
         default=None, description="Keys the audit chain (HMAC-SHA256); created by `campaignkit init`. Keep it "
         "outside the database, and the same on every host.")

@@ -22,6 +22,7 @@ where campaignkit is installed.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import importlib
@@ -248,6 +249,20 @@ class CampaignHarness:
     def run_to_idle(self) -> Any:
         """Work every due run until none is left (waiting runs stay parked; advance ``ck_clock`` to wake them)."""
         return self.worker.run_until_idle()
+
+    def api_token(self, role: str = "operator", scope: str = "write", user: str | None = None) -> str:
+        """A personal API token (``Authorization: Bearer <token>``) of an account with ``role``, made if it does not
+        exist (named ``user``, or after the role), for calling the API and a kind's routes in tests."""
+        from .accounts.roles import Scope, parse_role
+        from .accounts.tokens import Tokens
+        from .accounts.users import Accounts
+        from .errors import InvalidState
+
+        name = user or f"{role}-tester"
+        with contextlib.suppress(InvalidState):  # made by an earlier call
+            Accounts(self.runtime).add(name, parse_role(role), self.actor)
+        token, _ = Tokens(self.runtime).create(name, f"{scope} token for tests", Scope(scope), self.actor)
+        return token
 
     def apply_deadlines(self) -> int:
         """End every cycle whose deadline (``schedule.end_after``) has passed by ``ck_clock``, as the scheduler

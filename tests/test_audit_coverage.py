@@ -193,20 +193,22 @@ def test_event_send_on_the_cli_is_audited_with_the_local_user(
     assert "payload keys: ip" in row.details and "10.0.0.9" not in row.details
 
 
-def test_an_event_posted_to_the_api_is_audited_as_api_from_the_client(make_runtime: Any, actor: Actor,
-                                                                       tmp_path: Path) -> None:
-    harness = Harness(make_runtime(api_token=TOKEN), actor, tmp_path)
+def test_an_event_posted_to_the_api_is_audited_as_the_token_s_account_from_the_client(
+        make_runtime: Any, actor: Actor, tmp_path: Path) -> None:
+    harness = Harness(make_runtime(), actor, tmp_path)
     campaign_id, by_key = waiting_runs(harness)
+    token = harness.api_token("operator", "write", user="grace@example.org")
     with serving(create_app(harness.runtime)) as url:
-        refused = httpx.post(f"{url}/api/runs/{by_key['k1'].id}/events", json={"name": "clicked"}, headers=auth())
+        refused = httpx.post(f"{url}/api/runs/{by_key['k1'].id}/events", json={"name": "clicked"},
+                             headers=auth(token))
         assert refused.status_code == 409
         assert audits(harness.runtime, "Workflow Trigger Request") == []
         posted = httpx.post(f"{url}/api/runs/{by_key['k2'].id}/events",
-                            json={"name": "clicked", "payload": {"via": "api"}}, headers=auth())
+                            json={"name": "clicked", "payload": {"via": "api"}}, headers=auth(token))
         assert posted.status_code == 201
     (row,) = audits(harness.runtime, "Workflow Trigger Request")
     assert (row.audit_type, row.user_name, row.computer_ip, row.object_id) == (
-        "Interaction Event", "api", "127.0.0.1", campaign_id)
+        "Interaction Event", "grace@example.org", "127.0.0.1", campaign_id)
     assert f"event {posted.json()['event_id']}" in row.details and f"run {by_key['k2'].id}" in row.details
     assert "via api" in row.details
 

@@ -69,14 +69,22 @@ def test_init_creates_private_secrets_and_migrates(sqlite_cli: Cli, tmp_path: Pa
     secrets_dir = tmp_path / "var" / "secrets"
     assert stat.S_IMODE(secrets_dir.stat().st_mode) == 0o700
     written = {}
-    for name in ("secret_key", "api_token"):
+    for name in ("secret_key", "audit_key"):
         path = secrets_dir / name
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         written[name] = path.read_text()
         assert len(written[name]) >= 32 and written[name] not in out
-    again = sqlite_cli("init").stdout  # idempotent: the secrets stay, nothing is printed about them
+    assert not (secrets_dir / "api_token").exists()  # personal tokens replace the shared one
+    # The first admin, with a password shown once and kept only as an argon2 hash.
+    lines = out.splitlines()
+    shown = lines[lines.index(next(line for line in lines if "created the first admin, 'admin'" in line)) + 1]
+    assert len(shown) >= 16 and " " not in shown
+    assert not any(shown.encode() in path.read_bytes() for path in (tmp_path / "var").rglob("*") if path.is_file())
+    again = sqlite_cli("init").stdout  # idempotent: the secrets and the admin stay, nothing is printed about them
     assert {name: (secrets_dir / name).read_text() for name in written} == written
     assert "created" not in again
+    assert [(u["name"], u["role"]) for u in as_json(sqlite_cli("user", "list", "--format", "json"))] == [
+        ("admin", "admin")]
     assert as_json(sqlite_cli("campaign", "list", "--format", "json")) == []
 
 
@@ -364,7 +372,8 @@ def test_serve_works_schedules_serves_and_stops_on_sigterm(sqlite_cli: Cli, demo
     port = free_port()
     env = {**os.environ, "CAMPAIGNKIT_WEB__PORT": str(port), "CAMPAIGNKIT_WEB__HOST": "127.0.0.1"}
     env.pop("CAMPAIGNKIT_CONFIG")
-    token = (tmp_path / "var" / "secrets" / "api_token").read_text()
+    sqlite_cli("user", "add", "ops", "--role", "operator")
+    token = sqlite_cli("token", "create", "ops", "--name", "test", "--scope", "write").stdout.splitlines()[-1]
     url, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
     process = subprocess.Popen(command("serve"), cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)

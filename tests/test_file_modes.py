@@ -62,7 +62,7 @@ def test_init_and_a_file_channel_campaign_keep_var_private(cli: Cli, tmp_path: P
     assert "warning" not in result.stderr
     assert mode(var) == 0o700 and mode(var / "secrets") == 0o700
     assert {p.name: mode(p) for p in (var / "secrets").iterdir()} == {
-        name: 0o600 for name in ("secret_key", "api_token", "audit_key")}
+        name: 0o600 for name in ("secret_key", "audit_key")}
     assert mode(var / "campaignkit.db") == 0o600
 
     (tmp_path / "people.csv").write_text("key,email\nada,ada@example.org\ngrace,grace@example.org\n")

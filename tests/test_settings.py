@@ -189,7 +189,6 @@ def test_init_writes_the_secrets_where_settings_read_them(monkeypatch: Any, tmp_
     monkeypatch.delenv("CAMPAIGNKIT_VAR_DIR")
     (tmp_path / "campaignkit.toml").write_text(f"var_dir = {str(tmp_path / 'site')!r}\n")
     cli("init")
-    assert sorted(p.name for p in (tmp_path / "site" / "secrets").iterdir()) == ["api_token", "audit_key",
-                                                                               "secret_key"]
+    assert sorted(p.name for p in (tmp_path / "site" / "secrets").iterdir()) == ["audit_key", "secret_key"]
     assert not (tmp_path / "var").exists()
-    assert load_settings().api_token is not None
+    assert load_settings().secret_key is not None and load_settings().audit_key is not None

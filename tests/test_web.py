@@ -57,8 +57,11 @@ def test_listing_runs_and_posting_an_event_that_wakes_a_run(served: Any) -> None
                        headers=auth()).json()
     assert [r["target_key"] for r in listed] == ["k2", "k1"]
     run_id = listed[1]["id"]
+    write = auth(harness.api_token("operator", "write"))
+    refused = httpx.post(f"{url}/api/runs/{run_id}/events", json={"name": "clicked"}, headers=auth())
+    assert refused.status_code == 403  # the deprecated shared token only reads
     posted = httpx.post(f"{url}/api/runs/{run_id}/events", json={"name": "clicked", "payload": {"via": "api"}},
-                        headers=auth())
+                        headers=write)
     assert posted.status_code == 201
     harness.run_to_idle()
     timeline = httpx.get(f"{url}/api/runs/{run_id}", headers=auth()).json()
@@ -67,7 +70,7 @@ def test_listing_runs_and_posting_an_event_that_wakes_a_run(served: Any) -> None
     assert [p["edge"] for p in timeline["path"]] == ["next", "clicked", None]
     summary = httpx.get(f"{url}/api/campaigns/{campaign_id}", headers=auth()).json()
     assert summary["runs_by_status"] == {"completed": 1, "waiting": 1}
-    assert httpx.post(f"{url}/api/runs/{run_id}/events", json={"name": "clicked"}, headers=auth()).status_code == 409
+    assert httpx.post(f"{url}/api/runs/{run_id}/events", json={"name": "clicked"}, headers=write).status_code == 409
     assert httpx.get(f"{url}/api/runs/999999", headers=auth()).status_code == 404
 
 
@@ -86,7 +89,11 @@ def test_the_api_describes_the_installed_campaign_kinds(served: Any) -> None:
     assert "assignee" in review["facets"]
 
 
-def test_without_a_token_configured_the_api_is_off(make_runtime: Any) -> None:
-    with serving(create_app(make_runtime())) as url:
-        response = httpx.get(f"{url}/api/campaigns", headers=auth())
-    assert response.status_code == 503 and "api_token" in response.json()["detail"]
+def test_without_the_shared_token_only_personal_tokens_open_the_api(make_runtime: Any, actor: Any,
+                                                                     tmp_path: Any) -> None:
+    from conftest import Harness
+
+    harness = Harness(make_runtime(), actor, tmp_path)
+    with serving(create_app(harness.runtime)) as url:
+        assert httpx.get(f"{url}/api/campaigns", headers=auth()).status_code == 401
+        assert httpx.get(f"{url}/api/campaigns", headers=auth(harness.api_token("auditor", "read"))).json() == []

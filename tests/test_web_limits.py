@@ -174,16 +174,20 @@ def test_an_unauthenticated_api_body_is_refused_before_it_is_read_or_parsed(make
     assert {(r.audit_type, r.user_name, r.computer_ip) for r in rows} == {("System Access", "anonymous", "127.0.0.1")}
 
 
-def test_an_authenticated_api_body_over_the_api_limit_gets_413(make_runtime: Any) -> None:
+def test_an_authenticated_api_body_over_the_api_limit_gets_413(make_runtime: Any, actor: Any, tmp_path: Any) -> None:
+    from conftest import Harness
+
     big = {"name": "clicked", "payload": {"blob": "a" * API_LIMIT}}
-    with serving(create_app(make_runtime(api_token=TOKEN))) as url:
-        declared = httpx.post(f"{url}/api/runs/1/events", json=big, headers=auth())
+    harness = Harness(make_runtime(), actor, tmp_path)
+    write = auth(harness.api_token("operator", "write"))
+    with serving(create_app(harness.runtime)) as url:
+        declared = httpx.post(f"{url}/api/runs/1/events", json=big, headers=write)
         assert declared.status_code == 413 and f"at most {API_LIMIT} bytes" in declared.json()["detail"]
         streamed = httpx.post(f"{url}/api/runs/1/events", content=iter([json.dumps(big).encode()]),
-                              headers={**auth(), "Content-Type": "application/json"})
+                              headers={**write, "Content-Type": "application/json"})
         assert streamed.status_code == 413
         # Within the limit the body reaches the route as before (no such run here).
-        assert httpx.post(f"{url}/api/runs/999/events", json={"name": "clicked"}, headers=auth()).status_code == 404
+        assert httpx.post(f"{url}/api/runs/999/events", json={"name": "clicked"}, headers=write).status_code == 404
 
 
 def test_refused_tokens_go_to_the_recorder_given(make_runtime: Any) -> None:

@@ -70,12 +70,20 @@ class AuditSubType(StrEnum):
     EDITED = "Edited"  # Object Change: a campaign's definition replaced
     LINK_REJECTED = "Link Rejected"  # Security: a forged, tampered or expired link
     AUDIT_CHECKPOINT = "Audit Checkpoint"  # Security: a signed checkpoint of the audit chain's head
+    USER_CREATED = "User Created"  # Security: an account added
+    ROLE_CHANGED = "Role Changed"  # Security: an account's role changed
+    USER_DISABLED = "User Disabled"  # Security: an account disabled (its tokens stop working)
+    USER_ENABLED = "User Enabled"  # Security: a disabled account enabled again
+    TOKEN_CREATED = "Token Created"  # Security: a personal API token issued
+    TOKEN_REVOKED = "Token Revoked"  # Security: a personal API token revoked
 
 
 OWN_AUDIT_TYPES = frozenset({AuditType.OBJECT_CHANGE})
 OWN_SUB_TYPES = frozenset({
     AuditSubType.LAUNCH_MISSED, AuditSubType.DEADLINE, AuditSubType.CREATED,
     AuditSubType.EDITED, AuditSubType.LINK_REJECTED, AuditSubType.AUDIT_CHECKPOINT,
+    AuditSubType.USER_CREATED, AuditSubType.ROLE_CHANGED, AuditSubType.USER_DISABLED, AuditSubType.USER_ENABLED,
+    AuditSubType.TOKEN_CREATED, AuditSubType.TOKEN_REVOKED,
 })
 
 # Names that records written before these sub-types took their AuditHistory names carry (campaignkit 0.1).

@@ -11,12 +11,14 @@ import typer
 
 from .app_role import db_app_role
 from .output import Format, error_line, info, render, render_json
-from .state import STATE
+from .state import STATE, actor
 
 if TYPE_CHECKING:
     import pluggy
 
-SECRET_FILES = ("secret_key", "api_token", "audit_key")
+# The shared api_token is no longer made: people and scripts use personal tokens (`token create`); an existing one
+# still reads, as documented in docs/accounts.md.
+SECRET_FILES = ("secret_key", "audit_key")
 
 
 def register(app: typer.Typer) -> None:
@@ -29,9 +31,11 @@ def register(app: typer.Typer) -> None:
     app.command()(plugins)
 
 
-def init() -> None:
-    """Create the var folder and secrets (var/secrets/api_token is the JSON API's bearer token), and bring the
-    database schema up to date."""
+def init(
+    admin: Annotated[str, typer.Option(help="The first admin's name, made (with a password shown once) when the "
+                                            "database has no account yet.")] = "admin",
+) -> None:
+    """Create the var folder and its secrets, bring the database schema up to date, and make the first admin."""
     import secrets
 
     from ..db.migrate import current_revision, upgrade
@@ -46,6 +50,7 @@ def init() -> None:
                               f"holds the database and the outbox's live links: chmod 700 {var_dir}")
     # The var_dir the settings have, wherever it was set: the secrets land where the next start reads them.
     secrets_dir = private_dir(default_secrets_dir(runtime.settings.var_dir))
+    created = False
     for name in SECRET_FILES:
         path = secrets_dir / name
         if not path.exists():
@@ -54,8 +59,26 @@ def init() -> None:
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(48))
             info(f"created {path}")
+            created = True
     upgrade(runtime.engine)
     info(f"database ready at revision {current_revision(runtime.engine)} ({_safe_url(runtime)})")
+    if created:  # the settings were read before the secrets existed: read them again (the audit key signs records)
+        STATE.close()
+    _first_admin(admin)
+
+
+def _first_admin(name: str) -> None:
+    from ..accounts.roles import Role
+    from ..accounts.users import Accounts
+
+    accounts = Accounts(STATE.runtime())
+    if accounts.any():
+        return
+    password = accounts.add(name, Role.ADMIN, actor())
+    info(f"created the first admin, {name!r}; the password is shown this once (change it with `campaignkit user "
+         f"reset-password {name}`):")
+    typer.echo(password)
+    info(f"API: `campaignkit token create {name} --name my-script --scope write` prints a bearer token")
 
 
 def db_upgrade() -> None:

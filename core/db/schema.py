@@ -287,6 +287,36 @@ audit_sink_state = Table(
     Column("next_attempt_at", UTCDateTime, nullable=True),
 )
 
+# People who sign in to the console or call the API. An account is disabled, never deleted: the audit trail names it.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),  # admin, operator, auditor
+    Column("password_hash", String(300), nullable=True),  # argon2id; NULL: signs in only through single sign-on
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime, nullable=True),
+)
+
+# Personal API tokens: only their SHA-256 is kept (a token is 256 random bits, so a slow hash adds nothing); the
+# prefix is what lists show to tell them apart.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("scope", String(10), nullable=False),  # read, write
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
 # APScheduler's job store, in the same database (created by the scheduler, granted by `db app-role`).
 SCHEDULER_JOB_TABLE = "apscheduler_jobs"
 
@@ -299,6 +329,7 @@ __all__ = [
     "SCHEDULER_JOB_TABLE",
     "BigId",
     "UTCDateTime",
+    "api_tokens",
     "audit_chain",
     "audit_history",
     "audit_sink_state",
@@ -313,4 +344,5 @@ __all__ = [
     "step_records",
     "step_starts",
     "targets",
+    "users",
 ]

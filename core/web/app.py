@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -11,6 +12,8 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..accounts.roles import Principal, Role, Scope
+from ..accounts.tokens import Tokens
 from ..audit import Actor
 from ..campaigns.queries import RunQuery, campaign_summary, list_campaigns, list_runs, run_timeline
 from ..db.migrate import current_revision, head_revision
@@ -23,6 +26,21 @@ from .pages import render_page
 from .rejections import Rejections, Throttle, flushing
 
 log = logging.getLogger(__name__)
+SHARED_TOKEN_USER = "api"  # who the deprecated shared api_token reads as
+
+
+def bearer_authenticator(runtime: Runtime) -> Callable[[str], Principal | None]:
+    """A personal token's account; or, if one is configured, the deprecated shared ``api_token``, which reads only."""
+    tokens = Tokens(runtime)
+    shared = runtime.settings.api_token
+    shared_bytes = shared.get_secret_value().encode() if shared is not None else None
+
+    def authenticate(token: str) -> Principal | None:
+        if shared_bytes is not None and hmac.compare_digest(token.encode("utf-8", "surrogatepass"), shared_bytes):
+            return Principal(SHARED_TOKEN_USER, Role.AUDITOR, Scope.READ)
+        return tokens.authenticate(token)
+
+    return authenticate
 
 
 def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = None) -> FastAPI:
@@ -42,7 +60,7 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
     # which describes the API), then the body limits, so no unauthenticated or oversized body is read or parsed.
     app.add_middleware(BodyLimit, limit_for=lambda path: web.max_api_body_bytes if is_api(path)
                        else web.max_form_body_bytes)
-    app.add_middleware(BearerTokenGate, token=runtime.settings.api_token,
+    app.add_middleware(BearerTokenGate, authenticate=bearer_authenticator(runtime),
                        protects=lambda path: is_api(path) or path == app.openapi_url,
                        on_rejected=on_api_rejected or rejections.api_recorder)
     app.add_middleware(HeaderLimit, max_bytes=web.max_header_bytes)
@@ -109,8 +127,7 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
 
     @app.post("/api/runs/{run_id}/events", status_code=201)
     def event(run_id: int, body: EventInput, request: Request) -> dict[str, Any]:
-        # One bearer token and no user accounts: the API caller is "api", from its client address.
-        sender = Actor("api", None, _client(request))
+        sender = Actor(request.state.principal.user_name, None, _client(request))
         try:
             event_id = _or_404(lambda: send_event(runtime, run_id, body.name, body.payload, source="api",
                                                   actor=sender))

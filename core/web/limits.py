@@ -6,15 +6,15 @@ of its body is read or parsed (FastAPI reads and parses a JSON body before it ru
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from typing import Protocol
 
-from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..accounts.roles import Access, Principal
 
 # Refusals end the connection: whatever body the client is still sending is dropped with it, not read and discarded.
 CLOSE = {"Connection": "close"}
@@ -31,12 +31,15 @@ def is_api(path: str) -> bool:
 
 
 class BearerTokenGate:
-    """Requests to the paths ``protects`` accepts need ``Authorization: Bearer <token>``; 503 while no token is set."""
+    """Requests to the paths ``protects`` accepts need ``Authorization: Bearer <token>``, a token ``authenticate``
+    turns into the account it acts for (401 otherwise, audited through ``on_rejected``). Reading (GET, HEAD) needs
+    the read access every role has; anything else changes state and needs a write token of an operator or an admin
+    (403 otherwise). The route sees the account as ``request.state.principal``."""
 
-    def __init__(self, app: ASGIApp, token: SecretStr | None, protects: Callable[[str], bool],
-                 on_rejected: RejectionRecorder) -> None:
+    def __init__(self, app: ASGIApp, authenticate: Callable[[str], Principal | None],
+                 protects: Callable[[str], bool], on_rejected: RejectionRecorder) -> None:
         self.app = app
-        self.expected = None if token is None else f"Bearer {token.get_secret_value()}".encode()
+        self.authenticate = authenticate
         self.protects = protects
         self.on_rejected = on_rejected
 
@@ -44,21 +47,29 @@ class BearerTokenGate:
         if scope["type"] != "http" or not self.protects(scope["path"]):
             await self.app(scope, receive, send)
             return
-        if self.expected is None:
-            await JSONResponse({"detail": "the API is disabled: set api_token (campaignkit init creates one)"},
-                               503, headers=CLOSE)(scope, receive, send)
-            return
         sent = Headers(scope=scope).get("authorization")
-        if sent is not None and hmac.compare_digest(sent.encode("latin-1"), self.expected):
-            await self.app(scope, receive, send)
+        scheme, _, token = (sent or "").partition(" ")
+        # The lookup reads the database: keep it off the event loop.
+        principal = await run_in_threadpool(self.authenticate, token.strip()) if scheme.lower() == "bearer" else None
+        if principal is None:
+            reason = "no Authorization header" if sent is None else "wrong bearer token"
+            client = scope.get("client")
+            await run_in_threadpool(self.on_rejected, client[0] if client else None, reason, scope["method"],
+                                    scope["path"])
+            await JSONResponse({"detail": "a valid bearer token is required"}, 401,
+                               headers={**CLOSE, "WWW-Authenticate": "Bearer"})(scope, receive, send)
             return
-        reason = "no Authorization header" if sent is None else "wrong bearer token"
-        client = scope.get("client")
-        # The recorder writes to the database: keep it off the event loop, as the route dependency it replaces was.
-        await run_in_threadpool(self.on_rejected, client[0] if client else None, reason, scope["method"],
-                                scope["path"])
-        await JSONResponse({"detail": "a valid bearer token is required"}, 401,
-                           headers={**CLOSE, "WWW-Authenticate": "Bearer"})(scope, receive, send)
+        access = Access.READ if scope["method"] in READING else Access.OPERATE
+        if not principal.allows(access):
+            detail = (f"{principal.user_name} ({principal.role}, {principal.scope} token) may not "
+                      f"{'change anything' if access is Access.OPERATE else access.value}")
+            await JSONResponse({"detail": detail}, 403, headers=CLOSE)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+READING = frozenset({"GET", "HEAD"})
 
 
 class HeaderLimit:

@@ -103,11 +103,11 @@ def test_the_api_cannot_post_a_decision_and_a_payload_cannot_overwrite_an_event(
                                                                                 tmp_path: Any) -> None:
     from conftest import Harness
     from servers import serving
-    from test_web import FLOW, TOKEN, auth
+    from test_web import FLOW, auth
 
     from campaignkit.core.web import create_app
 
-    harness = Harness(make_runtime(api_token=TOKEN, plugins={"config": {"smtp": {
+    harness = Harness(make_runtime(plugins={"config": {"smtp": {
         "host": "127.0.0.1", "port": 1, "security": "none", "sender": "r@example.org"}}}), actor, tmp_path)
     review_id = harness.create(REVIEW.format(path=harness.csv(AUDIENCE), extra="").replace("channel: smtp",
                                                                                           "channel: log"))
@@ -118,16 +118,17 @@ def test_the_api_cannot_post_a_decision_and_a_payload_cannot_overwrite_an_event(
     harness.run_to_idle()
     ada_git = run_of(harness, review_id, "ada|Git")
     contact = run_of(harness, journey_id, "k1")
+    write = auth(harness.api_token("operator", "write", user="ops"))  # an account that may send events
     with serving(create_app(harness.runtime)) as url:
         for name in ("revoked", "approved", "deadline", "undeliverable"):
-            forged = httpx.post(f"{url}/api/runs/{ada_git.id}/events", headers=auth(),
+            forged = httpx.post(f"{url}/api/runs/{ada_git.id}/events", headers=write,
                                 json={"name": name, "payload": {"at": "2001-01-01T00:00:00+00:00"}})
             assert forged.status_code == 422, name
             assert forged.json()["detail"][0]["loc"] == ["body", "name"] and "reserved" in forged.text
-        nested = httpx.post(f"{url}/api/runs/{contact.id}/events", headers=auth(),
+        nested = httpx.post(f"{url}/api/runs/{contact.id}/events", headers=write,
                             json={"name": "clicked", "payload": {"at": {"$date": 1}}})
         assert nested.status_code == 422 and nested.json()["detail"][0]["loc"][:2] == ["body", "payload"]
-        posted = httpx.post(f"{url}/api/runs/{contact.id}/events", headers=auth(),
+        posted = httpx.post(f"{url}/api/runs/{contact.id}/events", headers=write,
                             json={"name": "clicked", "payload": {"name": "revoked", "at": "not-a-date"}})
         assert posted.status_code == 201
     harness.run_to_idle()
@@ -135,14 +136,14 @@ def test_the_api_cannot_post_a_decision_and_a_payload_cannot_overwrite_an_event(
         assert conn.execute(select(events.c.id).where(events.c.run_id == ada_git.id)).first() is None
         sent = conn.execute(select(events.c.sent_by, events.c.source).where(events.c.run_id == contact.id)).one()
         contact = conn.execute(select(runs).where(runs.c.id == contact.id)).one()
-    assert tuple(sent) == ("api", "api")
+    assert tuple(sent) == ("ops", "api")
     assert rows(harness, review_id)[("ada", "Git")]["Response Status"] == "Pending Response"
     assert contact.status == "completed"  # a hostile payload cannot fail the run
     last = contact.context["last_event"]
     assert last["name"] == "clicked" and last["at"] == harness.runtime.clock.now().isoformat()
     assert last["payload"] == {"name": "revoked", "at": "not-a-date"}
     posted_by = [a for a in audits(harness, "Workflow Trigger Request")]
-    assert [(a.user_name, a.computer_ip) for a in posted_by] == [("api", "127.0.0.1")]
+    assert [(a.user_name, a.computer_ip) for a in posted_by] == [("ops", "127.0.0.1")]
 
 
 def test_the_cli_cannot_send_a_decision(monkeypatch: Any, tmp_path: Any) -> None:

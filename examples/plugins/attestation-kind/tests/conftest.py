@@ -4,7 +4,6 @@ port its links point to (web.base_url)."""
 from __future__ import annotations
 
 import re
-import secrets
 import threading
 import time
 import urllib.error
@@ -18,8 +17,6 @@ import pytest
 import uvicorn
 
 from campaignkit.core.testing import SmtpInbox, free_port
-
-API_TOKEN = secrets.token_urlsafe(48)
 
 DEFINITION = """
 name: Acceptable use 2030
@@ -54,7 +51,6 @@ def ck_settings(ck_smtp: SmtpInbox, port: int) -> dict[str, Any]:
     return {
         "plugins": {"config": {"smtp": ck_smtp.channel_config()}},
         "web": {"base_url": f"http://127.0.0.1:{port}"},
-        "api_token": API_TOKEN,
     }
 
 

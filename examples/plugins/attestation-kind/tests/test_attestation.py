@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import pytest
 from ck_attestation import Attestation
-from conftest import API_TOKEN, AUDIENCE, DEFINITION, fetch, link_in, nonce_in
+from conftest import AUDIENCE, DEFINITION, fetch, link_in, nonce_in
 from typer.testing import CliRunner
 
 
@@ -176,7 +176,8 @@ def test_the_confirmation_cannot_be_posted_through_the_api(ck_campaign: Any, ck_
     forged = fetch(
         f"{served}/api/runs/{ada.id}/events",
         json.dumps({"name": "attested"}).encode(),
-        {"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"},
+        # An operator's write token: even an account that may send events cannot send this one.
+        {"Authorization": f"Bearer {ck_campaign.api_token('operator', 'write')}", "Content-Type": "application/json"},
     )
     assert forged.status == 422, forged.body
     assert "reserved" in forged.body and "attested" in forged.body

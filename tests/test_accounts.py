@@ -1,0 +1,167 @@
+"""Accounts, roles and personal API tokens: who may call what (the table in docs/accounts.md is the contract), tokens
+that stop working, and every change audited."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import Harness
+from servers import serving
+from sqlalchemy import select
+
+from campaignkit.core import create_app
+from campaignkit.core.accounts.roles import Role, Scope
+from campaignkit.core.accounts.tokens import Tokens
+from campaignkit.core.accounts.users import Accounts
+from campaignkit.core.db import reading
+from campaignkit.core.db.schema import api_tokens
+from campaignkit.core.engine.events import send_event
+from campaignkit.core.errors import CampaignkitError, InvalidState
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "accounts.md"
+SHARED = "s7Kq2-Lm9xP4vB8nR3tW6yZ1cF5hJ0dG-shared-token"
+FLOW = """
+name: Waiting
+workflow:
+  nodes:
+    - {id: start, type: entered_campaign, next: wait}
+    - {id: wait, type: wait_for_event, config: {events: [clicked]}, edges: {clicked: end}}
+    - {id: end, type: left_campaign}
+"""
+
+
+def documented_matrix() -> tuple[list[str], dict[tuple[str, str], list[str]]]:
+    """The table under "What each role may call": its callers, and each route's expected answers."""
+    section = DOCS.read_text().split("## What each role may call")[1].split("\n## ")[0]
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in section.splitlines() if line.startswith("|")]
+    header, body = rows[0], rows[2:]
+    return header[2:], {(row[0], row[1]): row[2:] for row in body}
+
+
+@pytest.fixture
+def served(make_runtime: Any, actor: Any, tmp_path: Path) -> Any:
+    harness = Harness(make_runtime(api_token=SHARED), actor, tmp_path)
+    with serving(create_app(harness.runtime)) as url:
+        yield url, harness
+
+
+def test_every_route_answers_each_caller_as_the_table_in_the_docs_says(served: Any) -> None:
+    url, harness = served
+    callers, matrix = documented_matrix()
+    tokens = {
+        "no token": None,
+        "shared api_token": SHARED,
+        "auditor": harness.api_token("auditor", "read"),
+        "operator, read token": harness.api_token("operator", "read"),
+        "operator, write token": harness.api_token("operator", "write"),
+        "admin, write token": harness.api_token("admin", "write"),
+    }
+    assert callers == list(tokens)
+    routes = {(method.upper(), path) for path, item in create_app(harness.runtime).openapi()["paths"].items()
+              if path.startswith("/api/") for method in item} | {("GET", "/openapi.json")}
+    assert set(matrix) == routes  # every route is in the table, and the table names no route that is gone
+
+    campaign_id = harness.create(FLOW)
+    harness.launch(campaign_id, harness.csv("key\nk1\n"))
+    harness.run_to_idle()
+    (run,) = harness.runs(campaign_id)
+    bodies = {"POST": {"name": "opened"}}
+    for (method, path), expected in sorted(matrix.items()):
+        concrete = path.replace("{campaign_id}", campaign_id).replace("{run_id}", str(run.id))
+        for caller, want in zip(callers, expected, strict=True):
+            token = tokens[caller]
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            answer = httpx.request(method, f"{url}{concrete}", json=bodies.get(method), headers=headers).status_code
+            got = "yes" if answer not in (401, 403) and answer < 500 else str(answer)
+            assert got == want, f"{method} {path} as {caller}: {answer}, the docs say {want}"
+
+
+def test_a_token_stops_at_revocation_expiry_and_a_disabled_account(served: Any, clock: Any) -> None:
+    url, harness = served
+    accounts, tokens = Accounts(harness.runtime), Tokens(harness.runtime)
+    accounts.add("ada@example.org", Role.OPERATOR, harness.actor, password="correct horse battery")
+    kept, _ = tokens.create("ada@example.org", "kept", Scope.READ, harness.actor)
+    revoked, revoked_info = tokens.create("ada@example.org", "revoked", Scope.READ, harness.actor)
+    expiring, _ = tokens.create("ada@example.org", "expiring", Scope.READ, harness.actor, timedelta(hours=1))
+
+    def answer(token: str) -> int:
+        return httpx.get(f"{url}/api/campaigns", headers={"Authorization": f"Bearer {token}"}).status_code
+
+    assert [answer(t) for t in (kept, revoked, expiring)] == [200, 200, 200]
+    tokens.revoke(revoked_info.id, harness.actor)
+    clock.advance(timedelta(hours=1))
+    assert [answer(t) for t in (kept, revoked, expiring)] == [200, 401, 401]
+    accounts.add("root-admin", Role.ADMIN, harness.actor)
+    accounts.disable("ada@example.org", harness.actor)
+    assert answer(kept) == 401
+    accounts.enable("ada@example.org", harness.actor)
+    assert answer(kept) == 200
+    assert answer(kept[:-1] + ("A" if kept[-1] != "A" else "B")) == 401  # one character off
+
+    refused = harness.audit("Login Failed")
+    assert refused and all(kept not in (r.details or "") and revoked not in (r.details or "") for r in refused)
+    with reading(harness.runtime.engine) as conn:
+        used = dict(conn.execute(select(api_tokens.c.name, api_tokens.c.last_used_at)).all())
+        stored = conn.execute(select(api_tokens.c.token_hash)).scalars().all()
+    assert used["kept"] == clock.now() and used["revoked"] is not None  # used before its revocation
+    assert kept not in stored and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in stored)
+
+
+def test_changes_to_accounts_and_tokens_are_audited_and_the_last_admin_stays(harness: Any) -> None:
+    accounts, tokens = Accounts(harness.runtime), Tokens(harness.runtime)
+    made = accounts.add("grace", Role.ADMIN, harness.actor)
+    assert made is not None and len(made) >= 16
+    assert accounts.check_password("grace", made) is not None
+    assert accounts.check_password("grace", made + "x") is None and accounts.check_password("nobody", made) is None
+    with pytest.raises(InvalidState, match="last active admin"):
+        accounts.disable("grace", harness.actor)
+    with pytest.raises(InvalidState, match="last active admin"):
+        accounts.set_role("grace", Role.OPERATOR, harness.actor)
+    with pytest.raises(InvalidState, match="already exists"):
+        accounts.add("grace", Role.OPERATOR, harness.actor)
+    with pytest.raises(CampaignkitError, match="at least 12 characters"):
+        accounts.add("linus", Role.AUDITOR, harness.actor, password="short")
+    accounts.add("linus", Role.AUDITOR, harness.actor, password="a long enough password")
+    with pytest.raises(InvalidState, match="auditor"):
+        tokens.create("linus", "script", Scope.WRITE, harness.actor)
+    accounts.set_role("linus", Role.OPERATOR, harness.actor)
+    token, info = tokens.create("linus", "script", Scope.WRITE, harness.actor)
+    accounts.reset_password("linus", harness.actor, password="another long password")
+    assert accounts.check_password("linus", "a long enough password") is None
+    accounts.add("barbara", Role.ADMIN, harness.actor)
+    accounts.disable("grace", harness.actor)  # another admin is left now
+    assert accounts.check_password("grace", made) is None  # a disabled account does not sign in
+    tokens.revoke(info.id, harness.actor)
+
+    trail = [(r.audit_type, r.audit_sub_type, r.user_name, r.details) for r in harness.audit()
+             if r.audit_type in ("Security", "System Access")]
+    assert [row[:2] for row in trail] == [
+        ("Security", "User Created"), ("Security", "User Created"), ("Security", "Role Changed"),
+        ("Security", "Token Created"), ("System Access", "Change Password"), ("Security", "User Created"),
+        ("Security", "User Disabled"), ("Security", "Token Revoked")]
+    assert {row[2] for row in trail} == {harness.actor.user_name}
+    assert trail[2][3] == "user 'linus': role auditor -> operator"
+    assert all(token not in (row[3] or "") and made not in (row[3] or "") for row in trail)
+
+
+def test_an_event_a_read_token_posts_changes_nothing(served: Any) -> None:
+    url, harness = served
+    campaign_id = harness.create(FLOW)
+    harness.launch(campaign_id, harness.csv("key\nk1\n"))
+    harness.run_to_idle()
+    (run,) = harness.runs(campaign_id)
+    read = harness.api_token("operator", "read")
+    answer = httpx.post(f"{url}/api/runs/{run.id}/events", json={"name": "clicked"},
+                        headers={"Authorization": f"Bearer {read}"})
+    assert answer.status_code == 403 and "read token" in answer.json()["detail"]
+    harness.run_to_idle()
+    assert harness.runs(campaign_id)[0].status == "waiting"
+    send_event(harness.runtime, run.id, "clicked")  # the run itself was fine
+    harness.run_to_idle()
+    assert harness.runs(campaign_id)[0].status == "completed"
