@@ -153,6 +153,14 @@ class WebSettings(BaseModel):
     header_timeout_seconds: float = Field(
         default=10, gt=0, description="A connection that has not sent a complete request line and headers this "
         "long after it opened, or after its previous response, is closed (slow-header attacks).")
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60, description="A console session ends after "
+                                      "this long without a request.")
+    session_hours: int = Field(default=12, ge=1, le=24 * 30, description="A console session ends this long after "
+                               "sign-in, however active.")
+    sign_in_lockout_failures: int = Field(default=5, ge=1, le=100, description="Failed sign-ins in a row that lock "
+                                          "an account for sign_in_lockout_minutes.")
+    sign_in_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60, description="How long a locked account "
+                                         "refuses every sign-in, its right password included.")
     trusted_proxies: list[ProxyAddress] = Field(
         default_factory=list, description="Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For "
         "and X-Forwarded-Proto are believed; empty: those headers are ignored and the client is the peer address.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import ssl
 import uuid
 from collections.abc import Iterator
@@ -149,3 +150,35 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> C
 def sqlite_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cli:
     """The CLI against a SQLite file under tmp_path, for behaviour that does not depend on the database."""
     return make_cli(monkeypatch, tmp_path, f"sqlite:///{tmp_path / 'campaignkit.db'}")
+
+
+# A real browser for page tests: Debian's chromium (or CAMPAIGNKIT_TEST_CHROMIUM) driven by Playwright. Without one
+# the tests skip with a reason, and fail under CI.
+CHROMIUM_ENV = "CAMPAIGNKIT_TEST_CHROMIUM"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    executable = os.environ.get(CHROMIUM_ENV) or shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        reason = f"no chromium: apt-get install chromium, or set {CHROMIUM_ENV} (CI installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        # As root (CI, containers) chromium refuses to start inside its own sandbox.
+        launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    try:
+        yield context.new_page()
+    finally:
+        context.close()

@@ -71,12 +71,14 @@ def _first_admin(name: str) -> None:
     from ..accounts.roles import Role
     from ..accounts.users import Accounts
 
-    accounts = Accounts(STATE.runtime())
+    runtime = STATE.runtime()
+    accounts = Accounts(runtime)
     if accounts.any():
         return
     password = accounts.add(name, Role.ADMIN, actor())
-    info(f"created the first admin, {name!r}; the password is shown this once (change it with `campaignkit user "
-         f"reset-password {name}`):")
+    console = runtime.settings.web.base_url.rstrip("/") + "/"
+    info(f"created the first admin, {name!r}: sign in at {console} (`campaignkit serve`) with this password, shown "
+         f"this once (`campaignkit user reset-password {name}` sets a new one):")
     typer.echo(password)
     info(f"API: `campaignkit token create {name} --name my-script --scope write` prints a bearer token")
 

@@ -298,6 +298,24 @@ users = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("disabled_at", UTCDateTime, nullable=True),
+    # Failed sign-ins in a row; at web.sign_in_lockout_failures the account is locked until locked_until.
+    Column("failed_sign_ins", Integer, nullable=False, default=0, server_default="0"),
+    Column("locked_until", UTCDateTime, nullable=True),
+)
+
+# Console sessions, server-side so that they can be ended: the cookie holds a random token, the table its SHA-256.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("csrf", String(64), nullable=False),  # the token every state-changing form of the session carries
+    Column("client_ip", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),  # the absolute limit, whatever the activity
+    Column("ended_at", UTCDateTime, nullable=True),
+    Index("ix_sessions_user_id", "user_id"),
 )
 
 # Personal API tokens: only their SHA-256 is kept (a token is 256 random bits, so a slow hash adds nothing); the
@@ -341,6 +359,7 @@ __all__ = [
     "launches",
     "metadata",
     "runs",
+    "sessions",
     "step_records",
     "step_starts",
     "targets",

@@ -21,6 +21,7 @@ from ..engine.events import EventInput, InvalidEvent, send_event
 from ..errors import CampaignkitError, InvalidState, NotFound
 from ..kinds import WebContext
 from ..runtime import Runtime
+from .console import console_router
 from .limits import BearerTokenGate, BodyLimit, HeaderLimit, RejectionRecorder, is_api
 from .pages import render_page
 from .rejections import Rejections, Throttle, flushing
@@ -67,6 +68,7 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
     # Outermost: a client refused too often costs nothing more.
     app.add_middleware(Throttle, rejections=rejections,
                        link_paths=tuple(path for kind in runtime.kinds.values() for path in kind.link_paths))
+    app.include_router(console_router(runtime, rejections))
     web_context = WebContext(runtime, rejections)
     for kind in runtime.kinds.values():  # recipients' pages, tracking endpoints, the kinds' own API listings
         router = kind.router(web_context)

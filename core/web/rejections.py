@@ -117,7 +117,8 @@ class Rejections:
                    details=details)
 
 
-THROTTLED = ("/api/", "/openapi.json")  # besides the campaign kinds' link pages (CampaignKind.link_paths)
+# Besides the campaign kinds' link pages (CampaignKind.link_paths).
+THROTTLED = ("/api/", "/openapi.json", "/sign-in")
 
 
 class Throttle:

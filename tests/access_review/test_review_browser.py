@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,40 +10,11 @@ from review_support import ALL_LINK, ITEM_LINK, rows, work_and_digest
 
 from campaignkit.plugins.access_review.history import history_summary
 
-CHROMIUM_ENV = "CAMPAIGNKIT_TEST_CHROMIUM"
-
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     """The pages do not depend on the database: SQLite only."""
     return f"sqlite:///{tmp_path / 'campaignkit.db'}"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = os.environ.get(CHROMIUM_ENV) or shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        reason = f"no chromium: apt-get install chromium, or set {CHROMIUM_ENV} (CI installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        # As root (CI, containers) chromium refuses to start inside its own sandbox.
-        launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context()
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
 
 
 def test_an_approver_opens_the_link_and_approves(review: Any, page: Any, clock: Any, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""accounts: users and their personal API tokens
+"""accounts: users, their personal API tokens and console sessions
 
 Revision ID: 0004
 Revises: 0003
@@ -26,6 +26,8 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.Column('disabled_at', sa.DateTime(), nullable=True),
+    sa.Column('failed_sign_ins', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('locked_until', sa.DateTime(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('name', name=op.f('uq_users_name'))
     )
@@ -44,8 +46,23 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
     )
+    op.create_table('sessions',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('csrf', sa.String(length=64), nullable=False),
+    sa.Column('client_ip', sa.String(length=64), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('last_seen_at', sa.DateTime(), nullable=False),
+    sa.Column('expires_at', sa.DateTime(), nullable=False),
+    sa.Column('ended_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_sessions_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sessions'))
+    )
+    op.create_index('ix_sessions_user_id', 'sessions', ['user_id'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_sessions_user_id', table_name='sessions')
+    op.drop_table('sessions')
     op.drop_table('api_tokens')
     op.drop_table('users')

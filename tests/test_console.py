@@ -1,0 +1,166 @@
+"""The console's sign-in, sessions and first page: cookies, CSRF, time limits, lock-out, floods, and a real browser."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import Harness
+from servers import serving
+
+from campaignkit.core import create_app
+from campaignkit.core.accounts.roles import Role
+from campaignkit.core.accounts.users import Accounts
+
+PASSWORD = "a long enough password"
+FLOW = """
+name: Welcome journey
+folder: demo
+workflow:
+  nodes:
+    - {id: start, type: entered_campaign, next: wait}
+    - {id: wait, type: wait_for_event, config: {events: [clicked]}, edges: {clicked: end}}
+    - {id: end, type: left_campaign}
+"""
+
+
+@pytest.fixture
+def console(make_runtime: Any, actor: Any, tmp_path: Path) -> Iterator[tuple[str, Harness]]:
+    harness = Harness(make_runtime(), actor, tmp_path)
+    Accounts(harness.runtime).add("grace", Role.OPERATOR, actor, password=PASSWORD)
+    with serving(create_app(harness.runtime)) as url:
+        yield url, harness
+
+
+def sign_in(url: str, name: str = "grace", password: str = PASSWORD, **headers: str) -> httpx.Response:
+    return httpx.post(f"{url}/sign-in", data={"name": name, "password": password}, headers=headers)
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def test_signing_in_opens_the_campaigns_and_signing_out_ends_the_session(console: Any) -> None:
+    url, harness = console
+    harness.create(FLOW)
+    assert httpx.get(f"{url}/").headers["location"] == "/sign-in"
+    assert httpx.get(f"{url}/campaigns").headers["location"] == "/sign-in"
+    signed = sign_in(url)
+    assert (signed.status_code, signed.headers["location"]) == (303, "/campaigns")
+    cookie = signed.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie  # plain http here
+    session = signed.cookies["ck_session"]
+    page = httpx.get(f"{url}/campaigns", cookies={"ck_session": session})
+    assert page.status_code == 200 and "Welcome journey" in page.text and "grace (operator)" in page.text
+    assert page.headers["cache-control"] == "no-store" and "frame-ancestors 'none'" in page.headers[
+        "content-security-policy"]
+
+    forged = httpx.post(f"{url}/sign-out", data={"csrf": "guess"}, cookies={"ck_session": session})
+    assert forged.status_code == 403  # without the page's token nothing happens
+    assert httpx.get(f"{url}/campaigns", cookies={"ck_session": session}).status_code == 200
+    out = httpx.post(f"{url}/sign-out", data={"csrf": csrf_of(page.text)}, cookies={"ck_session": session})
+    assert (out.status_code, out.headers["location"]) == (303, "/sign-in")
+    assert httpx.get(f"{url}/campaigns", cookies={"ck_session": session}).headers["location"] == "/sign-in"
+    trail = [(r.audit_type, r.audit_sub_type, r.user_name, r.computer_ip) for r in harness.audit()
+             if r.audit_type == "System Access"]
+    assert trail == [("System Access", "Login", "grace", "127.0.0.1"), ("System Access", "Log Out", "grace",
+                                                                          "127.0.0.1")]
+
+
+def test_a_refused_sign_in_says_one_thing_and_audits_no_password(console: Any) -> None:
+    url, harness = console
+    for name, password in (("grace", "wrong password here"), ("nobody", PASSWORD)):
+        refused = sign_in(url, name, password)
+        assert refused.status_code == 401 and "ck_session" not in refused.cookies
+        assert "Wrong name or password, or the account is locked for a while." in refused.text
+    (failed,) = harness.audit("Login Failed")  # the second is coalesced into the first's window
+    assert failed.audit_type == "System Access" and failed.computer_ip == "127.0.0.1"
+    assert "PASSWORD" not in failed.details and "wrong password here" not in failed.details
+    cross = sign_in(url, Origin="https://evil.example")
+    assert cross.status_code == 403 and "ck_session" not in cross.cookies
+
+
+def test_an_account_locks_after_repeated_failures_then_opens_again(console: Any, clock: Any) -> None:
+    url, harness = console
+    for _ in range(harness.runtime.settings.web.sign_in_lockout_failures):
+        assert sign_in(url, password="not the password").status_code == 401
+    assert sign_in(url).status_code == 401  # locked: the right password is refused too
+    clock.advance(timedelta(minutes=harness.runtime.settings.web.sign_in_lockout_minutes, seconds=1))
+    assert sign_in(url).status_code == 303
+
+
+def test_a_session_ends_when_idle_at_its_limit_or_when_its_account_is_disabled(console: Any, clock: Any) -> None:
+    url, harness = console
+    web = harness.runtime.settings.web
+
+    def opens(session: str) -> bool:
+        return httpx.get(f"{url}/campaigns", cookies={"ck_session": session}).status_code == 200
+
+    idle = sign_in(url).cookies["ck_session"]
+    clock.advance(timedelta(minutes=web.session_idle_minutes, seconds=1))
+    assert not opens(idle)
+
+    busy = sign_in(url).cookies["ck_session"]
+    started, step = clock.now(), timedelta(minutes=web.session_idle_minutes - 1)
+    while clock.now() + step < started + timedelta(hours=web.session_hours):
+        clock.advance(step)
+        assert opens(busy)  # activity keeps it alive...
+    clock.advance(step)
+    assert not opens(busy)  # ...until its absolute limit
+
+    accounts = Accounts(harness.runtime)
+    accounts.add("root", Role.ADMIN, harness.actor, password=PASSWORD)
+    live = sign_in(url).cookies["ck_session"]
+    assert opens(live)
+    accounts.disable("grace", harness.actor)
+    assert not opens(live)
+
+
+def test_a_flood_of_failed_sign_ins_is_a_few_audit_rows_and_then_429(console: Any) -> None:
+    url, harness = console
+    answers = [sign_in(url, f"user{n}", "wrong password here").status_code for n in range(100)]
+    limit = harness.runtime.settings.web.max_rejections_per_window
+    assert answers == [401] * limit + [429] * (100 - limit)
+    assert sign_in(url).status_code == 429  # the client is out, its right password included, for the window
+    assert len(harness.audit("Login Failed")) <= 2
+
+
+def test_a_secure_cookie_behind_https(make_runtime: Any, actor: Any, tmp_path: Path) -> None:
+    harness = Harness(make_runtime(web={"base_url": "https://campaigns.example.org"}), actor, tmp_path)
+    Accounts(harness.runtime).add("grace", Role.OPERATOR, actor, password=PASSWORD)
+    with serving(create_app(harness.runtime)) as url:
+        signed = sign_in(url)
+    assert signed.status_code == 303 and "Secure" in signed.headers["set-cookie"]
+
+
+def test_in_a_browser_an_operator_signs_in_sees_the_campaigns_and_signs_out(console: Any, page: Any,
+                                                                            tmp_path: Path) -> None:
+    url, harness = console
+    campaign_id = harness.create(FLOW)
+    harness.launch(campaign_id, harness.csv("key\nk1\nk2\n"))
+    harness.run_to_idle()
+    page.goto(f"{url}/")
+    assert page.url == f"{url}/sign-in"
+    page.fill("#name", "grace")
+    page.fill("#password", "not it at all")
+    page.click("#sign-in")
+    assert "Wrong name or password" in page.locator("#message").inner_text()
+    page.fill("#password", PASSWORD)
+    page.click("#sign-in")
+    page.wait_for_url(f"{url}/campaigns")
+    row = page.locator("#campaigns tbody tr").first
+    assert row.locator("td").all_inner_texts()[:7] == ["Welcome journey", "demo", "journey", "In Progress", "1.0",
+                                                       "2", "2"]
+    assert page.locator("#who").inner_text() == "grace (operator)"
+    page.screenshot(path=str(tmp_path / "campaigns.png"))
+    page.click("#sign-out")
+    page.wait_for_url(f"{url}/sign-in")
+    page.goto(f"{url}/campaigns")
+    assert page.url == f"{url}/sign-in"
