@@ -160,7 +160,94 @@ def test_in_a_browser_an_operator_signs_in_sees_the_campaigns_and_signs_out(cons
                                                        "2", "2"]
     assert page.locator("#who").inner_text() == "grace (operator)"
     page.screenshot(path=str(tmp_path / "campaigns.png"))
+
+    page.click("text=Welcome journey")
+    page.wait_for_url(f"{url}/campaigns/{campaign_id}")
+    assert page.locator("#state").inner_text() == "In Progress"
+    page.select_option("#f-sort", "target")
+    page.click("#run-filters button")
+    assert page.locator("#runs tbody tr td:first-child").all_inner_texts() == ["k1", "k2"]
+    page.screenshot(path=str(tmp_path / "campaign.png"), full_page=True)
+    page.click("#runs >> text=k1")
+    assert page.locator("#timeline tbody tr td:nth-child(2)").all_inner_texts() == ["start", "wait"]
+    assert page.locator("#status").inner_text() == "waiting (still running)"
+    page.screenshot(path=str(tmp_path / "execution.png"), full_page=True)
+
+    page.click("nav >> text=Audit log")
+    page.select_option("#f-type", "System Access")
+    page.click("#filter")
+    assert page.locator("#audit tbody tr td:nth-child(13)").all_inner_texts() == ["Login", "Login Failed"]
+    page.screenshot(path=str(tmp_path / "audit.png"), full_page=True)
     page.click("#sign-out")
     page.wait_for_url(f"{url}/sign-in")
     page.goto(f"{url}/campaigns")
     assert page.url == f"{url}/sign-in"
+
+
+def signed(url: str, name: str = "grace") -> dict[str, str]:
+    return {"ck_session": sign_in(url, name).cookies["ck_session"]}
+
+
+def texts(html: str, table: str) -> list[list[str]]:
+    """The cells of a table of the page, row by row (tags dropped)."""
+    body = html.split(f'id="{table}"')[1].split("</table>")[0]
+    return [[re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", body, re.S) if "<td" in row]
+
+
+def test_a_campaign_s_page_counts_its_runs_and_lists_its_executions(console: Any, clock: Any,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from campaignkit.core.web.console import campaigns
+
+    monkeypatch.setattr(campaigns, "PAGE_SIZE", 2)
+    url, harness = console
+    campaign_id = harness.create(FLOW)
+    harness.launch(campaign_id, harness.csv("key\nada\nalan\ngrace\n"))
+    harness.run_to_idle()
+    ada = next(run for run in harness.runs(campaign_id) if run.target_key == "ada")
+    from campaignkit.core import send_event
+
+    send_event(harness.runtime, ada.id, "clicked")
+    harness.run_to_idle()
+    cookies = signed(url)
+    page = httpx.get(f"{url}/campaigns/{campaign_id}", params={"sort": "target"}, cookies=cookies).text
+    assert "<b>2</b>waiting" in page and "<b>1</b>completed" in page
+    assert [row[:3] for row in texts(page, "runs")] == [["ada", "completed", "end"], ["alan", "waiting", "wait"]]
+    second = httpx.get(f"{url}/campaigns/{campaign_id}", params={"sort": "target", "page": 2}, cookies=cookies).text
+    assert [row[0] for row in texts(second, "runs")] == ["grace"] and 'id="older"' not in second
+    waiting = httpx.get(f"{url}/campaigns/{campaign_id}", params={"status": "waiting", "search": "gra"},
+                        cookies=cookies).text
+    assert [row[0] for row in texts(waiting, "runs")] == ["grace"]
+    assert httpx.get(f"{url}/campaigns/nope", cookies=cookies).status_code == 404
+    assert httpx.get(f"{url}/campaigns/{campaign_id}").headers["location"] == "/sign-in"
+
+    timeline = httpx.get(f"{url}/runs/{ada.id}", cookies=cookies).text
+    assert [row[1:3] + row[4:6] for row in texts(timeline, "timeline")] == [
+        ["start", "entered campaign", "ok", "next"], ["wait", "wait for event", "ok", "clicked"],
+        ["end", "left campaign", "ok", ""]]
+    assert "completed (finished)" in timeline and "<dt>key</dt><dd>ada</dd>" in timeline
+
+
+def test_the_audit_log_shows_every_column_filters_and_pages_by_id(console: Any,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from campaignkit.core.web.console import audit
+
+    monkeypatch.setattr(audit, "PAGE_SIZE", 3)
+    url, harness = console
+    for n in range(4):
+        harness.create(FLOW.replace("Welcome journey", f"Journey {n}"))
+    cookies = signed(url)  # a Login record too
+    page = httpx.get(f"{url}/audit", cookies=cookies).text
+    headers = re.findall(r'<th scope="col">([^<]+)</th>', page.split('id="audit"')[1].split("</thead>")[0])
+    assert headers == [title for _, title in audit.COLUMNS] and len(headers) == 16
+    first = texts(page, "audit")
+    assert [row[12] for row in first] == ["Login", "Created", "Created"]  # newest first
+    older = re.search(r'href="([^"]+)" id="older"', page).group(1).replace("&amp;", "&")
+    rest = texts(httpx.get(f"{url}{older}", cookies=cookies).text, "audit")
+    assert [int(row[0]) for row in rest] == [int(first[-1][0]) - 1 - n for n in range(3)]
+    created = texts(httpx.get(f"{url}/audit", params={"type": "Object Change", "object": "Journey 2"},
+                              cookies=cookies).text, "audit")
+    assert [(row[7], row[12]) for row in created] == [("Journey 2", "Created")]
+    bad = httpx.get(f"{url}/audit", params={"since": "last tuesday"}, cookies=cookies).text
+    assert "since: &#39;last tuesday&#39; is not an ISO 8601 time" in bad
+    assert httpx.get(f"{url}/audit").headers["location"] == "/sign-in"

@@ -63,6 +63,18 @@ def list_audit(
         return [dict(row._mapping) for row in conn.execute(query)]
 
 
+def audit_page(runtime: Runtime, where: AuditFilter, before: int | None = None,
+               limit: int = 50) -> list[dict[str, Any]]:
+    """Matching records, newest first, below audit id ``before``: keyset paging, so that a page deep in millions
+    of records costs what the first does."""
+    query = where.apply(select(audit_history))
+    if before is not None:
+        query = query.where(audit_history.c.audit_id < before)
+    with reading(runtime.engine) as conn:
+        return [dict(row._mapping) for row in
+                conn.execute(query.order_by(audit_history.c.audit_id.desc()).limit(limit))]
+
+
 def iter_audit(runtime: Runtime, where: AuditFilter, chunk: int = 5000) -> Iterator[dict[str, Any]]:
     """Every matching record in audit_id order, a page at a time (keyset paging keeps memory flat)."""
     after = 0

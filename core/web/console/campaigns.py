@@ -1,0 +1,72 @@
+"""Campaigns: the list, a campaign's page (overview and its executions), and an execution's timeline."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from ...campaigns.queries import RUN_SORTS, RunQuery, campaign_summary, list_campaigns, list_runs, run_timeline
+from ...db.schema import FINAL_STATUSES, LIVE_STATUSES
+from ...errors import NotFound
+from . import Console
+
+PAGE_SIZE = 50
+STATUSES = (*LIVE_STATUSES, *FINAL_STATUSES)
+
+
+def router(console: Console) -> APIRouter:
+    routes = APIRouter()
+
+    @routes.get("/campaigns")
+    def campaigns(request: Request) -> Response:
+        return console.page(request, lambda session: console.render(
+            "campaigns", session=session, campaigns=list_campaigns(console.runtime)))
+
+    @routes.get("/campaigns/{campaign_id}")
+    def campaign(
+        request: Request,
+        campaign_id: str,
+        status: str = "",
+        search: Annotated[str, Query(max_length=200)] = "",
+        sort: str = "-created",
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    ) -> Response:
+        def render(session: Any) -> Response:
+            try:
+                summary = campaign_summary(console.runtime, campaign_id)
+            except NotFound as exc:
+                return console.render("message", 404, session=session, message=str(exc))
+            column = sort.lstrip("-")
+            query = RunQuery(campaign_id, status=status if status in STATUSES else None, search=search or None,
+                             sort=column if column in RUN_SORTS else "created", descending=sort.startswith("-"),
+                             limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
+            runs = list_runs(console.runtime, query)
+
+            def at(**changes: Any) -> str:
+                params = {"status": status, "search": search, "sort": sort, "page": page, **changes}
+                return f"/campaigns/{campaign_id}?" + urlencode({k: v for k, v in params.items() if v not in ("", 1)})
+
+            return console.render(
+                "campaign", session=session, campaign=summary, runs=runs[:PAGE_SIZE], statuses=STATUSES,
+                status=status, search=search, sort=sort, page=page, at=at,
+                newer=at(page=page - 1) if page > 1 else None,
+                older=at(page=page + 1) if len(runs) > PAGE_SIZE else None)
+
+        return console.page(request, render)
+
+    @routes.get("/runs/{run_id}")
+    def execution(request: Request, run_id: int) -> Response:
+        def render(session: Any) -> Response:
+            try:
+                timeline = run_timeline(console.runtime, run_id)
+            except NotFound as exc:
+                return console.render("message", 404, session=session, message=str(exc))
+            return console.render("run", session=session, timeline=timeline, run=timeline["run"],
+                                  steps=timeline["steps"])
+
+        return console.page(request, render)
+
+    return routes

@@ -1,0 +1,85 @@
+"""Signing in and out of the console."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from ...accounts.sessions import SignInRefused
+from ...audit import AuditSubType, AuditType
+from ..forms import FormRefused, own_form
+from . import COOKIE, Console
+
+SIGN_IN_REFUSED = "wrong name or password, or a disabled or locked account"
+
+
+def router(console: Console) -> APIRouter:
+    routes = APIRouter()
+    runtime = console.runtime
+
+    @routes.get("/")
+    def home(request: Request) -> Response:
+        return RedirectResponse("/campaigns" if console.session(request) else "/sign-in", 303)
+
+    @routes.get("/sign-in")
+    def sign_in_page(request: Request) -> Response:
+        if console.session(request):
+            return RedirectResponse("/campaigns", 303)
+        return console.render("sign_in")
+
+    @routes.post("/sign-in")
+    async def sign_in(request: Request) -> Response:
+        client = _client(request)
+        try:
+            fields = await own_form(request, console.own_origin)
+        except FormRefused as refused:
+            await run_in_threadpool(_refuse, console, client, refused.reason, "")
+            return console.render("sign_in", refused.status, message=str(refused))
+        name = (fields.get("name") or [""])[0].strip()[:200]
+        password = (fields.get("password") or [""])[0]
+        try:
+            token, session = await run_in_threadpool(console.sessions.sign_in, name, password, client)
+        except SignInRefused as refused:
+            await run_in_threadpool(_refuse, console, client, SIGN_IN_REFUSED, f"as {name[:100]!r}")
+            return console.render("sign_in", 401, message=str(refused), name=name)
+        response = RedirectResponse("/campaigns", 303)
+        response.set_cookie(COOKIE, token, max_age=int((session.expires_at - runtime.clock.now()).total_seconds()),
+                            path="/", httponly=True, samesite="lax", secure=_https(request, console))
+        return response
+
+    @routes.post("/sign-out")
+    async def sign_out(request: Request) -> Response:
+        session = await run_in_threadpool(console.session, request)
+        if session is None:
+            return RedirectResponse("/sign-in", 303)
+        try:
+            fields = await own_form(request, console.own_origin)
+        except FormRefused as refused:
+            return console.render("message", refused.status, session=session, message=str(refused))
+        if not session.csrf_matches((fields.get("csrf") or [""])[0]):
+            return console.render("message", 403, session=session,
+                                  message="this form is out of date: reload the page and try again")
+        await run_in_threadpool(console.sessions.sign_out, session, _client(request))
+        response = RedirectResponse("/sign-in", 303)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=_https(request, console))
+        return response
+
+    return routes
+
+
+def _refuse(console: Console, client: str | None, reason: str, detail: str) -> None:
+    # One reason for every refused sign-in, so that a flood coalesces into one record (with a count) per client and
+    # window; the name asked for goes to the detail, the password nowhere.
+    console.rejections.reject(client, AuditSubType.LOGIN_FAILED, "console sign-in", reason, detail,
+                              audit_type=AuditType.SYSTEM_ACCESS)
+
+
+def _https(request: Request, console: Console) -> bool:
+    """Secure cookies when the browser is on https: the base URL says so, or a trusted proxy does (uvicorn sets the
+    scheme from X-Forwarded-Proto only for web.trusted_proxies)."""
+    return request.url.scheme == "https" or console.runtime.settings.web.base_url.lower().startswith("https://")
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
