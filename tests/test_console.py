@@ -169,9 +169,14 @@ def test_in_a_browser_an_operator_signs_in_sees_the_campaigns_and_signs_out(cons
     assert page.locator("#runs tbody tr td:first-child").all_inner_texts() == ["k1", "k2"]
     page.screenshot(path=str(tmp_path / "campaign.png"), full_page=True)
     page.click("#runs >> text=k1")
-    assert page.locator("#timeline tbody tr td:nth-child(2)").all_inner_texts() == ["start", "wait"]
     assert page.locator("#status").inner_text() == "waiting (still running)"
+    taken = page.locator("svg.workflow g.node.taken")
+    assert sorted(taken.evaluate_all("nodes => nodes.map(n => n.dataset.node)")) == ["start", "wait"]
+    assert page.locator("svg.workflow g.node.current").get_attribute("data-node") == "wait"
     page.screenshot(path=str(tmp_path / "execution.png"), full_page=True)
+    page.click("#tab-timeline")
+    assert page.locator("#timeline tbody tr td:nth-child(2)").all_inner_texts() == ["start", "wait"]
+    page.screenshot(path=str(tmp_path / "timeline.png"), full_page=True)
 
     page.click("nav >> text=Audit log")
     page.select_option("#f-type", "System Access")
@@ -221,7 +226,7 @@ def test_a_campaign_s_page_counts_its_runs_and_lists_its_executions(console: Any
     assert httpx.get(f"{url}/campaigns/nope", cookies=cookies).status_code == 404
     assert httpx.get(f"{url}/campaigns/{campaign_id}").headers["location"] == "/sign-in"
 
-    timeline = httpx.get(f"{url}/runs/{ada.id}", cookies=cookies).text
+    timeline = httpx.get(f"{url}/runs/{ada.id}", params={"view": "timeline"}, cookies=cookies).text
     assert [row[1:3] + row[4:6] for row in texts(timeline, "timeline")] == [
         ["start", "entered campaign", "ok", "next"], ["wait", "wait for event", "ok", "clicked"],
         ["end", "left campaign", "ok", ""]]
@@ -251,3 +256,69 @@ def test_the_audit_log_shows_every_column_filters_and_pages_by_id(console: Any,
     bad = httpx.get(f"{url}/audit", params={"since": "last tuesday"}, cookies=cookies).text
     assert "since: &#39;last tuesday&#39; is not an ISO 8601 time" in bad
     assert httpx.get(f"{url}/audit").headers["location"] == "/sign-in"
+
+
+BRANCHING = """
+name: Branching journey
+workflow:
+  nodes:
+    - {id: start, type: entered_campaign, next: split}
+    - {id: split, type: branch, config: {condition: "target.plan == 'pro'"}, edges: {'true': pro, 'false': basic}}
+    - {id: pro, type: wait_for_event, config: {events: [clicked]}, edges: {clicked: end}}
+    - {id: basic, type: left_campaign}
+    - {id: end, type: left_campaign}
+"""
+
+
+def marked(html: str, what: str) -> set[str]:
+    """The node ids (or source:label edges) the page's map marks, by class."""
+    return {name for kind, name in re.findall(rf'<g class="{what}([^"]*)" data-{what}="([^"]+)"', html)
+            if " taken" in kind}
+
+
+def test_an_execution_s_map_marks_exactly_what_it_went_through(console: Any) -> None:
+    url, harness = console
+    campaign_id = harness.create(BRANCHING)
+    harness.launch(campaign_id, harness.csv("key,plan\nada,pro\nalan,basic\n"))
+    harness.run_to_idle()
+    runs = {run.target_key: run for run in harness.runs(campaign_id)}
+    cookies = signed(url)
+    ada = httpx.get(f"{url}/runs/{runs['ada'].id}", cookies=cookies).text
+    alan = httpx.get(f"{url}/runs/{runs['alan'].id}", cookies=cookies).text
+    every_node = set(re.findall(r'data-node="([^"]+)"', ada))
+    assert every_node == {"start", "split", "pro", "basic", "end"}  # the whole workflow is drawn for both
+    assert marked(ada, "node") == {"start", "split", "pro"} and marked(ada, "edge") == {"start:next", "split:true"}
+    assert 'class="node taken current" data-node="pro"' in ada and "(still running)" in ada
+    assert marked(alan, "node") == {"start", "split", "basic"} and marked(alan, "edge") == {"start:next",
+                                                                                            "split:false"}
+    assert " current" not in alan and "(finished)" in alan
+    timeline = httpx.get(f"{url}/runs/{runs['alan'].id}", params={"view": "timeline"}, cookies=cookies).text
+    assert 'id="timeline"' in timeline and 'id="workflow"' not in timeline
+    full = httpx.get(f"{url}/runs/{runs['ada'].id}/map", cookies=cookies).text
+    assert marked(full, "node") == {"start", "split", "pro"} and 'id="back"' in full
+
+
+def test_the_map_layout_sets_loops_aside_and_routes_long_edges_around_nodes() -> None:
+    from campaignkit.core.definitions.workflow import Workflow
+    from campaignkit.core.web.console.workflow_map import NODE_WIDTH, draw
+
+    workflow = Workflow.model_validate({"nodes": [
+        {"id": "start", "type": "entered_campaign", "next": "ask"},
+        {"id": "ask", "type": "send_message", "next": "wait", "edges": {"failure": "end"}},
+        {"id": "wait", "type": "wait_for_event", "config": {"events": ["done"], "timeout": "P3D"},
+         "edges": {"done": "end", "timeout": "remind"}},
+        {"id": "remind", "type": "send_message", "next": "wait"},  # back up: a loop
+        {"id": "end", "type": "left_campaign"},
+    ]})
+    drawn = draw(workflow, ["start", "ask", "wait", "remind", "wait"], [("wait", "timeout"), ("remind", "next")],
+                 current="wait")
+    layers = {node.id: node.layer for node in drawn.nodes}
+    assert layers == {"start": 0, "ask": 1, "wait": 2, "remind": 3, "end": 3}
+    assert len({(node.x, node.y) for node in drawn.nodes}) == len(drawn.nodes)  # no two nodes on one spot
+    edges = {(edge.source, edge.label): edge for edge in drawn.edges}
+    assert edges[("remind", "next")].loop and not edges[("wait", "timeout")].loop
+    assert {key for key, edge in edges.items() if edge.taken} == {("wait", "timeout"), ("remind", "next")}
+    # ask -> end skips the layer of wait: its lane runs right of wait's box.
+    lane = float(edges[("ask", "failure")].path.split("L")[1].split(",")[0])
+    assert lane > drawn.by_id["wait"].x + NODE_WIDTH / 2
+    assert [node.id for node in drawn.nodes if node.current] == ["wait"]

@@ -9,6 +9,7 @@ from sqlalchemy import Select, func, or_, select
 
 from ..db import reading
 from ..db.schema import campaign_versions, campaigns, launches, runs, step_records
+from ..definitions.workflow import Workflow
 from ..errors import CampaignkitError, NotFound
 
 if TYPE_CHECKING:
@@ -98,6 +99,14 @@ def list_runs(runtime: Runtime, query: RunQuery) -> list[dict[str, Any]]:
         if not rows and conn.execute(select(campaigns.c.id).where(campaigns.c.id == query.campaign_id)).first() is None:
             raise NotFound(f"no campaign {query.campaign_id!r}")
     return rows
+
+
+def version_workflow(runtime: Runtime, version_id: int) -> Workflow:
+    """The workflow a campaign version runs (a run keeps the version it started on)."""
+    with reading(runtime.engine) as conn:
+        definition = conn.execute(select(campaign_versions.c.definition)
+                                  .where(campaign_versions.c.id == version_id)).scalar_one()
+    return Workflow.model_validate(definition["workflow"])
 
 
 def run_timeline(runtime: Runtime, run_id: int) -> dict[str, Any]:

@@ -8,10 +8,19 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from ...campaigns.queries import RUN_SORTS, RunQuery, campaign_summary, list_campaigns, list_runs, run_timeline
+from ...campaigns.queries import (
+    RUN_SORTS,
+    RunQuery,
+    campaign_summary,
+    list_campaigns,
+    list_runs,
+    run_timeline,
+    version_workflow,
+)
 from ...db.schema import FINAL_STATUSES, LIVE_STATUSES
 from ...errors import NotFound
 from . import Console
+from .workflow_map import draw
 
 PAGE_SIZE = 50
 STATUSES = (*LIVE_STATUSES, *FINAL_STATUSES)
@@ -58,15 +67,26 @@ def router(console: Console) -> APIRouter:
         return console.page(request, render)
 
     @routes.get("/runs/{run_id}")
-    def execution(request: Request, run_id: int) -> Response:
-        def render(session: Any) -> Response:
-            try:
-                timeline = run_timeline(console.runtime, run_id)
-            except NotFound as exc:
-                return console.render("message", 404, session=session, message=str(exc))
-            return console.render("run", session=session, timeline=timeline, run=timeline["run"],
-                                  steps=timeline["steps"])
+    def execution(request: Request, run_id: int, view: str = "map") -> Response:
+        return console.page(request, lambda session: _execution(console, session, run_id,
+                                                                "timeline" if view == "timeline" else "map"))
 
-        return console.page(request, render)
+    @routes.get("/runs/{run_id}/map")
+    def full_screen_map(request: Request, run_id: int) -> Response:
+        return console.page(request, lambda session: _execution(console, session, run_id, "full"))
 
     return routes
+
+
+def _execution(console: Console, session: Any, run_id: int, view: str) -> Response:
+    """An execution's page: the campaign's workflow with what this run did marked on it, or its timeline."""
+    try:
+        timeline = run_timeline(console.runtime, run_id)
+    except NotFound as exc:
+        return console.render("message", 404, session=session, message=str(exc))
+    run, steps = timeline["run"], timeline["steps"]
+    running = run["status"] in LIVE_STATUSES
+    drawn = draw(version_workflow(console.runtime, run["version_id"]), (s["node_id"] for s in steps),
+                 ((s["node_id"], s["edge"]) for s in steps if s["edge"]), run["current_node"] if running else None)
+    return console.render("run_map" if view == "full" else "run", session=session, run=run, steps=steps, view=view,
+                          running=running, map=drawn)
