@@ -35,7 +35,16 @@ if TYPE_CHECKING:
         NoConfig,
         Target,
     )
-    from .kinds import CampaignKind, JobOutcome, KindJob, KindTemplate, Listing, NoSettings, WebContext
+    from .kinds import (
+        CampaignKind,
+        ConsoleTab,
+        JobOutcome,
+        KindJob,
+        KindTemplate,
+        Listing,
+        NoSettings,
+        WebContext,
+    )
     from .outbound.call import HttpCall, HttpCallConfig
     from .outbound.client import (
         MIN_SECRET_LENGTH,
@@ -123,6 +132,7 @@ __all__ = [
     "Channel",
     "Component",
     "ConfigurationError",
+    "ConsoleTab",
     "DefinitionError",
     "Delivery",
     "EnforcementAction",

@@ -99,6 +99,15 @@ class Listing:
 
 
 @dataclass(frozen=True)
+class ConsoleTab:
+    """One of a kind's tabs on a campaign's console page: a template of the kind's own (found through its
+    ``template_dir``, e.g. ``console/<kind>/<tab>.html``) and the plain values it renders with."""
+
+    template: str
+    variables: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class WebContext:
     """What a kind's routes may use: the runtime, and the refusals recorder (rate-limited, coalesced audit)."""
 
@@ -189,6 +198,12 @@ class CampaignKind(Component):
     def jobs(self) -> list[KindJob]:
         """What the scheduler runs for this kind."""
         return []
+
+    def console_tab(self, tab: str, campaign_id: str, query: Mapping[str, str]) -> ConsoleTab | None:
+        """The content of ``tab`` (one of ``console_tabs``) on a campaign's page, for the page's query parameters
+        (its filters, sort and page; a CampaignkitError is shown as the tab's message). Links and forms in it keep
+        ``tab`` among their parameters. Read-only: the console offers no state change through a tab yet."""
+        return None
 
 
 class FreeSettings(BaseModel):

@@ -12,7 +12,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from campaignkit.core.kinds import ENGINE_FACETS, CampaignKind, JobOutcome, KindJob, KindTemplate, WebContext
+from campaignkit.core.kinds import (
+    ENGINE_FACETS,
+    CampaignKind,
+    ConsoleTab,
+    JobOutcome,
+    KindJob,
+    KindTemplate,
+    WebContext,
+)
 
 from .settings import AccessReviewSettings
 from .vocabulary import AUDIT_SUB_TYPES, HISTORY
@@ -41,7 +49,7 @@ class AccessReview(CampaignKind):
     template_dir = Path(__file__).resolve().parent / "templates"
     audit_sub_types = AUDIT_SUB_TYPES
     listing = HISTORY
-    console_tabs = ("Run History",)
+    console_tabs = (HISTORY.title,)
     link_paths = ("/review/",)  # the approvers' decision pages
 
     def workflow(self, settings: Any) -> Mapping[str, Any]:
@@ -108,6 +116,11 @@ class AccessReview(CampaignKind):
         from .cli import history, retry_enforcement
 
         return {"history": history, "campaign retry-enforcement": retry_enforcement}
+
+    def console_tab(self, tab: str, campaign_id: str, query: Mapping[str, str]) -> ConsoleTab | None:
+        from .console import TAB, run_history_tab
+
+        return run_history_tab(self.runtime, campaign_id, query) if tab == TAB else None
 
     def router(self, web: WebContext) -> APIRouter:
         from fastapi import APIRouter

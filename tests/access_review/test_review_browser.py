@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +61,55 @@ def test_an_approver_revokes_all_items_of_a_digest_at_once(review: Any, page: An
     history = rows(harness, campaign_id)
     assert {history[key]["Response Status"] for key in (("ada", "Payroll"), ("barbara", "CRM"))} == {"Revoked"}
     assert history[("ada", "Git")]["Response Status"] == "Pending Response"  # linus's item is his to decide
+
+
+def test_an_auditor_reads_the_run_history_tab_filters_it_and_pages_it(review: Any, page: Any, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from campaignkit.core.accounts.roles import Role
+    from campaignkit.core.accounts.users import Accounts
+    from campaignkit.plugins.access_review import console
+
+    monkeypatch.setattr(console, "PAGE_SIZE", 4)
+    harness, _, launch, url = review
+    Accounts(harness.runtime).add("ida", Role.AUDITOR, harness.actor, password="a long enough password")
+    campaign_id = launch()
+    page.goto(f"{url}/sign-in")
+    page.fill("#name", "ida")
+    page.fill("#password", "a long enough password")
+    page.click("#sign-in")
+    page.goto(f"{url}/campaigns/{campaign_id}")
+    page.click("nav.tabs >> text=Run History")
+    headers = page.locator("#run-history thead th").all_inner_texts()
+    assert headers == ["User", "Application", "Approver", "Response Status", "Action Time", "Result"]
+    users = page.locator("#run-history tbody tr td:first-child").all_inner_texts()
+    assert users == sorted(users) and len(users) == 4  # a page of four, by user
+    page.click("#history-older")
+    assert len(page.locator("#run-history tbody tr").all()) == len(rows(harness, campaign_id)) - 4
+    page.select_option("#h-status", "Message Delivery Failed")
+    page.click("#h-show")
+    failed = [r for r in rows(harness, campaign_id).values() if r["Response Status"] == "Message Delivery Failed"]
+    assert len(page.locator("#run-history tbody tr").all()) == len(failed) > 0
+    shown = {text.split("\n")[1]: int(text.split("\n")[0]) for text in page.locator("#history-counts li")
+             .all_inner_texts()}
+    assert shown == history_summary(harness.runtime, campaign_id)
+    page.screenshot(path=str(tmp_path / "run-history.png"), full_page=True)
+    page.goto(f"{url}/campaigns/{campaign_id}?tab=Run+History&sort=colour")
+    assert "--sort: one of" in page.locator("#problem").inner_text()
+
+
+def test_a_review_that_has_not_begun_shows_no_history_yet(review: Any) -> None:
+    import httpx
+    from review_support import AUDIENCE, REVIEW
+
+    from campaignkit.core.accounts.roles import Role
+    from campaignkit.core.accounts.users import Accounts
+
+    harness, _, _, url = review
+    Accounts(harness.runtime).add("ida", Role.AUDITOR, harness.actor, password="a long enough password")
+    campaign_id = harness.create(REVIEW.format(path=harness.csv(AUDIENCE), extra=""))
+    harness.campaigns.launch(campaign_id, harness.actor, at=datetime(2031, 3, 2, 9, 0, tzinfo=UTC))
+    signed = httpx.post(f"{url}/sign-in", data={"name": "ida", "password": "a long enough password"})
+    tab = httpx.get(f"{url}/campaigns/{campaign_id}", params={"tab": "Run History"},
+                    cookies={"ck_session": signed.cookies["ck_session"]}).text
+    assert "The campaign has not begun; it is scheduled for 2031-03-02 09:00 UTC" in tab
+    assert 'id="run-history"' not in tab

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from markupsafe import Markup
 
 from ...campaigns.queries import (
     RUN_SORTS,
@@ -18,11 +19,13 @@ from ...campaigns.queries import (
     version_workflow,
 )
 from ...db.schema import FINAL_STATUSES, LIVE_STATUSES
-from ...errors import NotFound
+from ...errors import CampaignkitError, NotFound
+from ...kinds import CampaignKind
 from . import Console
 from .workflow_map import draw
 
 PAGE_SIZE = 50
+EXECUTIONS = "Executions"  # the tab every kind has; a kind adds its own (CampaignKind.console_tabs)
 STATUSES = (*LIVE_STATUSES, *FINAL_STATUSES)
 
 
@@ -42,12 +45,18 @@ def router(console: Console) -> APIRouter:
         search: Annotated[str, Query(max_length=200)] = "",
         sort: str = "-created",
         page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+        tab: Annotated[str, Query(max_length=100)] = EXECUTIONS,
     ) -> Response:
         def render(session: Any) -> Response:
             try:
                 summary = campaign_summary(console.runtime, campaign_id)
             except NotFound as exc:
                 return console.render("message", 404, session=session, message=str(exc))
+            kind = console.runtime.kind(summary["kind"])
+            tabs = [EXECUTIONS, *kind.console_tabs]
+            if tab in kind.console_tabs:
+                return console.render("campaign", session=session, campaign=summary, statuses=STATUSES, tabs=tabs,
+                                      tab=tab, **_kind_tab(console, kind, tab, campaign_id, request))
             column = sort.lstrip("-")
             query = RunQuery(campaign_id, status=status if status in STATUSES else None, search=search or None,
                              sort=column if column in RUN_SORTS else "created", descending=sort.startswith("-"),
@@ -60,7 +69,7 @@ def router(console: Console) -> APIRouter:
 
             return console.render(
                 "campaign", session=session, campaign=summary, runs=runs[:PAGE_SIZE], statuses=STATUSES,
-                status=status, search=search, sort=sort, page=page, at=at,
+                tabs=tabs, tab=EXECUTIONS, status=status, search=search, sort=sort, page=page, at=at,
                 newer=at(page=page - 1) if page > 1 else None,
                 older=at(page=page + 1) if len(runs) > PAGE_SIZE else None)
 
@@ -76,6 +85,18 @@ def router(console: Console) -> APIRouter:
         return console.page(request, lambda session: _execution(console, session, run_id, "full"))
 
     return routes
+
+
+def _kind_tab(console: Console, kind: CampaignKind, tab: str, campaign_id: str, request: Request) -> dict[str, Any]:
+    """A kind's tab, rendered from its own template with its plain values; its refusal (a bad filter) as a message."""
+    try:
+        content = kind.console_tab(tab, campaign_id, dict(request.query_params))
+    except CampaignkitError as exc:
+        return {"tab_html": None, "problem": str(exc)}
+    if content is None:
+        return {"tab_html": None, "problem": None}
+    html = console.runtime.pages.get_template(content.template).render(**content.variables)
+    return {"tab_html": Markup(html), "problem": None}  # rendered autoescaped: safe to place as it is
 
 
 def _execution(console: Console, session: Any, run_id: int, view: str) -> Response:
