@@ -165,3 +165,30 @@ def test_an_event_a_read_token_posts_changes_nothing(served: Any) -> None:
     send_event(harness.runtime, run.id, "clicked")  # the run itself was fine
     harness.run_to_idle()
     assert harness.runs(campaign_id)[0].status == "completed"
+
+
+def test_an_operator_runs_a_campaign_through_the_api_and_each_step_is_audited_as_them(served: Any) -> None:
+    url, harness = served
+    audience = harness.csv("key\nk1\nk2\n")
+    campaign_id = harness.create(FLOW.replace("name: Waiting",
+                                              f"name: Waiting\naudience: {{source: csv, path: {audience}}}"))
+    write = {"Authorization": f"Bearer {harness.api_token('operator', 'write', user='ops@example.org')}"}
+    read = {"Authorization": f"Bearer {harness.api_token('auditor', 'read')}"}
+
+    def post(action: str, headers: dict[str, str], **body: Any) -> httpx.Response:
+        return httpx.post(f"{url}/api/campaigns/{campaign_id}/{action}", json=body or None, headers=headers)
+
+    assert post("launch", read).status_code == 403
+    launched = post("launch", write)
+    assert launched.status_code == 200 and launched.json()["runs"] == 2
+    assert post("launch", write).status_code == 409  # in progress already
+    assert post("pause", write).json()["message"] == "'Waiting' paused: 2 run(s) parked"
+    assert post("resume", write).json()["runs"] == 2
+    assert post("terminate", write).json()["runs"] == 2
+    assert httpx.post(f"{url}/api/campaigns/nope/pause", headers=write).status_code == 404
+    assert post("launch", write, at="not a time").status_code == 422
+    done = [(r.audit_sub_type, r.user_name, r.computer_ip) for r in harness.audit()
+            if r.object_id == campaign_id and r.audit_sub_type != "Created"]
+    assert {row[1:] for row in done} == {("ops@example.org", "127.0.0.1")}
+    assert [row[0] for row in done if row[0].startswith("Workflow")] == [
+        "Workflow Started", "Workflow Pause Request", "Workflow Resume Request", "Workflow Termination Request"]

@@ -322,3 +322,44 @@ def test_the_map_layout_sets_loops_aside_and_routes_long_edges_around_nodes() ->
     lane = float(edges[("ask", "failure")].path.split("L")[1].split(",")[0])
     assert lane > drawn.by_id["wait"].x + NODE_WIDTH / 2
     assert [node.id for node in drawn.nodes if node.current] == ["wait"]
+
+
+def test_an_operator_launches_pauses_and_terminates_from_the_console_an_auditor_cannot(console: Any) -> None:
+    url, harness = console
+    audience = harness.csv("key\nk1\nk2\n")
+    campaign_id = harness.create(FLOW.replace("folder: demo",
+                                              f"folder: demo\naudience: {{source: csv, path: {audience}}}"))
+    Accounts(harness.runtime).add("ida", Role.AUDITOR, harness.actor, password=PASSWORD)
+    grace, ida = signed(url), signed(url, "ida")
+    page = httpx.get(f"{url}/campaigns/{campaign_id}", cookies=grace).text
+    assert 'id="action-launch"' in page and 'id="action-pause"' not in page
+    assert 'id="actions"' not in httpx.get(f"{url}/campaigns/{campaign_id}", cookies=ida).text
+
+    def act(action: str, cookies: dict[str, str], **headers: str) -> httpx.Response:
+        confirm = httpx.get(f"{url}/campaigns/{campaign_id}/confirm", params={"action": action}, cookies=cookies)
+        csrf = csrf_of(confirm.text) if confirm.status_code == 200 else "none"
+        return httpx.post(f"{url}/campaigns/{campaign_id}/actions", data={"action": action, "csrf": csrf},
+                          cookies=cookies, headers=headers)
+
+    assert httpx.get(f"{url}/campaigns/{campaign_id}/confirm", params={"action": "launch"},
+                     cookies=ida).status_code == 403
+    assert act("launch", ida).status_code == 403
+    assert httpx.post(f"{url}/campaigns/{campaign_id}/actions", data={"action": "launch", "csrf": "guess"},
+                      cookies=grace).status_code == 403
+    assert act("launch", grace, Origin="https://evil.example").status_code == 403
+    assert harness.runs(campaign_id) == []  # nothing of that happened
+
+    launched = act("launch", grace)
+    assert (launched.status_code, launched.headers["location"]) == (303, f"/campaigns/{campaign_id}?done=launch")
+    assert len(harness.runs(campaign_id)) == 2
+    assert act("pause", grace).status_code == 303
+    page = httpx.get(f"{url}/campaigns/{campaign_id}?done=pause", cookies=grace).text
+    assert "Paused." in page and 'id="action-resume"' in page and ">Paused<" in page
+    assert act("terminate", grace).status_code == 303
+    assert {run.status for run in harness.runs(campaign_id)} == {"terminated"}
+    again = act("terminate", grace)  # a second tab, an old page: the service says why, nothing changes
+    assert again.status_code == 409 and "terminated" in again.text
+    trail = [(r.audit_sub_type, r.user_name) for r in harness.audit() if r.object_id == campaign_id
+             and r.audit_sub_type.startswith("Workflow")]
+    assert trail == [("Workflow Started", "grace"), ("Workflow Pause Request", "grace"),
+                     ("Workflow Termination Request", "grace")]

@@ -21,6 +21,7 @@ from ..engine.events import EventInput, InvalidEvent, send_event
 from ..errors import CampaignkitError, InvalidState, NotFound
 from ..kinds import WebContext
 from ..runtime import Runtime
+from .api_campaigns import api_campaigns_router
 from .console import console_router
 from .limits import BearerTokenGate, BodyLimit, HeaderLimit, RejectionRecorder, is_api
 from .pages import render_page
@@ -69,6 +70,7 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
     app.add_middleware(Throttle, rejections=rejections,
                        link_paths=tuple(path for kind in runtime.kinds.values() for path in kind.link_paths))
     app.include_router(console_router(runtime, rejections))
+    app.include_router(api_campaigns_router(runtime))
     web_context = WebContext(runtime, rejections)
     for kind in runtime.kinds.values():  # recipients' pages, tracking endpoints, the kinds' own API listings
         router = kind.router(web_context)

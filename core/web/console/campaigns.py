@@ -22,10 +22,14 @@ from ...db.schema import FINAL_STATUSES, LIVE_STATUSES
 from ...errors import CampaignkitError, NotFound
 from ...kinds import CampaignKind
 from . import Console
+from .actions import may_operate
 from .workflow_map import draw
 
 PAGE_SIZE = 50
 EXECUTIONS = "Executions"  # the tab every kind has; a kind adds its own (CampaignKind.console_tabs)
+STATE_ACTIONS = {"draft": ("launch",), "completed": ("launch",), "scheduled": ("terminate",),
+                 "in_progress": ("pause", "terminate"), "paused": ("resume", "terminate")}
+DONE = {"launch": "Launched.", "pause": "Paused.", "resume": "Resumed.", "terminate": "Terminated."}
 STATUSES = (*LIVE_STATUSES, *FINAL_STATUSES)
 
 
@@ -46,6 +50,7 @@ def router(console: Console) -> APIRouter:
         sort: str = "-created",
         page: Annotated[int, Query(ge=1, le=100_000)] = 1,
         tab: Annotated[str, Query(max_length=100)] = EXECUTIONS,
+        done: str = "",
     ) -> Response:
         def render(session: Any) -> Response:
             try:
@@ -54,9 +59,12 @@ def router(console: Console) -> APIRouter:
                 return console.render("message", 404, session=session, message=str(exc))
             kind = console.runtime.kind(summary["kind"])
             tabs = [EXECUTIONS, *kind.console_tabs]
+            common = {"session": session, "campaign": summary, "statuses": STATUSES, "tabs": tabs,
+                      "actions": STATE_ACTIONS.get(summary["state"], ()) if may_operate(session) else (),
+                      "done": DONE.get(done)}
             if tab in kind.console_tabs:
-                return console.render("campaign", session=session, campaign=summary, statuses=STATUSES, tabs=tabs,
-                                      tab=tab, **_kind_tab(console, kind, tab, campaign_id, request))
+                return console.render("campaign", tab=tab, **common,
+                                      **_kind_tab(console, kind, tab, campaign_id, request))
             column = sort.lstrip("-")
             query = RunQuery(campaign_id, status=status if status in STATUSES else None, search=search or None,
                              sort=column if column in RUN_SORTS else "created", descending=sort.startswith("-"),
@@ -68,8 +76,8 @@ def router(console: Console) -> APIRouter:
                 return f"/campaigns/{campaign_id}?" + urlencode({k: v for k, v in params.items() if v not in ("", 1)})
 
             return console.render(
-                "campaign", session=session, campaign=summary, runs=runs[:PAGE_SIZE], statuses=STATUSES,
-                tabs=tabs, tab=EXECUTIONS, status=status, search=search, sort=sort, page=page, at=at,
+                "campaign", runs=runs[:PAGE_SIZE], tab=EXECUTIONS, status=status, search=search, sort=sort,
+                page=page, at=at, **common,
                 newer=at(page=page - 1) if page > 1 else None,
                 older=at(page=page + 1) if len(runs) > PAGE_SIZE else None)
 
