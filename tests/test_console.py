@@ -197,7 +197,7 @@ def texts(html: str, table: str) -> list[list[str]]:
     """The cells of a table of the page, row by row (tags dropped)."""
     body = html.split(f'id="{table}"')[1].split("</table>")[0]
     return [[re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-            for row in re.findall(r"<tr>(.*?)</tr>", body, re.S) if "<td" in row]
+            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S) if "<td" in row]
 
 
 def test_a_campaign_s_page_counts_its_runs_and_lists_its_executions(console: Any, clock: Any,
@@ -363,3 +363,32 @@ def test_an_operator_launches_pauses_and_terminates_from_the_console_an_auditor_
              and r.audit_sub_type.startswith("Workflow")]
     assert trail == [("Workflow Started", "grace"), ("Workflow Pause Request", "grace"),
                      ("Workflow Termination Request", "grace")]
+
+
+def test_admins_change_roles_and_disable_accounts_others_cannot(console: Any) -> None:
+    url, harness = console
+    Accounts(harness.runtime).add("root", Role.ADMIN, harness.actor, password=PASSWORD)
+    root, grace = signed(url, "root"), signed(url)
+    assert 'href="/users"' not in httpx.get(f"{url}/campaigns", cookies=grace).text
+    assert httpx.get(f"{url}/users", cookies=grace).status_code == 403
+    page = httpx.get(f"{url}/users", cookies=root)
+    assert page.status_code == 200 and 'href="/users" aria-current="page"' in page.text
+    rows = {row[0]: row[1:3] for row in texts(page.text, "users")}
+    assert rows == {"grace": ["operator", "active"], "root": ["admin", "active"]}
+    csrf = csrf_of(page.text)
+
+    def change(name: str, cookies: dict[str, str], **fields: str) -> httpx.Response:
+        return httpx.post(f"{url}/users/{name}", data={"csrf": csrf, **fields}, cookies=cookies)
+
+    assert change("grace", grace, change="set-role", role="admin").status_code == 403  # an operator cannot
+    assert change("grace", root, change="set-role", role="admin", csrf="guess").status_code == 403
+    assert change("grace", root, change="set-role", role="auditor").headers["location"] == "/users"
+    assert change("root", root, change="disable").status_code == 409  # the last active admin stays
+    assert change("grace", root, change="disable").status_code == 303
+    assert httpx.get(f"{url}/campaigns", cookies=grace).headers["location"] == "/sign-in"  # her session ended
+    rows = {row[0]: row[1:3] for row in texts(httpx.get(f"{url}/users", cookies=root).text, "users")}
+    assert rows["grace"] == ["auditor", "disabled"]
+    trail = [(r.audit_sub_type, r.user_name, r.details) for r in harness.audit()
+             if r.audit_sub_type in ("Role Changed", "User Disabled")]
+    assert trail == [("Role Changed", "root", "user 'grace': role operator -> auditor"),
+                     ("User Disabled", "root", "user 'grace' disabled")]

@@ -44,10 +44,10 @@ class Console:
 
 
 def console_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
-    from . import actions, audit, campaigns, sign_in
+    from . import actions, audit, campaigns, sign_in, users
 
     console = Console(runtime, Sessions(runtime), rejections, origin_of(runtime.settings.web.base_url))
     router = APIRouter(include_in_schema=False)
-    for area in (sign_in, campaigns, actions, audit):
+    for area in (sign_in, campaigns, actions, audit, users):
         router.include_router(area.router(console))
     return router

@@ -1,0 +1,72 @@
+"""Users (admins only): every account with its role and state, and changing a role or disabling and enabling an
+account, each a same-origin form with the session's CSRF token, audited as the admin (accounts/users.py)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from ...accounts.roles import GRANTS, Access, Role, parse_role
+from ...accounts.sessions import Session
+from ...accounts.tokens import Tokens
+from ...accounts.users import Accounts
+from ...audit import Actor
+from ...errors import CampaignkitError
+from ..forms import FormRefused, own_form
+from . import Console
+
+CHANGES = ("set-role", "disable", "enable")
+
+
+def may_administer(session: Session) -> bool:
+    return Access.ADMINISTER in GRANTS[session.role]
+
+
+def router(console: Console) -> APIRouter:
+    routes = APIRouter()
+
+    @routes.get("/users")
+    def users(request: Request) -> Response:
+        def render(session: Session) -> Response:
+            if not may_administer(session):
+                return console.render("message", 403, session=session, message="only admins manage accounts")
+            tokens: dict[str, int] = {}
+            for token in Tokens(console.runtime).list():
+                if token.revoked_at is None:
+                    tokens[token.user_name] = tokens.get(token.user_name, 0) + 1
+            return console.render("users", session=session, users=Accounts(console.runtime).list(), tokens=tokens,
+                                  roles=[str(role) for role in Role])
+
+        return console.page(request, render)
+
+    @routes.post("/users/{name}")
+    async def change(request: Request, name: str) -> Response:
+        session = await run_in_threadpool(console.session, request)
+        if session is None:
+            return RedirectResponse("/sign-in", 303)
+        if not may_administer(session):
+            return console.render("message", 403, session=session, message="only admins manage accounts")
+        try:
+            fields = await own_form(request, console.own_origin)
+        except FormRefused as refused:
+            return console.render("message", refused.status, session=session, message=str(refused))
+        change = (fields.get("change") or [""])[0]
+        if not session.csrf_matches((fields.get("csrf") or [""])[0]) or change not in CHANGES:
+            return console.render("message", 403, session=session,
+                                  message="this form is out of date: reload the page and try again")
+        accounts, actor = Accounts(console.runtime), Actor(session.user_name, None,
+                                                           request.client.host if request.client else None)
+        try:
+            if change == "set-role":
+                role = parse_role((fields.get("role") or [""])[0])
+                await run_in_threadpool(accounts.set_role, name, role, actor)
+            elif change == "disable":
+                await run_in_threadpool(accounts.disable, name, actor)
+            else:
+                await run_in_threadpool(accounts.enable, name, actor)
+        except CampaignkitError as exc:
+            return console.render("message", 409, session=session, message=str(exc))
+        return RedirectResponse("/users", 303)
+
+    return routes
