@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := examples/journey.yaml
 
-.PHONY: run test lint typecheck bench docs clean
+.PHONY: run test lint typecheck bench docs screenshots clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "campaignkit needs Python >= 3.11, found " + sys.version.split()[0])'
@@ -47,6 +47,10 @@ bench: $(STAMP)
 # docs/configuration.md is generated from the settings models; tests/test_config_reference.py fails when it is stale.
 docs: $(STAMP)
 	$(BIN)/campaignkit config reference --bundled --output docs/configuration.md
+
+# docs/screenshots/ from a throwaway campaignkit in Debian's chromium (apt-get install chromium).
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache
