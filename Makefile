@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/audit.py
 	$(BIN)/python benchmarks/history.py
+	$(BIN)/python benchmarks/console.py
 
 # docs/configuration.md is generated from the settings models; tests/test_config_reference.py fails when it is stale.
 docs: $(STAMP)

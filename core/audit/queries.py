@@ -65,14 +65,18 @@ def list_audit(
 
 def audit_page(runtime: Runtime, where: AuditFilter, before: int | None = None,
                limit: int = 50) -> list[dict[str, Any]]:
-    """Matching records, newest first, below audit id ``before``: keyset paging, so that a page deep in millions
-    of records costs what the first does."""
+    """Matching records, newest first, after record ``before`` (by time, then id): keyset paging, so that a page
+    deep in millions of records costs what the first does. The order is the one every filter's index (type, user,
+    object or time, then the timestamp) already has, so no filter sorts what it matched."""
+    c = audit_history.c
     query = where.apply(select(audit_history))
     if before is not None:
-        query = query.where(audit_history.c.audit_id < before)
+        at = select(c.audit_timestamp).where(c.audit_id == before).scalar_subquery()
+        # "At or before its time" first, as a range the timestamp indexes serve; then past it among equal times.
+        query = query.where(c.audit_timestamp <= at, or_(c.audit_timestamp < at, c.audit_id < before))
     with reading(runtime.engine) as conn:
         return [dict(row._mapping) for row in
-                conn.execute(query.order_by(audit_history.c.audit_id.desc()).limit(limit))]
+                conn.execute(query.order_by(c.audit_timestamp.desc(), c.audit_id.desc()).limit(limit))]
 
 
 def iter_audit(runtime: Runtime, where: AuditFilter, chunk: int = 5000) -> Iterator[dict[str, Any]]:

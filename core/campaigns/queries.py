@@ -20,7 +20,7 @@ RUN_SORTS = {
     "target": runs.c.target_key,
     "status": runs.c.status,
     "updated": runs.c.updated_at,
-    "created": runs.c.created_at,
+    "created": runs.c.id,  # runs are created in id order, and the (campaign_id, id) index has that order
     "due": runs.c.due_at,
 }
 

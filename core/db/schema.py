@@ -138,6 +138,7 @@ runs = Table(
     UniqueConstraint("launch_id", "target_key"),
     Index("ix_runs_due_at", "due_at"),
     Index("ix_runs_campaign_id_status", "campaign_id", "status"),
+    Index("ix_runs_campaign_id_id", "campaign_id", "id"),  # a campaign's runs newest first (the console's executions)
     # History listings: filtered by response and paged in target order, by assignee, or by response time.
     Index("ix_runs_campaign_id_response_target_key", "campaign_id", "response", "target_key"),
     Index("ix_runs_campaign_id_target_key", "campaign_id", "target_key"),
