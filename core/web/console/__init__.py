@@ -10,10 +10,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from ...accounts.sessions import Session, Sessions
 from ...runtime import Runtime
-from ..forms import origin_of
+from ..forms import FormRefused, origin_of, own_form
 from ..pages import PAGE_HEADERS
 from ..rejections import Rejections
 
@@ -41,6 +42,25 @@ class Console:
         """``render`` for a signed-in person; the sign-in page for anyone else."""
         session = self.session(request)
         return render(session) if session is not None else RedirectResponse("/sign-in", 303)
+
+    async def posted(self, request: Request, allowed: Callable[[Session], str | None] = lambda _: None,
+                     ) -> tuple[Session, dict[str, list[str]]] | Response:
+        """The session and fields of a state-changing form: signed in, ``allowed`` (which returns why not, or
+        None), posted from our own origin, with the session's CSRF token. Anything else is answered here."""
+        session = await run_in_threadpool(self.session, request)
+        if session is None:
+            return RedirectResponse("/sign-in", 303)
+        refusal = allowed(session)
+        if refusal is not None:
+            return self.render("message", 403, session=session, message=refusal)
+        try:
+            fields = await own_form(request, self.own_origin)
+        except FormRefused as refused:
+            return self.render("message", refused.status, session=session, message=str(refused))
+        if not session.csrf_matches((fields.get("csrf") or [""])[0]):
+            return self.render("message", 403, session=session,
+                               message="this form is out of date: reload the page and try again")
+        return session, fields
 
 
 def console_router(runtime: Runtime, rejections: Rejections) -> APIRouter:

@@ -17,7 +17,6 @@ from ...campaigns.operations import ACTIONS, operate
 from ...campaigns.queries import campaign_summary
 from ...campaigns.service import Campaigns
 from ...errors import CampaignkitError, NotFound
-from ..forms import FormRefused, own_form
 from . import Console
 
 CONSEQUENCES = {
@@ -32,15 +31,19 @@ def may_operate(session: Session) -> bool:
     return Access.OPERATE in GRANTS[session.role]
 
 
+def operator_refusal(session: Session) -> str | None:
+    return None if may_operate(session) else f"{session.role}s read campaigns; they do not change them"
+
+
 def router(console: Console) -> APIRouter:
     routes = APIRouter()
 
     @routes.get("/campaigns/{campaign_id}/confirm")
     def confirm(request: Request, campaign_id: str, action: str) -> Response:
         def render(session: Session) -> Response:
-            if not may_operate(session):
-                return console.render("message", 403, session=session,
-                                      message=f"{session.role}s read campaigns; they do not change them")
+            refusal = operator_refusal(session)
+            if refusal is not None:
+                return console.render("message", 403, session=session, message=refusal)
             if action not in ACTIONS:
                 return console.render("message", 404, session=session, message=f"no action {action[:40]!r}")
             try:
@@ -57,20 +60,13 @@ def router(console: Console) -> APIRouter:
 
     @routes.post("/campaigns/{campaign_id}/actions")
     async def act(request: Request, campaign_id: str) -> Response:
-        session = await run_in_threadpool(console.session, request)
-        if session is None:
-            return RedirectResponse("/sign-in", 303)
-        if not may_operate(session):
-            return console.render("message", 403, session=session,
-                                  message=f"{session.role}s read campaigns; they do not change them")
-        try:
-            fields = await own_form(request, console.own_origin)
-        except FormRefused as refused:
-            return console.render("message", refused.status, session=session, message=str(refused))
+        posted = await console.posted(request, operator_refusal)
+        if isinstance(posted, Response):
+            return posted
+        session, fields = posted
         action = (fields.get("action") or [""])[0]
-        if not session.csrf_matches((fields.get("csrf") or [""])[0]) or action not in ACTIONS:
-            return console.render("message", 403, session=session,
-                                  message="this form is out of date: reload the page and try again")
+        if action not in ACTIONS:
+            return console.render("message", 404, session=session, message=f"no action {action[:40]!r}")
         actor = Actor(session.user_name, None, request.client.host if request.client else None)
         try:
             outcome: Any = await run_in_threadpool(operate, console.runtime, campaign_id, action, actor,

@@ -50,16 +50,10 @@ def router(console: Console) -> APIRouter:
 
     @routes.post("/sign-out")
     async def sign_out(request: Request) -> Response:
-        session = await run_in_threadpool(console.session, request)
-        if session is None:
-            return RedirectResponse("/sign-in", 303)
-        try:
-            fields = await own_form(request, console.own_origin)
-        except FormRefused as refused:
-            return console.render("message", refused.status, session=session, message=str(refused))
-        if not session.csrf_matches((fields.get("csrf") or [""])[0]):
-            return console.render("message", 403, session=session,
-                                  message="this form is out of date: reload the page and try again")
+        posted = await console.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        session, _ = posted
         await run_in_threadpool(console.sessions.sign_out, session, _client(request))
         response = RedirectResponse("/sign-in", 303)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=_https(request, console))

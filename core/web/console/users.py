@@ -13,7 +13,6 @@ from ...accounts.tokens import Tokens
 from ...accounts.users import Accounts
 from ...audit import Actor
 from ...errors import CampaignkitError
-from ..forms import FormRefused, own_form
 from . import Console
 
 CHANGES = ("set-role", "disable", "enable")
@@ -23,14 +22,19 @@ def may_administer(session: Session) -> bool:
     return Access.ADMINISTER in GRANTS[session.role]
 
 
+def admin_refusal(session: Session) -> str | None:
+    return None if may_administer(session) else "only admins manage accounts"
+
+
 def router(console: Console) -> APIRouter:
     routes = APIRouter()
 
     @routes.get("/users")
     def users(request: Request) -> Response:
         def render(session: Session) -> Response:
-            if not may_administer(session):
-                return console.render("message", 403, session=session, message="only admins manage accounts")
+            refusal = admin_refusal(session)
+            if refusal is not None:
+                return console.render("message", 403, session=session, message=refusal)
             tokens: dict[str, int] = {}
             for token in Tokens(console.runtime).list():
                 if token.revoked_at is None:
@@ -42,19 +46,13 @@ def router(console: Console) -> APIRouter:
 
     @routes.post("/users/{name}")
     async def change(request: Request, name: str) -> Response:
-        session = await run_in_threadpool(console.session, request)
-        if session is None:
-            return RedirectResponse("/sign-in", 303)
-        if not may_administer(session):
-            return console.render("message", 403, session=session, message="only admins manage accounts")
-        try:
-            fields = await own_form(request, console.own_origin)
-        except FormRefused as refused:
-            return console.render("message", refused.status, session=session, message=str(refused))
+        posted = await console.posted(request, admin_refusal)
+        if isinstance(posted, Response):
+            return posted
+        session, fields = posted
         change = (fields.get("change") or [""])[0]
-        if not session.csrf_matches((fields.get("csrf") or [""])[0]) or change not in CHANGES:
-            return console.render("message", 403, session=session,
-                                  message="this form is out of date: reload the page and try again")
+        if change not in CHANGES:
+            return console.render("message", 404, session=session, message=f"no change {change[:40]!r}")
         accounts, actor = Accounts(console.runtime), Actor(session.user_name, None,
                                                            request.client.host if request.client else None)
         try:
