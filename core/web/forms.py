@@ -29,22 +29,24 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-async def own_form(request: Request, own_origin: str, max_fields: int = 50) -> dict[str, list[str]]:
-    """The fields of a form our own page posted, or FormRefused (403 cross-site, 415 not a form, 400 malformed)."""
+async def own_form(request: Request, own_origin: str, max_fields: int = 50, what: str = "POST",
+                   use: str = "use the page's form") -> dict[str, list[str]]:
+    """The fields of a form our own page posted, or FormRefused (403 cross-site, 415 not a form, 400 malformed).
+    ``what`` names the request in the audit reasons ("decision POST"), ``use`` tells the person what to do."""
     origin = request.headers.get("origin")
     fetch_site = request.headers.get("sec-fetch-site")
     if origin not in (None, "null") and origin.lower() != own_origin:
         raise FormRefused(403, "this request came from another site; nothing was changed",
-                          f"cross-site POST refused (Origin {origin[:100]})")
+                          f"cross-site {what} refused (Origin {origin[:100]})")
     if origin in (None, "null") and fetch_site is not None and fetch_site not in SAME_SITE_FETCH:
         raise FormRefused(403, "this request came from another site; nothing was changed",
-                          f"cross-site POST refused (Sec-Fetch-Site {fetch_site[:40]})")
+                          f"cross-site {what} refused (Sec-Fetch-Site {fetch_site[:40]})")
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != FORM_TYPE:
-        raise FormRefused(415, "use the page's form; nothing was changed",
-                          f"POST refused: content type {media[:60] or 'missing'}, not a form")
+        raise FormRefused(415, f"{use}; nothing was changed",
+                          f"{what} refused: content type {media[:60] or 'missing'}, not a form")
     try:
         return parse_qs((await request.body()).decode("utf-8"), max_num_fields=max_fields)
     except (UnicodeDecodeError, ValueError):
-        raise FormRefused(400, "this form could not be read; nothing was changed", "POST refused: malformed form") \
+        raise FormRefused(400, "this form could not be read; nothing was changed", f"{what} refused: malformed form") \
             from None

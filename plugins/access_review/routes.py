@@ -16,12 +16,13 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from campaignkit.core.audit import AuditSubType
+from campaignkit.core.web.forms import FormRefused, origin_of
 from campaignkit.core.web.links import LinkError
 from campaignkit.core.web.pages import render_page
 from campaignkit.core.web.rejections import Rejections
 
 from .decisions import ListChanged, ReviewService, StalePage
-from .forms import DecisionForm, FormRefused, decision_form, origin_of
+from .forms import DecisionForm, decision_form
 
 if TYPE_CHECKING:
     from campaignkit.core.runtime import Runtime
