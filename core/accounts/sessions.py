@@ -11,7 +11,6 @@ right password is refused too while it is locked); the web app also limits each 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from ..audit import Actor, AuditSubType, AuditType, record
 from ..db import reading, writing
 from ..db.schema import sessions, users
 from .roles import Role
+from .tokens import token_hash
 from .users import Accounts
 
 if TYPE_CHECKING:
@@ -42,10 +42,6 @@ class Session:
 
     def csrf_matches(self, sent: str | None) -> bool:
         return sent is not None and hmac.compare_digest(sent.encode(), self.csrf.encode())
-
-
-def _hashed(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class SignInRefused(Exception):
@@ -73,7 +69,7 @@ class Sessions:
             self._failed(name, now)
             raise SignInRefused(f"sign-in refused for {name[:100]!r}: wrong name or password, or disabled")
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        session = Session(_hashed(token), user.name, user.role, csrf, now + timedelta(hours=self.web.session_hours))
+        session = Session(token_hash(token), user.name, user.role, csrf, now + timedelta(hours=self.web.session_hours))
         with writing(self.runtime.engine) as conn:
             conn.execute(update(users).where(users.c.id == user.id).values(failed_sign_ins=0, locked_until=None))
             conn.execute(insert(sessions).values(id=session.token_hash, user_id=user.id, csrf=csrf,
@@ -92,7 +88,7 @@ class Sessions:
         query = (select(sessions.c.id, sessions.c.csrf, sessions.c.last_seen_at, sessions.c.expires_at,
                         users.c.name, users.c.role)
                  .join(users, users.c.id == sessions.c.user_id)
-                 .where(sessions.c.id == _hashed(token), sessions.c.ended_at.is_(None),
+                 .where(sessions.c.id == token_hash(token), sessions.c.ended_at.is_(None),
                         sessions.c.expires_at > now, users.c.disabled_at.is_(None),
                         sessions.c.last_seen_at > now - timedelta(minutes=self.web.session_idle_minutes)))
         with reading(self.runtime.engine) as conn:

@@ -13,6 +13,7 @@ from ..audit import Actor
 from ..campaigns.operations import ConfirmationNeeded, operate
 from ..errors import NotFound
 from ..runtime import Runtime
+from .limits import client_ip
 
 
 class LaunchRequest(BaseModel):
@@ -27,7 +28,7 @@ def api_campaigns_router(runtime: Runtime) -> APIRouter:
 
     def run(request: Request, campaign_id: str, action: str, **options: Any) -> dict[str, Any]:
         principal = request.state.principal
-        actor = Actor(principal.user_name, None, request.client.host if request.client else None)
+        actor = Actor(principal.user_name, None, client_ip(request))
         try:
             outcome = operate(runtime, campaign_id, action, actor, **options)
         except NotFound as exc:

@@ -23,7 +23,7 @@ from ..kinds import WebContext
 from ..runtime import Runtime
 from .api_campaigns import api_campaigns_router
 from .console import console_router
-from .limits import BearerTokenGate, BodyLimit, HeaderLimit, RejectionRecorder, is_api
+from .limits import BearerTokenGate, BodyLimit, HeaderLimit, RejectionRecorder, client_ip, is_api
 from .pages import render_page
 from .rejections import Rejections, Throttle, flushing
 
@@ -131,7 +131,7 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
 
     @app.post("/api/runs/{run_id}/events", status_code=201)
     def event(run_id: int, body: EventInput, request: Request) -> dict[str, Any]:
-        sender = Actor(request.state.principal.user_name, None, _client(request))
+        sender = Actor(request.state.principal.user_name, None, client_ip(request))
         try:
             event_id = _or_404(lambda: send_event(runtime, run_id, body.name, body.payload, source="api",
                                                   actor=sender))
@@ -141,10 +141,6 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
         return {"event_id": event_id}
 
     return app
-
-
-def _client(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def _or_404(call: Any) -> Any:

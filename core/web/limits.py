@@ -11,6 +11,7 @@ from typing import Protocol
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,6 +25,11 @@ class RejectionRecorder(Protocol):
     """Called, on a worker thread, for each refused API credential."""
 
     def __call__(self, client_ip: str | None, reason: str, method: str, path: str) -> None: ...
+
+
+def client_ip(request: Request) -> str | None:
+    """The client's address as uvicorn gives it (the proxy's X-Forwarded-For only from web.trusted_proxies)."""
+    return request.client.host if request.client else None
 
 
 def is_api(path: str) -> bool:

@@ -13,8 +13,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ...accounts.sessions import Session, Sessions
+from ...audit import Actor
 from ...runtime import Runtime
 from ..forms import FormRefused, origin_of, own_form
+from ..limits import client_ip
 from ..pages import PAGE_HEADERS
 from ..rejections import Rejections
 
@@ -61,6 +63,11 @@ class Console:
             return self.render("message", 403, session=session,
                                message="this form is out of date: reload the page and try again")
         return session, fields
+
+    @staticmethod
+    def actor(session: Session, request: Request) -> Actor:
+        """Who a console request acts as, for the audit trail: the signed-in person, from the client's address."""
+        return Actor(session.user_name, None, client_ip(request))
 
 
 def console_router(runtime: Runtime, rejections: Rejections) -> APIRouter:

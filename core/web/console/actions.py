@@ -12,7 +12,6 @@ from starlette.concurrency import run_in_threadpool
 
 from ...accounts.roles import GRANTS, Access
 from ...accounts.sessions import Session
-from ...audit import Actor
 from ...campaigns.operations import ACTIONS, operate
 from ...campaigns.queries import campaign_summary
 from ...campaigns.service import Campaigns
@@ -67,7 +66,7 @@ def router(console: Console) -> APIRouter:
         action = (fields.get("action") or [""])[0]
         if action not in ACTIONS:
             return console.render("message", 404, session=session, message=f"no action {action[:40]!r}")
-        actor = Actor(session.user_name, None, request.client.host if request.client else None)
+        actor = console.actor(session, request)
         try:
             outcome: Any = await run_in_threadpool(operate, console.runtime, campaign_id, action, actor,
                                                    confirmed=True)

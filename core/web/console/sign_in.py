@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from ...accounts.sessions import SignInRefused
 from ...audit import AuditSubType, AuditType
 from ..forms import FormRefused, own_form
+from ..limits import client_ip
 from . import COOKIE, Console
 
 SIGN_IN_REFUSED = "wrong name or password, or a disabled or locked account"
@@ -30,7 +31,7 @@ def router(console: Console) -> APIRouter:
 
     @routes.post("/sign-in")
     async def sign_in(request: Request) -> Response:
-        client = _client(request)
+        client = client_ip(request)
         try:
             fields = await own_form(request, console.own_origin)
         except FormRefused as refused:
@@ -54,7 +55,7 @@ def router(console: Console) -> APIRouter:
         if isinstance(posted, Response):
             return posted
         session, _ = posted
-        await run_in_threadpool(console.sessions.sign_out, session, _client(request))
+        await run_in_threadpool(console.sessions.sign_out, session, client_ip(request))
         response = RedirectResponse("/sign-in", 303)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=_https(request, console))
         return response
@@ -73,7 +74,3 @@ def _https(request: Request, console: Console) -> bool:
     """Secure cookies when the browser is on https: the base URL says so, or a trusted proxy does (uvicorn sets the
     scheme from X-Forwarded-Proto only for web.trusted_proxies)."""
     return request.url.scheme == "https" or console.runtime.settings.web.base_url.lower().startswith("https://")
-
-
-def _client(request: Request) -> str | None:
-    return request.client.host if request.client else None

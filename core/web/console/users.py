@@ -11,7 +11,6 @@ from ...accounts.roles import GRANTS, Access, Role, parse_role
 from ...accounts.sessions import Session
 from ...accounts.tokens import Tokens
 from ...accounts.users import Accounts
-from ...audit import Actor
 from ...errors import CampaignkitError
 from . import Console
 
@@ -53,8 +52,7 @@ def router(console: Console) -> APIRouter:
         change = (fields.get("change") or [""])[0]
         if change not in CHANGES:
             return console.render("message", 404, session=session, message=f"no change {change[:40]!r}")
-        accounts, actor = Accounts(console.runtime), Actor(session.user_name, None,
-                                                           request.client.host if request.client else None)
+        accounts, actor = Accounts(console.runtime), console.actor(session, request)
         try:
             if change == "set-role":
                 role = parse_role((fields.get("role") or [""])[0])
