@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     )
     from .kinds import (
         CampaignKind,
+        ConsoleGate,
+        ConsolePerson,
         ConsoleTab,
         JobOutcome,
         KindJob,
@@ -132,6 +134,8 @@ __all__ = [
     "Channel",
     "Component",
     "ConfigurationError",
+    "ConsoleGate",
+    "ConsolePerson",
     "ConsoleTab",
     "DefinitionError",
     "Delivery",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,7 +23,7 @@ from .interfaces import Component
 
 if TYPE_CHECKING:
     import typer
-    from fastapi import APIRouter
+    from fastapi import APIRouter, Request, Response
     from sqlalchemy import Connection
 
     from .step import StepContext
@@ -108,11 +108,51 @@ class ConsoleTab:
 
 
 @dataclass(frozen=True)
+class ConsolePerson:
+    """Who is signed in to the console, as a kind's console routes and tab templates see them. A form that changes
+    something posts ``csrf``; an audit record names ``user_name`` from ``client_ip``
+    (``Actor(person.user_name, None, person.client_ip)``)."""
+
+    user_name: str
+    role: str  # admin, operator or auditor
+    may_operate: bool  # runs campaigns (launch, pause, terminate, retry...): operators and admins
+    csrf: str  # the session's CSRF token
+    client_ip: str | None = None
+
+
+class ConsoleGate(Protocol):
+    """The console's sign-in, for a kind's own console routes (``WebContext.console``): the pages and forms a kind
+    adds next to its ``console_tabs`` (an export, a confirmation page) need the signed-in person, as core's do."""
+
+    def page(self, request: Request, render: Callable[[ConsolePerson], Response], *,
+             operate: bool = False) -> Response:
+        """``render(person)`` for a signed-in person (with ``operate``, only an operator or admin: anyone else gets
+        a 403 page); the sign-in page for anyone not signed in."""
+        ...
+
+    async def posted(self, request: Request, *, operate: bool = True,
+                     ) -> tuple[ConsolePerson, Mapping[str, list[str]]] | Response:
+        """The person and fields of a state-changing form: signed in, an operator or admin (unless ``operate`` is
+        False), posted from the console's own origin with the session's CSRF token (field ``csrf``). Anything else
+        is answered here: return the Response as it is."""
+        ...
+
+    def render(self, person: ConsolePerson, template: str, status_code: int = 200, /,
+               **variables: Any) -> Response:
+        """A console page from ``template`` (a path under the template folders: the kind's own, extending
+        ``console/base.html``, or core's ``console/message.html`` with ``message``), rendered autoescaped with the
+        person as ``session`` and the console's page headers."""
+        ...
+
+
+@dataclass(frozen=True)
 class WebContext:
-    """What a kind's routes may use: the runtime, and the refusals recorder (rate-limited, coalesced audit)."""
+    """What a kind's routes may use: the runtime, the refusals recorder (rate-limited, coalesced audit), and the
+    console's sign-in for its console pages (None outside ``create_app``)."""
 
     runtime: Any
     rejections: Rejections
+    console: ConsoleGate | None = None
 
 
 class CampaignKind(Component):
@@ -202,7 +242,8 @@ class CampaignKind(Component):
     def console_tab(self, tab: str, campaign_id: str, query: Mapping[str, str]) -> ConsoleTab | None:
         """The content of ``tab`` (one of ``console_tabs``) on a campaign's page, for the page's query parameters
         (its filters, sort and page; a CampaignkitError is shown as the tab's message). Links and forms in it keep
-        ``tab`` among their parameters. Read-only: the console offers no state change through a tab yet."""
+        ``tab`` among their parameters. Its template also gets ``person`` (ConsolePerson), to offer a change only to
+        those who may make it; the change itself goes through the kind's own routes (``WebContext.console``)."""
         return None
 
 

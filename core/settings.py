@@ -13,8 +13,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, cast, get_args
+from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -166,6 +167,75 @@ class WebSettings(BaseModel):
         "and X-Forwarded-Proto are believed; empty: those headers are ignored and the client is the peer address.")
 
 
+def check_issuer(value: str) -> str:
+    if not value:
+        return value
+    parts = urlsplit(value)
+    loopback = (parts.hostname or "").lower() == "localhost" or _is_loopback_address(parts.hostname or "")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise ValueError("must be an https:// URL (plain http:// only on a loopback host, for tests)")
+    if parts.query or parts.fragment:
+        raise ValueError("must have no query or fragment")
+    return value
+
+
+def _is_loopback_address(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+ConsoleRole = Literal["admin", "operator", "auditor"]  # core/accounts/roles.py Role, which settings may not import
+
+
+class OidcSettings(BaseModel):
+    """Single sign-on to the console with OpenID Connect (docs/accounts.md#single-sign-on); off without an issuer."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a silent default
+
+    issuer: Annotated[str, AfterValidator(check_issuer)] = Field(
+        default="", description="The provider's issuer URL, exactly as its ID tokens name it; its "
+        "/.well-known/openid-configuration is read from there. Empty: single sign-on is off.")
+    client_id: str = Field(default="", description="campaignkit's client id at the provider.")
+    client_secret: SecretStr | None = Field(
+        default=None, description="The client's secret (client_secret_basic); unset for a public client, which "
+        "PKCE protects. Set it in the environment or the secrets directory, not in campaignkit.toml.")
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"],
+                              description="Scopes asked for; openid is always among them.")
+    name_claim: str = Field(
+        default="email", description="The ID token claim that names the local account at its first sign-in "
+        "(afterwards the account is found by the provider's subject, sub).")
+    roles_claim: str = Field(
+        default="groups", description="The ID token claim listing the person's groups or roles (a list or one "
+        "string); a dotted path (realm_access.roles) reaches into an object.")
+    role_map: dict[str, ConsoleRole] = Field(
+        default_factory=dict, description="Claim value to console role (admin, operator, auditor), e.g. "
+        '{"ck-admins": "admin"}. Several matching values give the most powerful of their roles.')
+    default_role: ConsoleRole | None = Field(
+        default=None, description="The role of someone whose claim maps to none; unset: their sign-in is refused "
+        "(and audited as Login Failed).")
+    button_label: str = Field(
+        default="single sign-on", max_length=60, description='The sign-in page\'s button reads "Sign in with '
+        '<button_label>".')
+    ca_file: Path | None = Field(
+        default=None, description="PEM bundle of a private CA for the provider's certificate; default: the "
+        "system's CAs.")
+    timeout_seconds: float = Field(default=10, gt=0, le=120, description="Timeout of each call to the provider.")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.issuer)
+
+    @model_validator(mode="after")
+    def _complete(self) -> OidcSettings:
+        if self.issuer and not self.client_id:
+            raise ValueError("client_id must be set along with issuer")
+        if "openid" not in self.scopes:
+            self.scopes = ["openid", *self.scopes]
+        return self
+
+
 class DefinitionSettings(BaseModel):
     """Limits on campaign definition files, checked while they are read: a hostile file (an alias bomb, deep
     nesting) is refused in bounded time and memory, before anything is stored."""
@@ -186,6 +256,10 @@ class DefinitionSettings(BaseModel):
     max_total_chars: int = Field(
         default=1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Most characters of text in one definition, "
         "aliases expanded: bounds what a definition stores.")
+    files_dir: Path = Field(
+        default=Path("definition-files"), description="The only folder whose files a definition sent through the "
+        "API or the console may name (audience.path, relative to it; absolute paths and .. are refused); a "
+        "relative path is taken under var_dir.")
 
 
 class Settings(BaseSettings):
@@ -227,6 +301,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
     definitions: DefinitionSettings = Field(default_factory=DefinitionSettings)
 
     @classmethod

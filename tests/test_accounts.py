@@ -16,12 +16,14 @@ from sqlalchemy import select
 
 from campaignkit.core import create_app
 from campaignkit.core.accounts.roles import Role, Scope
+from campaignkit.core.accounts.sessions import Sessions
 from campaignkit.core.accounts.tokens import Tokens
 from campaignkit.core.accounts.users import Accounts
 from campaignkit.core.db import reading
 from campaignkit.core.db.schema import api_tokens
 from campaignkit.core.engine.events import send_event
 from campaignkit.core.errors import CampaignkitError, InvalidState
+from campaignkit.core.web.limits import is_api
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "accounts.md"
 SHARED = "s7Kq2-Lm9xP4vB8nR3tW6yZ1cF5hJ0dG-shared-token"
@@ -73,7 +75,7 @@ def test_every_route_answers_each_caller_as_the_table_in_the_docs_says(served: A
     (run,) = harness.runs(campaign_id)
     bodies = {"POST": {"name": "opened"}}
     for (method, path), expected in sorted(matrix.items()):
-        concrete = path.replace("{campaign_id}", campaign_id).replace("{run_id}", str(run.id))
+        concrete = path.replace("{campaign_id}", campaign_id).replace("{run_id}", str(run.id)).replace("{key}", "k1")
         for caller, want in zip(callers, expected, strict=True):
             token = tokens[caller]
             headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -192,3 +194,62 @@ def test_an_operator_runs_a_campaign_through_the_api_and_each_step_is_audited_as
     assert {row[1:] for row in done} == {("ops@example.org", "127.0.0.1")}
     assert [row[0] for row in done if row[0].startswith("Workflow")] == [
         "Workflow Started", "Workflow Pause Request", "Workflow Resume Request", "Workflow Termination Request"]
+
+
+CONSOLE_CALLERS = ("no session", "auditor", "operator", "admin")
+
+
+def console_routes(app: Any) -> set[tuple[str, str]]:
+    """Every route a person opens in the browser: not the API (but its reference page), not the recipients' pages
+    (opened through signed links), not the health check."""
+    from fastapi.routing import iter_route_contexts
+
+    found = set()
+    for context in iter_route_contexts(app.routes):
+        route = getattr(context, "starlette_route", None) or context.original_route
+        path = getattr(route, "path", "").replace("{key:path}", "{key}")
+        if (is_api(path) and path != "/api/docs") or path in ("/openapi.json", "/health") \
+                or path.startswith("/review/"):
+            continue
+        found |= {(method, path) for method in getattr(route, "methods", ()) if method != "HEAD"}
+    return found
+
+
+def documented_console_matrix() -> dict[tuple[str, str], list[str]]:
+    section = DOCS.read_text().split("## What each role may open in the console")[1].split("\n## ")[0]
+    rows = [[cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
+            for line in section.splitlines() if line.startswith("|")]
+    assert rows[0][2:] == list(CONSOLE_CALLERS)
+    return {(row[0], row[1]): row[2:] for row in rows[2:]}
+
+
+def test_every_console_page_and_form_answers_each_role_as_the_table_in_the_docs_says(served: Any) -> None:
+    """GET each page, and POST each form with the session's CSRF token from our own origin but asking for nothing
+    that exists (an unknown action, an empty definition), so that no answer depends on another."""
+    url, harness = served
+    matrix = documented_console_matrix()
+    assert set(matrix) == console_routes(create_app(harness.runtime))  # every page, and no page that is gone
+    campaign_id = harness.create(FLOW)
+    harness.launch(campaign_id, harness.csv("key\nk1\n"))
+    harness.run_to_idle()
+    (run,) = harness.runs(campaign_id)
+    accounts, sessions = Accounts(harness.runtime), Sessions(harness.runtime)
+    signed: dict[str, Any] = {"no session": None}
+    for role in CONSOLE_CALLERS[1:]:
+        accounts.add(f"{role}-person", Role(role), harness.actor, password="a long enough password")
+        signed[role] = sessions.open(accounts.get(f"{role}-person"), "127.0.0.1", "matrix")
+    own = {"Origin": harness.runtime.settings.web.base_url.rstrip("/")}
+    for (method, path), expected in sorted(matrix.items(), key=lambda item: item[0][1] == "/sign-out"):
+        concrete = (path.replace("{campaign_id}", campaign_id).replace("{run_id}", str(run.id))
+                    .replace("{key}", "k1").replace("{name}", "admin-person"))
+        for caller, want in zip(CONSOLE_CALLERS, expected, strict=True):
+            token, session = signed[caller] or (None, None)
+            cookies = {"ck_session": token} if token else {}
+            data = {"csrf": session.csrf if session else "", "action": "nothing", "change": "nothing",
+                    "name": "nobody", "password": "not the password"}  # /sign-in: a wrong one, 401 for anyone
+            answer = httpx.request(method, f"{url}{concrete}", cookies=cookies, headers=own,
+                                   data=data if method == "POST" else None)
+            to_sign_in = answer.status_code == 303 and answer.headers["location"] == "/sign-in"
+            got = "sign-in" if to_sign_in else str(answer.status_code) if answer.status_code in (401, 403) \
+                or answer.status_code >= 500 else "yes"
+            assert got == want, f"{method} {path} as {caller}: {answer.status_code}, the docs say {want}"

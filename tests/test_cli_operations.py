@@ -214,7 +214,8 @@ def test_audit_export_writes_jsonl_and_csv_files_and_is_audited(cli: Cli, tmp_pa
     assert (started["audit_sub_type"], started["object_name"]) == ("Workflow Started", "Exported")
     exports = as_json(cli("audit", "--sub-type", "File Export", "--format", "json"))
     assert sorted(e["details"] for e in exports) == sorted([first_export["details"],
-                                                            f"audit export of 1 record(s) to {out_csv}"])
+                                                            f"audit export of 1 record(s) to {out_csv}, "
+                                                            "matching sub-type 'Workflow Started'"])
     assert "audit chain intact" in cli("audit", "verify").stdout  # export records join the chain
     assert "csv or jsonl" in cli("audit", "export", "--format", "xml", code=1).stderr
 

@@ -156,8 +156,9 @@ def test_in_a_browser_an_operator_signs_in_sees_the_campaigns_and_signs_out(cons
     page.click("#sign-in")
     page.wait_for_url(f"{url}/campaigns")
     row = page.locator("#campaigns tbody tr").first
-    assert row.locator("td").all_inner_texts()[:7] == ["Welcome journey", "demo", "journey", "In Progress", "1.0",
-                                                       "2", "2"]
+    launched = harness.runtime.clock.now().strftime("%Y-%m-%d %H:%M UTC")
+    assert row.locator("td").all_inner_texts()[:9] == ["Welcome journey", "demo", "journey", "In Progress", "1.0",
+                                                       "", launched, "2", "2"]
     assert page.locator("#who").inner_text() == "grace (operator)"
     page.screenshot(path=str(tmp_path / "campaigns.png"))
 
@@ -392,3 +393,72 @@ def test_admins_change_roles_and_disable_accounts_others_cannot(console: Any) ->
              if r.audit_sub_type in ("Role Changed", "User Disabled")]
     assert trail == [("Role Changed", "root", "user 'grace': role operator -> auditor"),
                      ("User Disabled", "root", "user 'grace' disabled")]
+
+
+def test_a_campaign_s_map_counts_the_runs_at_each_node_and_edge(console: Any) -> None:
+    url, harness = console
+    campaign_id = harness.create(BRANCHING)
+    harness.launch(campaign_id, harness.csv("key,plan\nada,pro\nalan,basic\nlinus,pro\nmargaret,pro\n"))
+    harness.run_to_idle()
+    from campaignkit.core import send_event
+
+    ada = next(run for run in harness.runs(campaign_id) if run.target_key == "ada")
+    send_event(harness.runtime, ada.id, "clicked")
+    harness.run_to_idle()
+    cookies = signed(url)
+    page = httpx.get(f"{url}/campaigns/{campaign_id}", cookies=cookies).text
+    overview = page.split('id="workflow"')[1].split("</svg>")[0]
+    edges = dict(re.findall(r'data-edge="([^"]+)" data-count="(\d+)"', overview))
+    assert edges == {"start:next": "4", "split:true": "3", "split:false": "1", "pro:clicked": "1"}
+    counted = dict(re.findall(r'data-node="([^"]+)"[^>]*>\s*<title>[^<]*</title>\s*<rect[^>]*/>\s*<text[^>]*>[^<]*'
+                              r'</text>\s*<text[^>]*data-counts>([^<]*)</text>', overview))
+    assert counted == {"start": "4 entered", "split": "4 entered", "pro": "3 entered · 2 waiting",
+                       "basic": "1 entered", "end": "1 entered"}
+    assert marked(page, "node") == {"start", "split", "pro", "basic", "end"}
+    assert re.search(r'class="node taken current" data-node="pro"', overview)  # runs wait there
+    assert [row[:3] for row in texts(page, "node-counts")] == [
+        ["4", "0", "0"], ["4", "0", "0"], ["3", "2", "0"], ["1", "0", "0"], ["1", "0", "0"]]
+    waiting = httpx.get(f"{url}/campaigns/{campaign_id}", params={"node": "pro", "sort": "target"},
+                        cookies=cookies).text
+    assert [row[:3] for row in texts(waiting, "runs")] == [["linus", "waiting", "pro"], ["margaret", "waiting", "pro"]]
+
+
+def test_a_contact_s_page_lists_its_runs_in_every_campaign(console: Any, clock: Any) -> None:
+    url, harness = console
+    first = harness.create(FLOW)
+    second = harness.create(BRANCHING)
+    harness.launch(first, harness.csv("key,plan\nada@example.org,pro\nalan@example.org,basic\n"))
+    harness.launch(second, harness.csv("key,plan\nada@example.org,pro\n"))
+    harness.run_to_idle()
+    cookies = signed(url)
+    page = httpx.get(f"{url}/contacts/ada@example.org", cookies=cookies).text
+    assert [row[:5] for row in texts(page, "contact-runs")] == [
+        ["Branching journey", "journey", row_cycle(harness, second), "waiting", "pro"],
+        ["Welcome journey", "journey", row_cycle(harness, first), "waiting", "wait"]]
+    assert "<dt>plan</dt><dd>pro</dd>" in page
+    ada = next(run for run in harness.runs(second) if run.target_key == "ada@example.org")
+    execution = httpx.get(f"{url}/runs/{ada.id}", cookies=cookies).text
+    link = re.search(r'href="([^"]+)" id="contact"', execution).group(1)
+    assert link == "/contacts/ada%40example.org" and httpx.get(f"{url}{link}", cookies=cookies).text == page
+    assert httpx.get(f"{url}/contacts/nobody@example.org", cookies=cookies).status_code == 404
+    assert httpx.get(f"{url}/contacts/ada@example.org").headers["location"] == "/sign-in"
+    token = harness.api_token("auditor", "read")
+    api = httpx.get(f"{url}/api/contacts/ada@example.org", headers={"Authorization": f"Bearer {token}"}).json()
+    assert [(r["campaign_name"], r["status"]) for r in api["runs"]] == [("Branching journey", "waiting"),
+                                                                         ("Welcome journey", "waiting")]
+
+
+def row_cycle(harness: Harness, campaign_id: str) -> str:
+    (run, *_) = harness.runs(campaign_id)
+    return str(run.launch_id)
+
+
+def test_the_api_reference_is_a_page_for_signed_in_people(console: Any) -> None:
+    url, harness = console
+    assert httpx.get(f"{url}/api/docs").headers["location"] == "/sign-in"  # no session: no reference, and no 401
+    page = httpx.get(f"{url}/api/docs", cookies=signed(url)).text
+    listed = re.findall(r'<li><a href="#op-\d+"><code>([A-Z]+ [^<]+)</code></a>', page)
+    documented = {f"{method.upper()} {path}" for path, item in create_app(harness.runtime).openapi()["paths"].items()
+                  for method in item}
+    assert set(listed) == documented and "POST /api/campaigns/{campaign_id}/launch" in listed
+    assert "<script" not in page and "cdn" not in page.lower()

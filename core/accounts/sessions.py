@@ -24,7 +24,7 @@ from ..db import reading, writing
 from ..db.schema import sessions, users
 from .roles import Role
 from .tokens import token_hash
-from .users import Accounts
+from .users import Accounts, User
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -68,6 +68,12 @@ class Sessions:
         if user is None:
             self._failed(name, now)
             raise SignInRefused(f"sign-in refused for {name[:100]!r}: wrong name or password, or disabled")
+        return self.open(user, client_ip, f"signed in to the console as {user.role}")
+
+    def open(self, user: User, client_ip: str | None, details: str) -> tuple[str, Session]:
+        """A new session for an account whose sign-in was checked (a password here, single sign-on in sso.py),
+        audited as Login with ``details``; returns the cookie's token and the session."""
+        now = self.runtime.clock.now()
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         session = Session(token_hash(token), user.name, user.role, csrf, now + timedelta(hours=self.web.session_hours))
         with writing(self.runtime.engine) as conn:
@@ -76,7 +82,7 @@ class Sessions:
                                                  client_ip=client_ip, created_at=now, last_seen_at=now,
                                                  expires_at=session.expires_at))
             record(conn, actor=Actor(user.name, None, client_ip), audit_type=AuditType.SYSTEM_ACCESS,
-                   sub_type=AuditSubType.LOGIN, at=now, code=self, details=f"signed in to the console as {user.role}")
+                   sub_type=AuditSubType.LOGIN, at=now, code=self, details=details)
         return token, session
 
     def resume(self, token: str | None) -> Session | None:

@@ -35,6 +35,7 @@ class User:
     created_at: datetime
     disabled_at: datetime | None
     has_password: bool
+    sso: bool = False  # made by single sign-on (sso.py): found by the provider's subject, signs in only that way
 
     @property
     def active(self) -> bool:
@@ -122,6 +123,8 @@ class Accounts:
         now = self.runtime.clock.now()
         with writing(self.runtime.engine) as conn:
             row = self._row(conn, name)
+            if row.sso_subject is not None:
+                raise InvalidState(f"user {name!r} signs in through single sign-on and has no password")
             conn.execute(update(users).where(users.c.id == row.id).values(password_hash=hashed, updated_at=now))
             record(conn, actor=actor, audit_type=AuditType.SYSTEM_ACCESS, sub_type=AuditSubType.CHANGE_PASSWORD,
                    at=now, code=self, details=f"password of user {name!r} set anew")
@@ -176,4 +179,5 @@ _DUMMY_HASH = _DummyHash()
 
 
 def _user(row: Any) -> User:
-    return User(int(row.id), row.name, Role(row.role), row.created_at, row.disabled_at, row.password_hash is not None)
+    return User(int(row.id), row.name, Role(row.role), row.created_at, row.disabled_at, row.password_hash is not None,
+                row.sso_subject is not None)

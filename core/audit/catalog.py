@@ -70,6 +70,7 @@ class AuditSubType(StrEnum):
     EDITED = "Edited"  # Object Change: a campaign's definition replaced
     LINK_REJECTED = "Link Rejected"  # Security: a forged, tampered or expired link
     AUDIT_CHECKPOINT = "Audit Checkpoint"  # Security: a signed checkpoint of the audit chain's head
+    AUDIT_VERIFIED = "Audit Verified"  # Security: the whole audit chain verified on request, with the result
     USER_CREATED = "User Created"  # Security: an account added
     ROLE_CHANGED = "Role Changed"  # Security: an account's role changed
     USER_DISABLED = "User Disabled"  # Security: an account disabled (its tokens stop working)
@@ -81,7 +82,7 @@ class AuditSubType(StrEnum):
 OWN_AUDIT_TYPES = frozenset({AuditType.OBJECT_CHANGE})
 OWN_SUB_TYPES = frozenset({
     AuditSubType.LAUNCH_MISSED, AuditSubType.DEADLINE, AuditSubType.CREATED,
-    AuditSubType.EDITED, AuditSubType.LINK_REJECTED, AuditSubType.AUDIT_CHECKPOINT,
+    AuditSubType.EDITED, AuditSubType.LINK_REJECTED, AuditSubType.AUDIT_CHECKPOINT, AuditSubType.AUDIT_VERIFIED,
     AuditSubType.USER_CREATED, AuditSubType.ROLE_CHANGED, AuditSubType.USER_DISABLED, AuditSubType.USER_ENABLED,
     AuditSubType.TOKEN_CREATED, AuditSubType.TOKEN_REVOKED,
 })

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,6 +54,14 @@ class AuditFilter:
             query = query.where(c.audit_timestamp < self.until)
         return query
 
+    def describe(self) -> str:
+        """The filter in words, for the records of exports (empty: no filter)."""
+        named = [f"{name} {value!r}" for name, value in (("type", self.audit_type), ("sub-type", self.sub_type),
+                                                        ("user", self.user), ("object", self.object)) if value]
+        named += [f"{name} {value.isoformat()}" for name, value in (("since", self.since), ("until", self.until))
+                  if value]
+        return ", ".join(named)
+
 
 def list_audit(
     runtime: Runtime, where: AuditFilter, limit: int = 100, newest_first: bool = True
@@ -93,17 +102,41 @@ def iter_audit(runtime: Runtime, where: AuditFilter, chunk: int = 5000) -> Itera
         after = rows[-1]["audit_id"]
 
 
+class AuditExport:
+    """Matching records as CSV (with a header) or JSON lines, in audit_id order, as chunks of text of about
+    CHUNK_CHARS: iterate it to stream an export of any size in constant memory; ``count`` says how many so far."""
+
+    CHUNK_CHARS = 64 * 1024
+
+    def __init__(self, runtime: Runtime, where: AuditFilter, fmt: str = "csv") -> None:
+        if fmt not in ("csv", "jsonl"):
+            raise ValueError(f"export format: csv or jsonl, not {fmt!r}")
+        self.runtime, self.where, self.fmt = runtime, where, fmt
+        self.count = 0
+
+    def __iter__(self) -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = CsvWriter(buffer, lineterminator="\r\n") if self.fmt == "csv" else None  # RFC 4180's ending
+        if writer is not None:
+            writer.writerow(COLUMNS)
+        for record in iter_audit(self.runtime, self.where):
+            record["audit_timestamp"] = record["audit_timestamp"].isoformat()
+            if writer is not None:
+                writer.writerow(record[column] for column in COLUMNS)
+            else:
+                buffer.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.count += 1
+            if buffer.tell() >= self.CHUNK_CHARS:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        if buffer.tell():
+            yield buffer.getvalue()
+
+
 def export_audit(runtime: Runtime, where: AuditFilter, out: TextIO, fmt: str = "csv") -> int:
     """Stream matching records to ``out`` as CSV (with a header) or JSON lines; returns how many."""
-    count = 0
-    writer = CsvWriter(out, lineterminator="\r\n") if fmt == "csv" else None  # DictWriter's RFC 4180 ending
-    if writer is not None:
-        writer.writerow(COLUMNS)
-    for record in iter_audit(runtime, where):
-        record["audit_timestamp"] = record["audit_timestamp"].isoformat()
-        if writer is not None:
-            writer.writerow(record[column] for column in COLUMNS)
-        else:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        count += 1
-    return count
+    export = AuditExport(runtime, where, fmt)
+    for chunk in export:
+        out.write(chunk)
+    return export.count

@@ -205,6 +205,7 @@ class ChainReport:
     legacy: int  # of those, unkeyed records written before the chain was keyed
     broken: ChainBreak | None
     checkpoint: Checkpoint | None = None  # the checkpoint the chain was held against, if one was given
+    last_hash: str = GENESIS_HASH  # the hash of record ``checked``, as verified
 
 
 def _missing(first: int, last: int) -> str:
@@ -263,17 +264,38 @@ class _Walk:
         return None
 
 
-def verify_chain(conn: Connection, *, checkpoint: Checkpoint | None = None, chunk: int = 5000) -> ChainReport:
+def _resume(conn: Connection, walk: _Walk, after: tuple[int, str]) -> ChainBreak | None:
+    """Start ``walk`` after record ``after[0]``, verified before with hash ``after[1]``, if it still has it."""
+    audit_id, record_hash = after
+    if audit_id == 0:
+        return None
+    stored = conn.execute(select(audit_history.c.record_hash, audit_history.c.key_id)
+                          .where(audit_history.c.audit_id == audit_id)).first()
+    if stored is None:
+        return ChainBreak(audit_id, f"record {audit_id} is missing: it was verified before")
+    if stored.record_hash != record_hash:
+        return ChainBreak(audit_id, f"record {audit_id} differs from when it was verified: it or a record before "
+                                    "it was re-hashed")
+    walk.previous, walk.expected, walk.keyed = record_hash, audit_id + 1, stored.key_id is not None
+    return None
+
+
+def verify_chain(conn: Connection, *, checkpoint: Checkpoint | None = None, chunk: int = 5000,
+                 after: tuple[int, str] | None = None) -> ChainReport:
     """Walk the chain in id order, each record's HMAC with the key its key_id names (current or previous).
 
     Finds the first edited, inserted or deleted record, and one re-hashed without the key. Given a checkpoint (signed
-    and kept outside the database), also a truncated tail, even with the chain head updated to match.
+    and kept outside the database), also a truncated tail, even with the chain head updated to match. ``after``
+    (audit_id, record_hash) of a record verified before starts the walk past it, to the head: only the records
+    written since are re-hashed (core/audit/verification.py shows the chain's state so on every audit page).
     """
     walk = _Walk(conn, checkpoint)
-    after = 0
+    if after is not None and (moved := _resume(conn, walk, after)) is not None:
+        return ChainReport(0, 0, moved, checkpoint)
+    last = walk.expected - 1
     while True:
         rows = conn.execute(
-            select(audit_history).where(audit_history.c.audit_id > after).order_by(audit_history.c.audit_id)
+            select(audit_history).where(audit_history.c.audit_id > last).order_by(audit_history.c.audit_id)
             .limit(chunk)
         ).mappings().all()
         if not rows:
@@ -281,8 +303,9 @@ def verify_chain(conn: Connection, *, checkpoint: Checkpoint | None = None, chun
         for row in rows:
             reason = walk.step(row)
             if reason is not None:
-                return ChainReport(walk.expected - 1, walk.legacy, ChainBreak(walk.expected, reason), checkpoint)
-        after = rows[-1]["audit_id"]
+                return ChainReport(walk.expected - 1, walk.legacy, ChainBreak(walk.expected, reason), checkpoint,
+                                   walk.previous)
+        last = rows[-1]["audit_id"]
     checked = walk.expected - 1
     broken = walk.against_checkpoint()
     if broken is None:
@@ -293,7 +316,22 @@ def verify_chain(conn: Connection, *, checkpoint: Checkpoint | None = None, chun
             broken = ChainBreak(last_id + 1, f"the chain head says {last_id} records, found {checked}")
         elif last_hash != walk.previous:
             broken = ChainBreak(checked, f"record {checked} does not match the chain head")
-    return ChainReport(checked, walk.legacy, broken, checkpoint)
+    return ChainReport(checked, walk.legacy, broken, checkpoint, walk.previous)
+
+
+def record_problem(conn: Connection, row: Mapping[Any, Any]) -> str | None:
+    """One record's own link, from the stored hash of the record before it: why it is broken, or None. Cheap; what
+    it cannot see (the records before, re-hashed) a walk of the chain does."""
+    walk = _Walk(conn, None)
+    audit_id = row["audit_id"]
+    if audit_id > 1:
+        before = conn.execute(select(audit_history.c.record_hash, audit_history.c.key_id)
+                              .where(audit_history.c.audit_id == audit_id - 1)).first()
+        if before is None:
+            return _missing(audit_id - 1, audit_id - 1)
+        walk.previous, walk.keyed = before.record_hash, before.key_id is not None
+    walk.expected = audit_id
+    return walk.step(row)
 
 
 def verify(conn: Connection, chunk: int = 5000) -> tuple[int, ChainBreak | None]:

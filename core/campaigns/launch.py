@@ -18,6 +18,7 @@ from ..definitions.reading import CONTROL, shown
 from ..definitions.workflow import CampaignDefinition
 from ..errors import AudienceError
 from ..interfaces import Target
+from . import counts
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -189,6 +190,7 @@ def insert_runs(
     the source propagates, and the caller's transaction rolls back every row written so far.
     """
     statement = _upsert(conn)
+    launched_before = _launched(conn, launch_id)
     seen_rows = 0
     chunk: dict[str, dict[str, Any]] = {}
     for target in targets:
@@ -206,12 +208,16 @@ def insert_runs(
         conn.execute(statement, list(chunk.values()))
     if progress:
         progress(seen_rows)
-    count = conn.execute(
-        runs.select().with_only_columns(func.count()).where(runs.c.launch_id == launch_id)
-    ).scalar_one()
+    count = _launched(conn, launch_id)
     if count == 0:
         raise AudienceError("the audience is empty: no targets to launch")
-    return int(count)
+    counts.add_launched(conn, campaign_id, launch_id, count - launched_before)
+    return count
+
+
+def _launched(conn: Connection, launch_id: int) -> int:
+    return int(conn.execute(runs.select().with_only_columns(func.count()).where(runs.c.launch_id == launch_id))
+               .scalar_one())
 
 
 def _row(target: Target, campaign_id: str, launch_id: int, version_id: int, due_at: datetime,

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, select, type_coerce
 
 from ..db import reading
-from ..db.schema import campaign_versions, campaigns, launches, runs, step_records
+from ..db.schema import UTCDateTime, campaign_versions, campaigns, launches, runs, step_records, targets
 from ..definitions.workflow import Workflow
 from ..errors import CampaignkitError, NotFound
+from . import counts
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -26,18 +27,46 @@ RUN_SORTS = {
 
 
 def list_campaigns(runtime: Runtime) -> list[dict[str, Any]]:
-    live = (select(func.count()).where(runs.c.campaign_id == campaigns.c.id,
-                                       runs.c.status.in_(("pending", "active", "waiting")))
-            .correlate(campaigns).scalar_subquery())
-    total = select(func.count()).where(runs.c.campaign_id == campaigns.c.id).correlate(campaigns).scalar_subquery()
+    """Every campaign with its version, next and last cycle, and its runs (all, live) from the kept counts."""
     query = (select(campaigns.c.id, campaigns.c.name, campaigns.c.folder, campaigns.c.kind, campaigns.c.state,
                     (func.cast(campaign_versions.c.major, campaigns.c.name.type) + "."
                      + func.cast(campaign_versions.c.minor, campaigns.c.name.type)).label("version"),
-                    total.label("runs"), live.label("live_runs"), campaigns.c.updated_at)
+                    campaigns.c.updated_at)
              .join(campaign_versions, campaign_versions.c.id == campaigns.c.current_version_id)
              .order_by(campaigns.c.folder, campaigns.c.name))
+    scheduled = case((launches.c.status == "scheduled", launches.c.cycle_at))
+    launched = case((launches.c.status == "launched", launches.c.cycle_at))
+    cycles = (select(launches.c.campaign_id, type_coerce(func.min(scheduled), UTCDateTime),
+                     type_coerce(func.max(launched), UTCDateTime)).group_by(launches.c.campaign_id))
     with reading(runtime.engine) as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
+        rows = [dict(row._mapping) for row in conn.execute(query)]
+        kept = counts.totals(conn)
+        when = {campaign_id: (next_at, last_at) for campaign_id, next_at, last_at in conn.execute(cycles)}
+    for row in rows:
+        row["runs"], row["live_runs"] = kept.get(row["id"], (0, 0))
+        row["next_cycle"], row["last_cycle"] = when.get(row["id"], (None, None))
+    return rows
+
+
+def contact(runtime: Runtime, key: str) -> dict[str, Any]:
+    """A target across campaigns: its custom fields, its attributes as its latest run saw them, and every run."""
+    with reading(runtime.engine) as conn:
+        campaign_ids = list(conn.execute(select(campaigns.c.id)).scalars())
+        # One lookup per campaign on its (campaign_id, target_key) index: no index on the key alone is needed.
+        found = [dict(row._mapping) for row in conn.execute(
+            select(runs.c.id, runs.c.campaign_id, campaigns.c.name.label("campaign_name"), campaigns.c.kind,
+                   runs.c.launch_id, runs.c.status, runs.c.current_node, runs.c.target, runs.c.created_at,
+                   runs.c.updated_at, runs.c.finished_at)
+            .join(campaigns, campaigns.c.id == runs.c.campaign_id)
+            .where(runs.c.campaign_id.in_(campaign_ids), runs.c.target_key == key).order_by(runs.c.id.desc()))]
+        fields = conn.execute(select(targets.c.custom_fields, targets.c.updated_at).where(targets.c.key == key)).first()
+    if not found and fields is None:
+        raise NotFound(f"no contact {key!r}")
+    attributes = found[0]["target"] if found else {}
+    for run in found:
+        del run["target"]
+    return {"key": key, "attributes": attributes, "custom_fields": dict(fields.custom_fields) if fields else {},
+            "custom_fields_updated_at": fields.updated_at if fields else None, "runs": found}
 
 
 def campaign_summary(runtime: Runtime, campaign_id: str) -> dict[str, Any]:
@@ -49,31 +78,38 @@ def campaign_summary(runtime: Runtime, campaign_id: str) -> dict[str, Any]:
                            .where(campaigns.c.id == campaign_id)).first()
         if row is None:
             raise NotFound(f"no campaign {campaign_id!r}")
-        by_status = select(runs.c.status, func.count()).where(runs.c.campaign_id == campaign_id).group_by(runs.c.status)
-        counts: dict[str, int] = {status: count for status, count in conn.execute(by_status)}
+        by_status = counts.by_status(conn, campaign_id)
+        by_cycle = counts.by_cycle(conn, campaign_id)
         cycles = [dict(r._mapping) for r in conn.execute(
             select(launches.c.id, launches.c.cycle_at, launches.c.status, launches.c.target_count,
                    launches.c.deadline_at).where(launches.c.campaign_id == campaign_id)
             .order_by(launches.c.cycle_at))]
     summary = dict(row._mapping)
     summary["version"] = f"{summary.pop('major')}.{summary.pop('minor')}"
-    summary["runs_by_status"] = counts
-    summary["cycles"] = cycles
+    summary["runs_by_status"] = by_status
+    summary["cycles"] = [{**cycle, "runs_by_status": by_cycle.get(cycle["id"], {})} for cycle in cycles]
     return summary
+
+
+def node_counts(runtime: Runtime, campaign_id: str) -> dict[str, counts.NodeCounts]:
+    """Each node's runs: entered, at it now (by status), left through each edge."""
+    with reading(runtime.engine) as conn:
+        return counts.by_node(conn, campaign_id)
 
 
 @dataclass(frozen=True)
 class RunQuery:
     campaign_id: str
     status: str | None = None
-    search: str | None = None
+    search: str | None = None  # the start of the target key, ignoring (ASCII) case
+    node: str | None = None  # the node the run is at
     cycle: int | None = None
     sort: str = "id"
     descending: bool = False
     limit: int = 100
     offset: int = 0
 
-    def statement(self) -> Select[Any]:
+    def statement(self, dialect: str = "sqlite") -> Select[Any]:
         column = RUN_SORTS.get(self.sort)
         if column is None:
             raise CampaignkitError(f"--sort: unknown column {self.sort!r} (one of: {', '.join(RUN_SORTS)})")
@@ -84,17 +120,28 @@ class RunQuery:
             query = query.where(runs.c.status == self.status)
         if self.cycle is not None:
             query = query.where(runs.c.launch_id == self.cycle)
+        if self.node:
+            query = query.where(runs.c.current_node == self.node)
         if self.search:
-            pattern = f"%{self.search}%"
-            query = query.where(or_(runs.c.target_key.ilike(pattern), runs.c.current_node.ilike(pattern)))
+            query = query.where(_key_starts_with(self.search, dialect))
         order = column.desc() if self.descending else column.asc()
         return query.order_by(order, runs.c.id).limit(self.limit).offset(self.offset)
+
+
+def _key_starts_with(start: str, dialect: str) -> ColumnElement[bool]:
+    """The run's target key starts with ``start``, case aside, as an index serves it (see the indexes of runs)."""
+    if dialect == "postgresql":  # lower() folds every letter; LIKE's own characters in ``start`` are escaped
+        escaped = start.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return func.lower(runs.c.target_key).like(escaped.lower() + "%", escape="\\")
+    folded = "".join(c.lower() if c.isascii() else c for c in start)  # NOCASE folds ASCII letters only
+    key = runs.c.target_key.collate("NOCASE")
+    return and_(key >= folded, key < folded + "\U0010ffff")
 
 
 def list_runs(runtime: Runtime, query: RunQuery) -> list[dict[str, Any]]:
     """One page of a campaign's runs; an unknown campaign is NotFound rather than an empty page."""
     with reading(runtime.engine) as conn:
-        rows = [dict(row._mapping) for row in conn.execute(query.statement())]
+        rows = [dict(row._mapping) for row in conn.execute(query.statement(conn.dialect.name))]
         # Only an empty page needs the extra lookup, so the common case stays one query.
         if not rows and conn.execute(select(campaigns.c.id).where(campaigns.c.id == query.campaign_id)).first() is None:
             raise NotFound(f"no campaign {query.campaign_id!r}")

@@ -18,6 +18,7 @@ from ..clock import utc
 from ..db import reading, writing
 from ..db.schema import LIVE_STATUSES, campaign_versions, campaigns, events, launches, runs
 from ..definitions.loader import LoadedDefinition
+from ..definitions.remote import files_dir, is_sent, sent_source
 from ..definitions.schedule import first_cycle, next_cycle
 from ..definitions.template_check import check_templates, checked_first
 from ..definitions.validation import validate_definition
@@ -68,12 +69,12 @@ class Campaigns(Lifecycle):
                     id=campaign_id, name=definition.name, folder=definition.folder, kind=definition.kind,
                     state="draft", created_at=now, updated_at=now,
                 ))
-                version_id = self._insert_version(conn, campaign_id, definition, loaded.path, now)
+                version_id = self._insert_version(conn, campaign_id, definition, loaded, now)
                 conn.execute(update(campaigns).where(campaigns.c.id == campaign_id)
                              .values(current_version_id=version_id))
                 record(conn, actor=actor, audit_type=AuditType.OBJECT_CHANGE, sub_type=AuditSubType.CREATED,
                        at=now, obj=audit_object(campaign_id, definition), code=self,
-                       details=f"created from {loaded.path or 'definition'}")
+                       details=f"created from {loaded.path or _source(loaded) or 'definition'}")
         except IntegrityError:
             raise InvalidState(
                 f"a campaign named {definition.name!r} already exists in folder {definition.folder!r}; "
@@ -99,15 +100,19 @@ class Campaigns(Lifecycle):
                 # Runs keep the version they started on, so the edit becomes a version of its own.
                 wanted = max(wanted, (current.major, current.minor + 1))
                 definition = definition.model_copy(update={"version": f"{wanted[0]}.{wanted[1]}"})
-                version_id = self._insert_version(conn, campaign_id, definition, loaded.path, now)
+                version_id = self._insert_version(conn, campaign_id, definition, loaded, now)
             else:
                 version_id = current.id
                 conn.execute(update(campaign_versions).where(campaign_versions.c.id == version_id).values(
                     major=wanted[0], minor=wanted[1], definition=definition.model_dump(mode="json"),
-                    source=str(loaded.path.resolve()) if loaded.path else None))
-            conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(
-                name=definition.name, folder=definition.folder, kind=definition.kind,
-                current_version_id=version_id, updated_at=now))
+                    source=_source(loaded), source_text=loaded.text))
+            try:
+                conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(
+                    name=definition.name, folder=definition.folder, kind=definition.kind,
+                    current_version_id=version_id, updated_at=now))
+            except IntegrityError:  # the whole edit is rolled back
+                raise InvalidState(f"another campaign is named {definition.name!r} in folder "
+                                   f"{definition.folder!r}") from None
             record(conn, actor=actor, audit_type=AuditType.OBJECT_CHANGE, sub_type=AuditSubType.EDITED, at=now,
                    obj=audit_object(campaign_id, definition), code=self, details=f"version {definition.version}")
         return definition.version_tuple
@@ -115,7 +120,7 @@ class Campaigns(Lifecycle):
     def _check_templates(self, loaded: LoadedDefinition) -> None:
         """Render every template with the first row of the definition's audience, when it can be read now (an
         audience given only at launch is checked then)."""
-        base_dir = loaded.path.parent if loaded.path else Path.cwd()
+        base_dir = self._base_dir(_source(loaded))
         if audience_file(loaded.definition, base_dir) is None:
             return  # a source that reads no file (an API, a directory) is not called before a launch asks for it
         try:
@@ -129,12 +134,19 @@ class Campaigns(Lifecycle):
             check_templates(self.runtime, loaded.definition, loaded.source, sample, origin)
 
     def _insert_version(self, conn: Connection, campaign_id: str, definition: CampaignDefinition,
-                        path: Path | None, now: datetime) -> int:
+                        loaded: LoadedDefinition, now: datetime) -> int:
         major, minor = definition.version_tuple
         return int(conn.execute(insert(campaign_versions).values(
             campaign_id=campaign_id, major=major, minor=minor, definition=definition.model_dump(mode="json"),
-            source=str(path.resolve()) if path else None, created_at=now,
+            source=_source(loaded), source_text=loaded.text, created_at=now,
         ).returning(campaign_versions.c.id)).scalar_one())
+
+    def _base_dir(self, source: str | None) -> Path:
+        """Where a version's relative file names lead: beside its file; for a definition sent through the API or
+        the console, into definitions.files_dir (definitions/remote.py); else the working directory."""
+        if is_sent(source):
+            return files_dir(self.runtime.settings)
+        return Path(source).parent if source else Path.cwd()
 
     # --- reading ------------------------------------------------------------------------------------
 
@@ -160,8 +172,7 @@ class Campaigns(Lifecycle):
             campaign = self._get(conn, campaign_id)
             version = conn.execute(select(campaign_versions).where(
                 campaign_versions.c.id == campaign.current_version_id)).one()
-        base_dir = Path(version.source).parent if version.source else Path.cwd()
-        return CampaignDefinition.model_validate(version.definition), version.id, base_dir
+        return CampaignDefinition.model_validate(version.definition), version.id, self._base_dir(version.source)
 
     @staticmethod
     def _get(conn: Connection, campaign_id: str) -> Any:
@@ -399,6 +410,13 @@ class Campaigns(Lifecycle):
     def _notify_started(self, campaign_id: str, launch_id: int, count: int) -> None:
         self.runtime.notify("on_campaign_started", campaign=self.get(campaign_id), launch_id=launch_id,
                             target_count=count)
+
+
+def _source(loaded: LoadedDefinition) -> str | None:
+    """What a version records as its origin: its file's absolute path, or ``web:<name>`` for one sent."""
+    if loaded.path is not None:
+        return str(loaded.path.resolve())
+    return sent_source(loaded.sent_as) if loaded.sent_as is not None else None
 
 
 def _deadline(definition: CampaignDefinition, start: datetime) -> datetime | None:

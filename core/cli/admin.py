@@ -107,11 +107,12 @@ def plugins(
     = False,
 ) -> None:
     """List loaded plugins: version, hooks implemented and the names each registers."""
-    from importlib.metadata import entry_points, version
+    from dataclasses import asdict
 
     import pluggy
 
-    from ..plugins.manager import ENTRY_POINT_GROUP, KINDS, collect_registrations
+    from ..plugins.listing import blocked_plugins, loaded_plugins
+    from ..plugins.manager import KINDS
 
     runtime = STATE.runtime(migrated=False)
     pm = runtime.pm
@@ -128,21 +129,8 @@ def plugins(
                         i["plugin"] + "".join(f" ({q})" for q in i["qualifiers"]) for i in r["implementations"])}
                     for r in hook_rows], ["hook", "implementations (call order)"], fmt)
         return
-    versions = {ep.name: ep.dist.version if ep.dist else "" for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    own = version("campaignkit")
-    registered: dict[str, dict[str, list[str]]] = {}
-    for reg in collect_registrations(pm):
-        registered.setdefault(reg.plugin, {}).setdefault(reg.kind, []).append(reg.name)
-    rows: list[dict[str, Any]] = []
-    for plugin in pm.get_plugins():
-        name = pm.get_name(plugin) or repr(plugin)
-        rows.append({
-            "name": name,
-            "version": versions.get(name, own),
-            "hooks": sorted(caller.name for caller in pm.get_hookcallers(plugin) or []),
-            "registers": {kind: sorted(names) for kind, names in registered.get(name, {}).items()},
-        })
-    blocked = [name for name in runtime.settings.plugins.blocked]
+    rows = [asdict(plugin) for plugin in loaded_plugins(pm)]
+    blocked = [plugin.name for plugin in blocked_plugins(runtime.settings)]
     if fmt is Format.json:
         render_json({"plugins": rows, "blocked": blocked, "kinds": list(KINDS.values())})
         return

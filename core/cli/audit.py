@@ -113,9 +113,11 @@ def export(
     else:
         with output.open("w", encoding="utf-8", newline="") as handle:
             count = export_audit(runtime, where, handle, fmt)
+    matching = where.describe()
     with writing(runtime.engine) as conn:
         record(conn, actor=Actor.local_user(), audit_type=AuditType.CLIENT_JOB, sub_type=AuditSubType.FILE_EXPORT,
-               at=runtime.clock.now(), details=f"audit export of {count} record(s) to {output or 'stdout'}")
+               at=runtime.clock.now(), details=f"audit export of {count} record(s) to {output or 'stdout'}"
+               + (f", matching {matching}" if matching else ""))
     if output is not None:
         info(f"exported {count} record(s) to {output}")
 
@@ -125,12 +127,14 @@ def verify_(
     checkpoint: Annotated[Path | None, typer.Option(
         "--checkpoint", dir_okay=False, help="A checkpoint file kept elsewhere (audit-checkpoints.jsonl): the "
         "chain must still reach its latest validly signed checkpoint, with the same hash.")] = None,
+    keep: Annotated[bool, typer.Option(
+        "--record", help="Also keep the result as a Security / Audit Verified record: the console's audit log and "
+        "GET /api/audit/verification then re-hash only the records written after it.")] = False,
 ) -> None:
     """Check the keyed hash chain; name the first edited, deleted or re-hashed record."""
-    from ..audit import verify_chain
     from ..audit.checkpoints import read_checkpoints
-    from ..db import reading
-    from .state import STATE
+    from ..audit.verification import record_verification, verify_trail
+    from .state import STATE, actor
 
     runtime = STATE.runtime()
     found = read_checkpoints(checkpoint, runtime.audit_keys) if checkpoint is not None else None
@@ -139,19 +143,12 @@ def verify_(
             error_line("warning", f"{checkpoint} {problem}: not trusted")
         if found.latest is None:
             raise CampaignkitError(f"{checkpoint}: no validly signed checkpoint in it")
-    with reading(runtime.engine) as conn:
-        report = verify_chain(conn, checkpoint=found.latest if found else None)
-    broken = report.broken
-    if broken is not None:
-        # Every record before the break verified, unless the checkpoint caught a re-hash further back.
-        intact = f" ({report.checked} record(s) before it are intact)" if broken.audit_id == report.checked + 1 else ""
-        raise CampaignkitError(f"audit chain broken at record {broken.audit_id}: {broken.reason}{intact}")
-    notes = []
-    if report.legacy:
-        notes.append(f"{report.legacy} of them unkeyed, written before the chain was keyed")
-    if report.checkpoint is not None:
-        notes.append(f"matches the checkpoint of {report.checkpoint.time} at record {report.checkpoint.audit_id}")
-    info(f"audit chain intact: {report.checked} record(s)" + "".join(f"; {note}" for note in notes))
+    verification = verify_trail(runtime, found, checkpoint)  # the console's "Verify now" calls it too
+    if keep:
+        record_verification(runtime, actor(), verification)
+    if verification.broken is not None:
+        raise CampaignkitError(verification.summary())
+    info(verification.summary())
     if found is None:
         error_line("note", "without --checkpoint a truncated tail cannot be told from a short chain")
     elif found.rejected:

@@ -29,7 +29,8 @@ def runs(
     campaign: Annotated[str, typer.Argument(help="Campaign id, unique id prefix, or name.")],
     status: Annotated[str | None, typer.Option(help="pending, active, waiting, completed, failed, terminated")]
     = None,
-    search: Annotated[str | None, typer.Option(help="Substring of the target key or current node.")] = None,
+    search: Annotated[str | None, typer.Option(help="The start of the target key (case ignored).")] = None,
+    node: Annotated[str | None, typer.Option(help="Only runs at this node.")] = None,
     cycle: Annotated[int | None, typer.Option(help="Only runs of this launch (cycle) id.")] = None,
     sort: Annotated[str, typer.Option(help="id, target, status, updated, created or due; prefix - to reverse.")]
     = "id",
@@ -43,7 +44,7 @@ def runs(
 
     runtime = STATE.runtime()
     campaign_id = Campaigns(runtime).resolve(campaign)
-    rows = list_runs(runtime, RunQuery(campaign_id, status=status, search=search, cycle=cycle,
+    rows = list_runs(runtime, RunQuery(campaign_id, status=status, search=search, node=node, cycle=cycle,
                                        sort=sort.lstrip("-"), descending=sort.startswith("-"),
                                        limit=limit, offset=offset))
     render(rows, RUN_COLUMNS, fmt, title=f"Runs of {campaign}")

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -77,6 +78,7 @@ campaign_versions = Table(
     Column("minor", Integer, nullable=False),
     Column("definition", JSON, nullable=False),
     Column("source", String(500), nullable=True),
+    Column("source_text", Text, nullable=True),  # the definition as written (YAML or JSON); None before 0007
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("campaign_id", "major", "minor"),
 )
@@ -147,6 +149,15 @@ runs = Table(
     Index("ix_runs_notify", "notify"),
 )
 
+
+# Searching a campaign's runs by the start of the key, case aside (RunQuery.search): SQLite compares the key NOCASE in
+# a range (an expression index there makes every insert into a table with triggers several times slower);
+# PostgreSQL matches lower(key) with LIKE 'start%', which text_pattern_ops serves under any collation.
+Index("ix_runs_campaign_id_target_key_nocase", runs.c.campaign_id,
+      runs.c.target_key.collate("NOCASE")).ddl_if(dialect="sqlite")
+Index("ix_runs_campaign_id_lower_target_key", runs.c.campaign_id, func.lower(runs.c.target_key).label("key"),
+      postgresql_ops={"key": "text_pattern_ops"}).ddl_if(dialect="postgresql")
+
 # Digest emails: one message to one assignee covering all their pending items of a cycle. A row is created before
 # the send, so its id makes a stable idempotency key across retries.
 digests = Table(
@@ -199,6 +210,35 @@ step_records = Table(
     Column("idempotency_key", String(200), nullable=False),
     UniqueConstraint("run_id", "node_id", "visit"),
 )
+
+# Counts kept for a campaign's pages, so that they read a few rows instead of counting a million runs: the launch
+# counts the runs it inserts, the database's own triggers (migration 0005) every later change to runs and
+# step_records, whichever code path (or plugin) makes it. SQLite keeps one row per key (a unique index, upserted);
+# PostgreSQL appends one delta row per key and statement, so writers never wait on each other, and housekeeping
+# folds them (core/campaigns/counts.py). Readers sum.
+run_counts = Table(  # runs by cycle, status and the node they are at
+    "run_counts",
+    metadata,
+    Column("campaign_id", String(36), nullable=False),
+    Column("launch_id", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("node", String(100), nullable=False),  # '' before a run has a node
+    Column("runs", BigInteger, nullable=False),
+)
+path_counts = Table(  # visits by node and the edge they left through; kept when retention prunes the ledger
+    "path_counts",
+    metadata,
+    Column("campaign_id", String(36), nullable=False),
+    Column("node_id", String(100), nullable=False),
+    Column("edge", String(100), nullable=False),  # '' while the visit has not left the node
+    Column("visits", BigInteger, nullable=False),
+)
+RUN_KEY = (run_counts.c.campaign_id, run_counts.c.launch_id, run_counts.c.status, run_counts.c.node)
+PATH_KEY = (path_counts.c.campaign_id, path_counts.c.node_id, path_counts.c.edge)
+for _name, _key in (("run_counts_campaign_id_launch_id_status_node", RUN_KEY),
+                    ("path_counts_campaign_id_node_id_edge", PATH_KEY)):
+    Index(f"uq_{_name}", *_key, unique=True).ddl_if(dialect="sqlite")
+    Index(f"ix_{_name}", *_key).ddl_if(dialect="postgresql")
 
 # When a side-effecting step's visit was first attempted, written before the side effect runs: every later attempt
 # (a retry, or a redelivery after a worker died mid-batch) sees that time, so it sends the same bytes. Removed once
@@ -302,6 +342,11 @@ users = Table(
     # Failed sign-ins in a row; at web.sign_in_lockout_failures the account is locked until locked_until.
     Column("failed_sign_ins", Integer, nullable=False, default=0, server_default="0"),
     Column("locked_until", UTCDateTime, nullable=True),
+    # Accounts made by single sign-on (OpenID Connect): the provider's issuer and subject (sub) find the account at
+    # every sign-in, whatever its name claim says by then; such an account has no password.
+    Column("sso_issuer", String(300), nullable=True),
+    Column("sso_subject", String(255), nullable=True),
+    Index("uq_users_sso_issuer_sso_subject", "sso_issuer", "sso_subject", unique=True),
 )
 
 # Console sessions, server-side so that they can be ended: the cookie holds a random token, the table its SHA-256.
@@ -345,6 +390,8 @@ FINAL_STATUSES = ("completed", "failed", "terminated")
 __all__ = [
     "FINAL_STATUSES",
     "LIVE_STATUSES",
+    "PATH_KEY",
+    "RUN_KEY",
     "SCHEDULER_JOB_TABLE",
     "BigId",
     "UTCDateTime",
@@ -359,6 +406,8 @@ __all__ = [
     "events",
     "launches",
     "metadata",
+    "path_counts",
+    "run_counts",
     "runs",
     "sessions",
     "step_records",

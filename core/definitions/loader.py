@@ -117,6 +117,9 @@ class LoadedDefinition:
     source: SourceMap
     data: dict[str, Any]
     path: Path | None
+    text: str | None = None  # as written: the version keeps it (GET .../definition, the console's editor)
+    # Sent through the API or the console, under this name: its files are looked up only in definitions.files_dir.
+    sent_as: str | None = None
 
 
 def load_definition_text(text: str, filename: str = "<definition>", limits: DefinitionSettings | None = None,
@@ -133,7 +136,7 @@ def load_definition_text(text: str, filename: str = "<definition>", limits: Defi
         definition = CampaignDefinition.model_validate(data)
     except ValidationError as exc:
         raise DefinitionError(pydantic_problems(exc, source, data)) from None
-    return LoadedDefinition(definition, source, data, None)
+    return LoadedDefinition(definition, source, data, None, text)
 
 
 def load_definition_file(path: Path, limits: DefinitionSettings | None = None,

@@ -1,2 +1,2 @@
 """Scheduling: the APScheduler service (service.py), its jobs (jobs.py) audited as system tasks (tasks.py),
-cron cycles (cron.py) and retention (housekeeping.py)."""
+retention (housekeeping.py), and what will happen and when (upcoming.py)."""

@@ -13,6 +13,7 @@ from ..audit import Actor
 from ..audit.checkpoints import take_checkpoint
 from ..audit.dispatch import AuditDispatcher
 from ..campaigns import Campaigns
+from ..campaigns.counts import fold
 from .housekeeping import prune_step_records
 from .tasks import system_task
 
@@ -84,6 +85,13 @@ def kind_job(kind_name: str, job_id: str) -> None:
         return
     with system_task(runtime, job.description, job.run):
         job.run(runtime)
+
+
+def fold_counts() -> None:
+    """PostgreSQL: fold the run and path count deltas its triggers appended, so a page sums a few rows."""
+    runtime = _bound().runtime
+    with system_task(runtime, "fold run counts", fold_counts):
+        fold(runtime.engine)
 
 
 def prune() -> None:

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from ..db import reading
 from ..db.schema import SCHEDULER_JOB_TABLE, launches
 from . import jobs
+from .upcoming import open_cycle
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 JOBS = "campaignkit.core.scheduling.jobs"
 RETIRED_JOBS = ("housekeeping:digests",)  # campaignkit 0.1's digest job, now the access_review kind's
+FOLD_SECONDS = 60  # how often PostgreSQL's count deltas are folded (core/campaigns/counts.py)
 FORMER_JOBS = "campaignkit.core.jobs"  # where 0.1's job store found the job functions
 JOB_TABLE = SCHEDULER_JOB_TABLE
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -112,6 +114,8 @@ class SchedulerService:
             with contextlib.suppress(JobLookupError):
                 self.scheduler.remove_job(retired)
         self._ensure("housekeeping:retention", "prune", CronTrigger(hour=3, minute=17, timezone=UTC))
+        if self.runtime.engine.dialect.name == "postgresql":  # SQLite's triggers keep one count row per key already
+            self._ensure("housekeeping:fold-counts", "fold_counts", IntervalTrigger(seconds=FOLD_SECONDS))
         # Anchored at a fixed instant, so that restarting the scheduler (which replaces the job) never puts it off.
         self._ensure("housekeeping:audit-checkpoint", "checkpoint_audit",
                      IntervalTrigger(seconds=self.runtime.settings.audit.checkpoint_seconds, start_date=EPOCH))
@@ -149,9 +153,7 @@ class SchedulerService:
         with reading(self.runtime.engine) as conn:
             scheduled = conn.execute(select(launches.c.id, launches.c.cycle_at)
                                      .where(launches.c.status == "scheduled")).all()
-            open_cycles = conn.execute(select(launches.c.id, launches.c.deadline_at)
-                                       .where(launches.c.status == "launched", launches.c.deadline_at.is_not(None),
-                                              launches.c.ended_at.is_(None))).all()
+            open_cycles = conn.execute(select(launches.c.id, launches.c.deadline_at).where(open_cycle())).all()
         wanted = {f"launch:{row.id}": ("launch_cycle", row.cycle_at, row.id) for row in scheduled}
         wanted |= {f"deadline:{row.id}": ("cycle_deadline", row.deadline_at, row.id) for row in open_cycles}
         for job in self.scheduler.get_jobs():

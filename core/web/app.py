@@ -15,15 +15,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..accounts.roles import Principal, Role, Scope
 from ..accounts.tokens import Tokens
 from ..audit import Actor
-from ..campaigns.queries import RunQuery, campaign_summary, list_campaigns, list_runs, run_timeline
+from ..campaigns.queries import RunQuery, campaign_summary, contact, list_campaigns, list_runs, run_timeline
 from ..db.migrate import current_revision, head_revision
 from ..engine.events import EventInput, InvalidEvent, send_event
 from ..errors import CampaignkitError, InvalidState, NotFound
 from ..kinds import WebContext
 from ..runtime import Runtime
+from .api_audit import api_audit_router
 from .api_campaigns import api_campaigns_router
-from .console import console_router
-from .limits import BearerTokenGate, BodyLimit, HeaderLimit, RejectionRecorder, client_ip, is_api
+from .api_definitions import api_definitions_router
+from .api_operations import api_operations_router
+from .console import Console, console_router
+from .console.api_docs import API_DOCS
+from .console.gate import KindConsole
+from .limits import BearerTokenGate, BodyLimit, HeaderLimit, RejectionRecorder, body_limit, client_ip, is_api
 from .pages import render_page
 from .rejections import Rejections, Throttle, flushing
 
@@ -60,10 +65,9 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
     app.state.web_settings = web  # for whoever serves the app: core.web_transport.uvicorn_config(app, web)
     # Pure ASGI, before routing, the last added outermost: header size, the API's bearer token (and /openapi.json,
     # which describes the API), then the body limits, so no unauthenticated or oversized body is read or parsed.
-    app.add_middleware(BodyLimit, limit_for=lambda path: web.max_api_body_bytes if is_api(path)
-                       else web.max_form_body_bytes)
+    app.add_middleware(BodyLimit, limit_for=lambda path: body_limit(runtime.settings, path))
     app.add_middleware(BearerTokenGate, authenticate=bearer_authenticator(runtime),
-                       protects=lambda path: is_api(path) or path == app.openapi_url,
+                       protects=lambda path: (is_api(path) and path != API_DOCS) or path == app.openapi_url,
                        on_rejected=on_api_rejected or rejections.api_recorder)
     app.add_middleware(HeaderLimit, max_bytes=web.max_header_bytes)
     # Outermost: a client refused too often costs nothing more.
@@ -71,7 +75,11 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
                        link_paths=tuple(path for kind in runtime.kinds.values() for path in kind.link_paths))
     app.include_router(console_router(runtime, rejections))
     app.include_router(api_campaigns_router(runtime))
-    web_context = WebContext(runtime, rejections)
+    app.include_router(api_audit_router(runtime))
+    app.include_router(api_definitions_router(runtime))
+    app.include_router(api_operations_router(runtime))
+    # The kinds' own console pages (an export, a confirmation) share the console's sessions and forms.
+    web_context = WebContext(runtime, rejections, KindConsole(Console.build(runtime, rejections)))
     for kind in runtime.kinds.values():  # recipients' pages, tracking endpoints, the kinds' own API listings
         router = kind.router(web_context)
         if router is not None:
@@ -115,15 +123,21 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
     def runs(
         campaign_id: str,
         status: str | None = None,
-        search: str | None = None,
+        search: Annotated[str | None, Query(max_length=300, description="the start of the target key")] = None,
+        node: Annotated[str | None, Query(max_length=100, description="only runs at this node")] = None,
         cycle: int | None = None,
         sort: str = "id",
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> list[dict[str, Any]]:
-        query = RunQuery(campaign_id, status=status, search=search, cycle=cycle, sort=sort.lstrip("-"),
+        query = RunQuery(campaign_id, status=status, search=search, node=node, cycle=cycle, sort=sort.lstrip("-"),
                          descending=sort.startswith("-"), limit=limit, offset=offset)
         return _or_404(lambda: list_runs(runtime, query))
+
+    @app.get("/api/contacts/{key:path}")
+    def contact_of(key: str) -> dict[str, Any]:
+        """A target across campaigns: its attributes, custom fields and every run."""
+        return _or_404(lambda: contact(runtime, key))
 
     @app.get("/api/runs/{run_id}")
     def run(run_id: int) -> dict[str, Any]:

@@ -6,8 +6,9 @@ of its body is read or parsed (FastAPI reads and parses a JSON body before it ru
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -16,6 +17,9 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..accounts.roles import Access, Principal
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 # Refusals end the connection: whatever body the client is still sending is dropped with it, not read and discarded.
 CLOSE = {"Connection": "close"}
@@ -34,6 +38,22 @@ def client_ip(request: Request) -> str | None:
 
 def is_api(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
+
+
+# Where a campaign definition is sent: the API takes it as the body, the console as a form (urlencoded, a pasted
+# definition can be three times as long: %XX for each byte that is not a letter or digit; a file upload is not).
+DEFINITION_API = re.compile(r"/api/campaigns(?:/[^/]+/definition)?")
+DEFINITION_FORMS = re.compile(r"/campaigns/(?:new|[^/]+/definition)")
+
+
+def body_limit(settings: Settings, path: str) -> int:
+    """The largest body a request to ``path`` may send: web.max_api_body_bytes or web.max_form_body_bytes, but room
+    for a definition of definitions.max_file_bytes where one is sent."""
+    web, definition = settings.web, settings.definitions.max_file_bytes
+    if is_api(path):
+        return max(web.max_api_body_bytes, definition) if DEFINITION_API.fullmatch(path) else web.max_api_body_bytes
+    return max(web.max_form_body_bytes, 3 * definition) if DEFINITION_FORMS.fullmatch(path) \
+        else web.max_form_body_bytes
 
 
 class BearerTokenGate:

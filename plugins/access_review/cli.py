@@ -6,6 +6,7 @@ had its own group keep working).
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -43,13 +44,18 @@ def history(
     """An access review's run history: User, Application, Approver, Response Status, Action Time, Result."""
     from campaignkit.core.campaigns import Campaigns
 
-    from .history import COLUMNS, HistoryQuery, history_page, history_summary
+    from .history import COLUMNS, HistoryQuery, history_csv, history_page, history_summary
 
     runtime = ctx.obj()
     campaign_id = Campaigns(runtime).resolve(campaign)
-    rows = history_page(runtime, HistoryQuery(campaign_id, status=status, result=result, approver=approver,
-                                              application=application, cycle=cycle, sort=sort.lstrip("-"),
-                                              descending=sort.startswith("-"), limit=limit, offset=offset))
+    query = HistoryQuery(campaign_id, status=status, result=result, approver=approver, application=application,
+                         cycle=cycle, sort=sort.lstrip("-"), descending=sort.startswith("-"), limit=limit,
+                         offset=offset)
+    if fmt is Format.csv:  # the console's and the API's exports write the same, with no limit
+        for chunk in history_csv(runtime, query):
+            sys.stdout.write(chunk)
+        return
+    rows = history_page(runtime, query)
     if fmt is Format.json:
         render_json({"rows": [{c: r[c] for c in COLUMNS} for r in rows],
                      "summary": history_summary(runtime, campaign_id, cycle)})
@@ -80,7 +86,11 @@ def _not_begun(runtime: Runtime, campaign_id: str) -> bool:
     return True
 
 
-def retry_enforcement(ctx: typer.Context, ref: Ref) -> None:
+def retry_enforcement(
+    ctx: typer.Context,
+    ref: Ref,
+    cycle: Annotated[int | None, typer.Option(help="Only this launch (cycle) id; default: every cycle.")] = None,
+) -> None:
     """Retry the enforcement of every run whose revocation failed (each retry is audited)."""
     from campaignkit.core import Actor
     from campaignkit.core.campaigns import Campaigns
@@ -89,5 +99,5 @@ def retry_enforcement(ctx: typer.Context, ref: Ref) -> None:
 
     runtime = ctx.obj()
     campaign_id = Campaigns(runtime).resolve(ref)
-    info(f"campaign {campaign_id}: {retry(runtime, campaign_id, Actor.local_user())} enforcement(s) to retry; "
-         "the workers will run them")
+    retried = retry(runtime, campaign_id, Actor.local_user(), cycle=cycle)
+    info(f"campaign {campaign_id}: {retried} enforcement(s) to retry; the workers will run them")

@@ -1,5 +1,7 @@
 """The access review's Run History tab on a campaign's console page: seed 000's columns, a filter on each, sort,
-paging and the counts per Response Status; a campaign that has not begun has no history yet."""
+paging and the counts per Response Status; a campaign that has not begun has no history yet. Its Export link
+downloads the filtered history as CSV, and operators (not auditors) get a Retry failed enforcement button on a review
+that revokes; both are the kind's own console routes (console_routes.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from campaignkit.core import CampaignkitError, ConsoleTab
+from campaignkit.core import CampaignkitError, ConsoleTab, find_campaign
 
 from .history import COLUMNS, HistoryQuery, history_page, history_summary
+from .settings import AccessReviewSettings
 from .vocabulary import HISTORY, RESULTS, STATUSES
 
 if TYPE_CHECKING:
@@ -46,14 +49,31 @@ def run_history_tab(runtime: Runtime, campaign_id: str, query: Mapping[str, str]
         params = {"tab": TAB, **chosen, "sort": sort, "page": page, **changes}
         return f"/campaigns/{campaign_id}?" + urlencode({k: v for k, v in params.items() if v not in ("", None, 1)})
 
+    filtered = {"format": "csv", **{k: v for k, v in chosen.items() if v}, **({"sort": sort} if sort != "user" else {})}
+    revokes = AccessReviewSettings.model_validate(find_campaign(runtime, campaign_id).settings).on_revoke == "revoke"
     return ConsoleTab("console/access_review/run_history.html", {
         "campaign_id": campaign_id, "tab": TAB, "columns": COLUMNS, "chosen": chosen, "sort": sort,
+        "export": f"/campaigns/{campaign_id}/history/export?" + urlencode(filtered),
+        # Operators only (the template asks person.may_operate): the failed enforcement of the cycle shown, or of the
+        # latest cycle; the confirmation page says which and how many.
+        "retry": f"/campaigns/{campaign_id}/retry-enforcement" + (f"?cycle={cycle}" if cycle is not None else "")
+        if revokes else None,
+        "retried": _retried(query.get("retried")),
         "statuses": STATUSES, "results": RESULTS, "sorts": HISTORY.sorts,
         "rows": [{column: _shown(row[column]) for column in COLUMNS} for row in rows[:PAGE_SIZE]],
         "counts": history_summary(runtime, campaign_id, cycle),
         "newer": at(page=page - 1) if page > 1 else None,
         "older": at(page=page + 1) if len(rows) > PAGE_SIZE else None,
     })
+
+
+def _retried(value: str | None) -> str | None:
+    """What the confirmation's redirect tells the operator (``retried=N``)."""
+    if not value or not value.isdigit():
+        return None
+    if value == "0":
+        return "There was no failed enforcement to retry."
+    return f"{value} failed enforcement(s) sent back to the enforcement action: the workers retry them now."
 
 
 def _shown(value: Any) -> str:

@@ -1,15 +1,21 @@
 """Access-review run history: User, Application, Approver, Response Status, Action Time, Result.
 
-Everything is computed in SQL from indexed run columns, so a page and the counts stay fast on big campaigns.
+Everything is computed in SQL from indexed run columns, so a page and the counts stay fast on big campaigns. A page
+(history_page) and the CSV export (history_csv: `history --format csv`, the console's and the API's exports) run
+the same statement with the same filters and order.
 """
 
 from __future__ import annotations
 
+import io
+from collections.abc import Generator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Select, func, select
 
+from campaignkit.core.csv_export import CsvWriter
 from campaignkit.core.db import reading
 from campaignkit.core.db.schema import campaign_versions, campaigns, runs
 from campaignkit.core.errors import CampaignkitError
@@ -36,8 +42,11 @@ class HistoryQuery:
     cycle: int | None = None
     sort: str = "user"
     descending: bool = False
-    limit: int = 100
+    limit: int | None = 100  # None: every row (the CSV export only; a page always has a limit)
     offset: int = 0
+
+    def check(self) -> None:
+        HISTORY.check({"status": self.status, "result": self.result}, self.sort)
 
 
 def _columns(campaign_id: str, conn: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
@@ -73,20 +82,69 @@ def _status_condition(status: str) -> tuple[ColumnElement[bool], ...]:
     return (runs.c.response.is_(None),) if status == "Pending Response" else (runs.c.response == status,)
 
 
+def _statement(query: HistoryQuery, conn: Any) -> Select[Any]:
+    """The history's rows for ``query``: its filters, its order, its limit and offset."""
+    user, application = _columns(query.campaign_id, conn)
+    # The target key is "user|application", so its index gives the user order for free.
+    sorts = {"user": runs.c.target_key, "application": application, "approver": runs.c.assignee,
+             "status": runs.c.response, "time": runs.c.response_at, "result": runs.c.result, "id": runs.c.id}
+    order = sorts[query.sort].desc() if query.descending else sorts[query.sort].asc()
+    statement = select(runs.c.id, user.label("User"), application.label("Application"),
+                       runs.c.assignee.label("Approver"), RESPONSE_STATUS.label("Response Status"),
+                       runs.c.response_at.label("Action Time"), runs.c.result.label("Result"))
+    statement = _filtered(query, user, application, statement).order_by(order, runs.c.id)
+    return statement.limit(query.limit).offset(query.offset or None)
+
+
 def history_page(runtime: Runtime, query: HistoryQuery) -> list[dict[str, Any]]:
-    HISTORY.check({"status": query.status, "result": query.result}, query.sort)
+    query.check()
+    if query.limit is None:
+        raise CampaignkitError("a page of the run history needs a limit (history_csv streams all of it)")
     with reading(runtime.engine) as conn:
-        user, application = _columns(query.campaign_id, conn)
-        # The target key is "user|application", so its index gives the user order for free.
-        sorts = {"user": runs.c.target_key, "application": application, "approver": runs.c.assignee,
-                 "status": runs.c.response, "time": runs.c.response_at, "result": runs.c.result, "id": runs.c.id}
-        order = sorts[query.sort].desc() if query.descending else sorts[query.sort].asc()
-        statement = select(runs.c.id, user.label("User"), application.label("Application"),
-                           runs.c.assignee.label("Approver"), RESPONSE_STATUS.label("Response Status"),
-                           runs.c.response_at.label("Action Time"), runs.c.result.label("Result"))
-        statement = _filtered(query, user, application, statement).order_by(order, runs.c.id)
-        rows = conn.execute(statement.limit(query.limit).offset(query.offset)).mappings().all()
+        rows = conn.execute(_statement(query, conn)).mappings().all()
     return [{**row, "Result": row["Result"] or ""} for row in rows]
+
+
+def history_csv(runtime: Runtime, query: HistoryQuery, rows_per_chunk: int = 1000) -> Generator[str]:
+    """The history as CSV text in chunks: a header of COLUMNS, then each row of ``query`` (as history_page filters
+    and orders them, times in ISO 8601, empty cells for none) through core's formula-safe CsvWriter.
+
+    The query (its filters, its sort, the campaign and its kind) is checked now, so that a mistake is an error
+    before the first byte rather than a broken download. The rows then come from one statement read
+    ``rows_per_chunk`` at a time (a server-side cursor on PostgreSQL), so memory stays flat over a million runs,
+    and from one read transaction: a consistent snapshot, where pages read one after the other would skip or repeat
+    runs whose status or result changed meanwhile under a sort by them. Close the generator if you stop early: the
+    transaction ends with it.
+    """
+    query.check()
+    with reading(runtime.engine) as conn:
+        statement = _statement(query, conn)
+    return _csv_chunks(runtime, statement, rows_per_chunk)
+
+
+def _csv_chunks(runtime: Runtime, statement: Select[Any], rows_per_chunk: int) -> Generator[str]:
+    buffer = io.StringIO()
+    writer = CsvWriter(buffer)
+    writer.writerow(COLUMNS)
+    yield _drained(buffer)
+    with reading(runtime.engine) as conn:
+        result = conn.execute(statement.execution_options(yield_per=rows_per_chunk)).mappings()
+        for chunk in result.partitions():
+            writer.writerows([_csv_value(row[column]) for column in COLUMNS] for row in chunk)
+            yield _drained(buffer)
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    return value.isoformat(timespec="seconds") if isinstance(value, datetime) else value
+
+
+def _drained(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text
 
 
 def history_summary(runtime: Runtime, campaign_id: str, cycle: int | None = None) -> dict[str, int]:

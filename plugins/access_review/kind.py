@@ -130,6 +130,10 @@ class AccessReview(CampaignKind):
         router = APIRouter()
         router.include_router(review_router(web.runtime, web.rejections))
         router.include_router(api_router(web.runtime))
+        if web.console is not None:  # the Run History tab's export and retry pages
+            from .console_routes import console_router
+
+            router.include_router(console_router(web.runtime, web.console))
         return router
 
     def jobs(self) -> list[KindJob]:

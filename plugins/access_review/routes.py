@@ -9,10 +9,11 @@ list changed; the service itself runs on a worker thread, off the event loop.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from campaignkit.core.audit import AuditSubType
@@ -22,6 +23,7 @@ from campaignkit.core.web.pages import render_page
 from campaignkit.core.web.rejections import Rejections
 
 from .decisions import ListChanged, ReviewService, StalePage
+from .export import TEXT_FILTER
 from .forms import DecisionForm, decision_form
 
 if TYPE_CHECKING:
@@ -98,11 +100,46 @@ def _client(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+class RetryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cycle: int | None = None  # only this launch (cycle); default: every cycle, as the CLI's retry-enforcement
+
+
 def api_router(runtime: Runtime) -> APIRouter:
-    """The review's run history for the JSON API (behind its bearer token, like every /api route)."""
+    """The review's run history, its CSV export and retrying failed enforcement, for the JSON API (behind its bearer
+    token, like every /api route: reading for any account, the retry for a write token of an operator or admin)."""
+    from campaignkit.core import Actor, find_campaign
+
+    from .export import csv_download, history_query
     from .history import HistoryQuery, history_page, history_summary
+    from .kind import NAME
+    from .operations import retry_enforcement
 
     router = APIRouter()
+
+    @router.get("/api/campaigns/{campaign_id}/history/export")
+    def export(
+        campaign_id: str,
+        fmt: Annotated[Literal["csv"], Query(alias="format")] = "csv",
+        status: TEXT_FILTER = None,
+        result: TEXT_FILTER = None,
+        approver: TEXT_FILTER = None,
+        application: TEXT_FILTER = None,
+        cycle: int | None = None,
+        sort: Annotated[str, Query(max_length=40)] = "user",
+    ) -> StreamingResponse:
+        """Every row of the run history its filters select, as CSV (the console's Export and `history --format
+        csv` write the same), streamed."""
+        found = find_campaign(runtime, campaign_id, kind=NAME).id
+        return csv_download(runtime, history_query(found, status, result, approver, application, cycle, sort))
+
+    @router.post("/api/campaigns/{campaign_id}/retry-enforcement")
+    def retry(campaign_id: str, request: Request, body: RetryRequest | None = None) -> dict[str, Any]:
+        """Send the runs whose enforcement failed back to it, audited as the token's account."""
+        actor = Actor(request.state.principal.user_name, None, _client(request))
+        cycle = body.cycle if body is not None else None
+        return {"retried": retry_enforcement(runtime, campaign_id, actor, cycle=cycle), "cycle": cycle}
 
     @router.get("/api/campaigns/{campaign_id}/history")
     def history(

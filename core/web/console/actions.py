@@ -38,7 +38,7 @@ def router(console: Console) -> APIRouter:
     routes = APIRouter()
 
     @routes.get("/campaigns/{campaign_id}/confirm")
-    def confirm(request: Request, campaign_id: str, action: str) -> Response:
+    def confirm(request: Request, campaign_id: str, action: str = "") -> Response:  # checked after the session
         def render(session: Session) -> Response:
             refusal = operator_refusal(session)
             if refusal is not None:

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 
+from ...accounts.sessions import Session
 from ...campaigns.queries import (
-    RUN_SORTS,
     RunQuery,
     campaign_summary,
     list_campaigns,
     list_runs,
+    node_counts,
     run_timeline,
     version_workflow,
 )
@@ -29,8 +30,11 @@ PAGE_SIZE = 50
 EXECUTIONS = "Executions"  # the tab every kind has; a kind adds its own (CampaignKind.console_tabs)
 STATE_ACTIONS = {"draft": ("launch",), "completed": ("launch",), "scheduled": ("terminate",),
                  "in_progress": ("pause", "terminate"), "paused": ("resume", "terminate")}
-DONE = {"launch": "Launched.", "pause": "Paused.", "resume": "Resumed.", "terminate": "Terminated."}
+DONE = {"launch": "Launched.", "pause": "Paused.", "resume": "Resumed.", "terminate": "Terminated.",
+        "created": "Created.", "edited": "The definition is saved."}
 STATUSES = (*LIVE_STATUSES, *FINAL_STATUSES)
+# The executions' orders, each read from an index (the API's RunQuery has more, for scripts that can wait).
+CONSOLE_SORTS = ("created", "target", "status")
 
 
 def router(console: Console) -> APIRouter:
@@ -39,7 +43,7 @@ def router(console: Console) -> APIRouter:
     @routes.get("/campaigns")
     def campaigns(request: Request) -> Response:
         return console.page(request, lambda session: console.render(
-            "campaigns", session=session, campaigns=list_campaigns(console.runtime)))
+            "campaigns", session=session, campaigns=list_campaigns(console.runtime), may_create=may_operate(session)))
 
     @routes.get("/campaigns/{campaign_id}")
     def campaign(
@@ -47,6 +51,7 @@ def router(console: Console) -> APIRouter:
         campaign_id: str,
         status: str = "",
         search: Annotated[str, Query(max_length=200)] = "",
+        node: Annotated[str, Query(max_length=100)] = "",
         sort: str = "-created",
         page: Annotated[int, Query(ge=1, le=100_000)] = 1,
         tab: Annotated[str, Query(max_length=100)] = EXECUTIONS,
@@ -60,23 +65,26 @@ def router(console: Console) -> APIRouter:
             kind = console.runtime.kind(summary["kind"])
             tabs = [EXECUTIONS, *kind.console_tabs]
             common = {"session": session, "campaign": summary, "statuses": STATUSES, "tabs": tabs,
+                      **_overview(console, summary),
                       "actions": STATE_ACTIONS.get(summary["state"], ()) if may_operate(session) else (),
+                      "may_edit": may_operate(session) and summary["state"] != "terminated",
                       "done": DONE.get(done)}
             if tab in kind.console_tabs:
                 return console.render("campaign", tab=tab, **common,
-                                      **_kind_tab(console, kind, tab, campaign_id, request))
+                                      **_kind_tab(console, kind, tab, campaign_id, request, session))
             column = sort.lstrip("-")
             query = RunQuery(campaign_id, status=status if status in STATUSES else None, search=search or None,
-                             sort=column if column in RUN_SORTS else "created", descending=sort.startswith("-"),
+                             node=node or None, sort=column if column in CONSOLE_SORTS else "created",
+                             descending=sort.startswith("-"),
                              limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
             runs = list_runs(console.runtime, query)
 
             def at(**changes: Any) -> str:
-                params = {"status": status, "search": search, "sort": sort, "page": page, **changes}
+                params = {"status": status, "search": search, "node": node, "sort": sort, "page": page, **changes}
                 return f"/campaigns/{campaign_id}?" + urlencode({k: v for k, v in params.items() if v not in ("", 1)})
 
             return console.render(
-                "campaign", runs=runs[:PAGE_SIZE], tab=EXECUTIONS, status=status, search=search, sort=sort,
+                "campaign", runs=runs[:PAGE_SIZE], tab=EXECUTIONS, status=status, search=search, node=node, sort=sort,
                 page=page, at=at, **common,
                 newer=at(page=page - 1) if page > 1 else None,
                 older=at(page=page + 1) if len(runs) > PAGE_SIZE else None)
@@ -95,15 +103,27 @@ def router(console: Console) -> APIRouter:
     return routes
 
 
-def _kind_tab(console: Console, kind: CampaignKind, tab: str, campaign_id: str, request: Request) -> dict[str, Any]:
-    """A kind's tab, rendered from its own template with its plain values; its refusal (a bad filter) as a message."""
+def _overview(console: Console, summary: dict[str, Any]) -> dict[str, Any]:
+    """The campaign's workflow with the runs that entered each node, wait at it and left through each edge."""
+    counts = node_counts(console.runtime, summary["id"])
+    drawn = draw(version_workflow(console.runtime, summary["current_version_id"]),
+                 (node for node, c in counts.items() if c.entered),
+                 ((node, edge) for node, c in counts.items() for edge in c.left))
+    return {"map": drawn, "counts": counts}
+
+
+def _kind_tab(console: Console, kind: CampaignKind, tab: str, campaign_id: str, request: Request,
+              session: Session) -> dict[str, Any]:
+    """A kind's tab, rendered from its own template with its plain values and the signed-in ``person`` (to offer a
+    change only to those who may make it); its refusal (a bad filter) as a message."""
     try:
         content = kind.console_tab(tab, campaign_id, dict(request.query_params))
     except CampaignkitError as exc:
         return {"tab_html": None, "problem": str(exc)}
     if content is None:
         return {"tab_html": None, "problem": None}
-    html = console.runtime.pages.get_template(content.template).render(**content.variables)
+    html = console.runtime.pages.get_template(content.template).render(
+        {**content.variables, "person": console.person(session, request)})
     return {"tab_html": Markup(html), "problem": None}  # rendered autoescaped: safe to place as it is
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -27,7 +29,7 @@ def router(console: Console) -> APIRouter:
     def sign_in_page(request: Request) -> Response:
         if console.session(request):
             return RedirectResponse("/campaigns", 303)
-        return console.render("sign_in")
+        return sign_in_page_for(console)
 
     @routes.post("/sign-in")
     async def sign_in(request: Request) -> Response:
@@ -36,14 +38,14 @@ def router(console: Console) -> APIRouter:
             fields = await own_form(request, console.own_origin)
         except FormRefused as refused:
             await run_in_threadpool(_refuse, console, client, refused.reason, "")
-            return console.render("sign_in", refused.status, message=str(refused))
+            return sign_in_page_for(console, refused.status, message=str(refused))
         name = (fields.get("name") or [""])[0].strip()[:200]
         password = (fields.get("password") or [""])[0]
         try:
             token, session = await run_in_threadpool(console.sessions.sign_in, name, password, client)
         except SignInRefused as refused:
             await run_in_threadpool(_refuse, console, client, SIGN_IN_REFUSED, f"as {name[:100]!r}")
-            return console.render("sign_in", 401, message=str(refused), name=name)
+            return sign_in_page_for(console, 401, message=str(refused), name=name)
         response = RedirectResponse("/campaigns", 303)
         response.set_cookie(COOKIE, token, max_age=int((session.expires_at - runtime.clock.now()).total_seconds()),
                             path="/", httponly=True, samesite="lax", secure=_https(request, console))
@@ -61,6 +63,12 @@ def router(console: Console) -> APIRouter:
         return response
 
     return routes
+
+
+def sign_in_page_for(console: Console, status_code: int = 200, /, **variables: Any) -> Response:
+    """The sign-in page, with its single sign-on button when an OpenID Connect provider is configured."""
+    oidc = console.runtime.settings.oidc
+    return console.render("sign_in", status_code, sso_label=oidc.button_label if oidc.enabled else None, **variables)
 
 
 def _refuse(console: Console, client: str | None, reason: str, detail: str) -> None:

@@ -1,0 +1,43 @@
+"""The API's views of the installation: the schedule (any account) and the plugins with their settings masked (admins
+only). The console's Schedule and Plugins pages show the same, from the same functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+
+from ..accounts.roles import GRANTS, Access, Principal
+from ..plugins.listing import plugins_overview
+from ..runtime import Runtime
+from ..scheduling.upcoming import schedule_overview
+
+
+def administrator(request: Request) -> Principal:
+    """The token's account when its role administers the installation; 403 for any other.
+
+    The gate (limits.py) has let every account's token through to a GET. Plugin settings are an admin's to read,
+    with either of an admin's tokens: a read token narrows what it may change, and reading changes nothing."""
+    principal: Principal = request.state.principal
+    if Access.ADMINISTER not in GRANTS[principal.role]:
+        raise HTTPException(403, f"{principal.user_name} ({principal.role}) may not read the plugins' settings: "
+                                 "admins only")
+    return principal
+
+
+def api_operations_router(runtime: Runtime) -> APIRouter:
+    router = APIRouter(prefix="/api")
+
+    @router.get("/schedule")
+    def schedule() -> dict[str, Any]:
+        """Scheduled launches, the next cycle of each recurring campaign and open cycles' deadlines, by time, and the
+        jobs the scheduler has registered."""
+        return schedule_overview(runtime)
+
+    @router.get("/plugins", dependencies=[Depends(administrator)])
+    def plugins() -> dict[str, Any]:
+        """The hook specs, the loaded plugins and what each provides, the blocked ones, and each component's
+        settings with every secret masked (admins only)."""
+        return plugins_overview(runtime)
+
+    return router
