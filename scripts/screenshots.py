@@ -20,6 +20,18 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "screenshots-only-password"
 
 
+BROKEN = """name: Spring newsletter
+workflow:
+  nodes:
+    - {id: start, type: entered_campaign, next: mail}
+    - id: mail
+      type: send_message
+      config: {channel: file, subjct: Spring news, text: Hello}
+      next: wait
+    - {id: wait, type: wait_for_event, config: {events: [clicked]}, edges: {clicked: gone}}
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
@@ -41,9 +53,11 @@ def start(folder: Path) -> tuple[str, object]:
     from campaignkit.core.accounts.roles import Role
     from campaignkit.core.accounts.users import Accounts
     from campaignkit.core.audit import Actor
+    from campaignkit.core.campaigns.queries import RunQuery, list_campaigns, list_runs
     from campaignkit.core.campaigns.service import Campaigns
     from campaignkit.core.db.migrate import upgrade
     from campaignkit.core.definitions.loader import load_definition_file
+    from campaignkit.core.engine.events import send_event
     from campaignkit.core.engine.worker import Worker
     from campaignkit.core.runtime import Runtime
     from campaignkit.core.settings import Settings
@@ -61,7 +75,15 @@ def start(folder: Path) -> tuple[str, object]:
         loaded = load_definition_file(ROOT / "examples" / example, runtime.settings.definitions, runtime.kinds)
         campaign_id = campaigns.create(loaded, actor)
         campaigns.launch(campaign_id, actor)
-    Worker(runtime).run_until_idle()
+    worker = Worker(runtime)
+    worker.run_until_idle()
+    # Two contacts open the welcome, the others' wait times out (2 s) and they split: the overview's map has paths.
+    journey = next(c["id"] for c in list_campaigns(runtime) if c["name"] == "Welcome journey")
+    for run in list_runs(runtime, RunQuery(journey, status="waiting", limit=2)):
+        send_event(runtime, run["id"], "opened", {})
+    for _ in range(3):
+        time.sleep(1.2)
+        worker.run_until_idle()
     server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()
     deadline = time.monotonic() + 10
@@ -90,12 +112,17 @@ def shoot(url: str, runtime: object, chromium: str, out: Path) -> None:
         page.screenshot(path=str(out / "run-history.png"), full_page=True)
         page.goto(f"{url}/campaigns")
         page.click("text=Welcome journey")
+        page.screenshot(path=str(out / "campaign-overview.png"), full_page=True)
         page.click("#runs tbody tr:first-child a")
         page.screenshot(path=str(out / "execution-map.png"), full_page=True)
         page.click("#tab-timeline")
         page.screenshot(path=str(out / "execution-timeline.png"), full_page=True)
         page.goto(f"{url}/audit")
         page.screenshot(path=str(out / "audit-log.png"))
+        page.goto(f"{url}/campaigns/new")
+        page.fill("#text", BROKEN)
+        page.click("#save")
+        page.screenshot(path=str(out / "new-campaign-errors.png"), full_page=True)
         browser.close()
 
 
