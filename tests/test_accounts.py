@@ -169,6 +169,34 @@ def test_an_event_a_read_token_posts_changes_nothing(served: Any) -> None:
     assert harness.runs(campaign_id)[0].status == "completed"
 
 
+def test_a_refused_request_is_audited_as_access_denied_and_a_flood_is_one_record(served: Any) -> None:
+    url, harness = served
+    campaign_id = harness.create(FLOW)
+    auditor = harness.api_token("auditor", "read", user="iris")
+    headers = {"Authorization": f"Bearer {auditor}"}
+    answers = [httpx.post(f"{url}/api/campaigns/{campaign_id}/launch", json={}, headers=headers).status_code
+               for _ in range(10)]
+    assert answers == [403] * 10 and harness.campaigns.get(campaign_id)["state"] == "draft"
+    assert httpx.get(f"{url}/api/plugins", headers=headers).status_code == 403  # a route's own refusal
+    denied = [(r.audit_type, r.user_name, r.computer_ip, r.details) for r in harness.audit("Access Denied")]
+    assert denied == [
+        ("Security", "iris", "127.0.0.1",
+         f"API request rejected: auditor, read token, may not change anything (POST /api/campaigns/{campaign_id}"
+         "/launch)"),
+        ("Security", "iris", "127.0.0.1", "API request rejected: iris (auditor) may not read the plugins' settings: "
+                                          "admins only (GET /api/plugins)")]
+    # The console's forms: an auditor's post is refused and audited the same way.
+    Accounts(harness.runtime).add("ivy", Role.AUDITOR, harness.actor, password="a long enough password")
+    token, session = Sessions(harness.runtime).open(Accounts(harness.runtime).get("ivy"), "127.0.0.1", "test")
+    posted = httpx.post(f"{url}/campaigns/{campaign_id}/actions", cookies={"ck_session": token},
+                        data={"csrf": session.csrf, "action": "launch"},
+                        headers={"Origin": harness.runtime.settings.web.base_url.rstrip("/")})
+    assert posted.status_code == 403 and harness.campaigns.get(campaign_id)["state"] == "draft"
+    (console,) = [r for r in harness.audit("Access Denied") if r.user_name == "ivy"]
+    assert console.details == ("console form rejected: auditors read campaigns; they do not change them "
+                               f"(POST /campaigns/{campaign_id}/actions)")
+
+
 def test_an_operator_runs_a_campaign_through_the_api_and_each_step_is_audited_as_them(served: Any) -> None:
     url, harness = served
     audience = harness.csv("key\nk1\nk2\n")

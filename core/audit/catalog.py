@@ -77,6 +77,7 @@ class AuditSubType(StrEnum):
     USER_ENABLED = "User Enabled"  # Security: a disabled account enabled again
     TOKEN_CREATED = "Token Created"  # Security: a personal API token issued
     TOKEN_REVOKED = "Token Revoked"  # Security: a personal API token revoked
+    ACCESS_DENIED = "Access Denied"  # Security: an account asked for what its role or token may not do
 
 
 OWN_AUDIT_TYPES = frozenset({AuditType.OBJECT_CHANGE})
@@ -84,7 +85,7 @@ OWN_SUB_TYPES = frozenset({
     AuditSubType.LAUNCH_MISSED, AuditSubType.DEADLINE, AuditSubType.CREATED,
     AuditSubType.EDITED, AuditSubType.LINK_REJECTED, AuditSubType.AUDIT_CHECKPOINT, AuditSubType.AUDIT_VERIFIED,
     AuditSubType.USER_CREATED, AuditSubType.ROLE_CHANGED, AuditSubType.USER_DISABLED, AuditSubType.USER_ENABLED,
-    AuditSubType.TOKEN_CREATED, AuditSubType.TOKEN_REVOKED,
+    AuditSubType.TOKEN_CREATED, AuditSubType.TOKEN_REVOKED, AuditSubType.ACCESS_DENIED,
 })
 
 # Names that records written before these sub-types took their AuditHistory names carry (campaignkit 0.1).

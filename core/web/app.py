@@ -11,8 +11,11 @@ from typing import Annotated, Any
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
+from fastapi.exception_handlers import http_exception_handler
 
 from ..accounts.roles import Principal, Role, Scope
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..accounts.tokens import Tokens
 from ..audit import Actor
 from ..campaigns.queries import RunQuery, campaign_summary, contact, list_campaigns, list_runs, run_timeline
@@ -68,7 +71,7 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
     app.add_middleware(BodyLimit, limit_for=lambda path: body_limit(runtime.settings, path))
     app.add_middleware(BearerTokenGate, authenticate=bearer_authenticator(runtime),
                        protects=lambda path: (is_api(path) and path != API_DOCS) or path == app.openapi_url,
-                       on_rejected=on_api_rejected or rejections.api_recorder)
+                       on_rejected=on_api_rejected or rejections.api_recorder, on_refused=rejections.refused)
     app.add_middleware(HeaderLimit, max_bytes=web.max_header_bytes)
     # Outermost: a client refused too often costs nothing more.
     app.add_middleware(Throttle, rejections=rejections,
@@ -89,6 +92,15 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
     async def known_problem(request: Request, exc: Exception) -> Response:
         # A state the product knows (not found, closed, refused) is never a bare 500, whichever route met it.
         status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, InvalidState) else 400
+    @app.exception_handler(StarletteHTTPException)
+    async def refused(request: Request, exc: StarletteHTTPException) -> Response:
+        # A route's own 403 (GET /api/plugins for a non-admin) is audited like the token gate's.
+        principal = getattr(request.state, "principal", None)
+        if exc.status_code == 403 and principal is not None:
+            await run_in_threadpool(rejections.refused, client_ip(request), principal.user_name, str(exc.detail),
+                                    request.method, request.url.path)
+        return await http_exception_handler(request, exc)
+
         if is_api(request.url.path):
             return JSONResponse({"detail": str(exc)}, status_code=status)
         return render_page(runtime, "link_error", status, message=str(exc))

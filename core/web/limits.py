@@ -31,6 +31,12 @@ class RejectionRecorder(Protocol):
     def __call__(self, client_ip: str | None, reason: str, method: str, path: str) -> None: ...
 
 
+class RefusalRecorder(Protocol):
+    """Called, on a worker thread, for each request a valid credential may not make (answered 403)."""
+
+    def __call__(self, client_ip: str | None, user: str, reason: str, method: str, path: str) -> None: ...
+
+
 def client_ip(request: Request) -> str | None:
     """The client's address as uvicorn gives it (the proxy's X-Forwarded-For only from web.trusted_proxies)."""
     return request.client.host if request.client else None
@@ -63,11 +69,13 @@ class BearerTokenGate:
     (403 otherwise). The route sees the account as ``request.state.principal``."""
 
     def __init__(self, app: ASGIApp, authenticate: Callable[[str], Principal | None],
-                 protects: Callable[[str], bool], on_rejected: RejectionRecorder) -> None:
+                 protects: Callable[[str], bool], on_rejected: RejectionRecorder,
+                 on_refused: RefusalRecorder | None = None) -> None:
         self.app = app
         self.authenticate = authenticate
         self.protects = protects
         self.on_rejected = on_rejected
+        self.on_refused = on_refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.protects(scope["path"]):
@@ -87,8 +95,13 @@ class BearerTokenGate:
             return
         access = Access.READ if scope["method"] in READING else Access.OPERATE
         if not principal.allows(access):
-            detail = (f"{principal.user_name} ({principal.role}, {principal.scope} token) may not "
-                      f"{'change anything' if access is Access.OPERATE else access.value}")
+            wanted = "change anything" if access is Access.OPERATE else access.value
+            reason = f"{principal.role}, {principal.scope} token, may not {wanted}"
+            detail = f"{principal.user_name} ({principal.role}, {principal.scope} token) may not {wanted}"
+            if self.on_refused is not None:
+                client = scope.get("client")
+                await run_in_threadpool(self.on_refused, client[0] if client else None, principal.user_name, reason,
+                                        scope["method"], scope["path"])
             await JSONResponse({"detail": detail}, 403, headers=CLOSE)(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal

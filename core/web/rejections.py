@@ -109,6 +109,12 @@ class Rejections:
         self.reject(client_ip, AuditSubType.LOGIN_FAILED, "API token", reason, f"{method} {path}",
                     audit_type=AuditType.SYSTEM_ACCESS)
 
+    def refused(self, client_ip: str | None, user: str, reason: str, method: str, path: str,
+                what: str = "API request") -> None:
+        """An account asked for what its role or token may not do (answered 403): audited as that account,
+        coalesced per client like every refusal."""
+        self.reject(client_ip, AuditSubType.ACCESS_DENIED, what, reason, f"{method} {path}", user=user)
+
     def _write(self, client: str, kind: tuple[str, str, str, str, str], at: datetime, details: str) -> None:
         audit_type, sub_type, _, _, user = kind
         ip = None if client in ("unknown", OTHER_CLIENTS) else client

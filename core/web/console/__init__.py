@@ -71,6 +71,8 @@ class Console:
             return RedirectResponse("/sign-in", 303)
         refusal = allowed(session)
         if refusal is not None:
+            await run_in_threadpool(self.rejections.refused, client_ip(request), session.user_name, refusal,
+                                    request.method, request.url.path, "console form")
             return self.render("message", 403, session=session, message=refusal)
         try:
             fields, uploads = await read()
