@@ -274,6 +274,24 @@ def test_approve_all_decides_every_pending_item_once(review: Any, clock: Any) ->
     assert history_summary(harness.runtime, campaign_id)["Pending Response"] == 2  # linus's and security's
 
 
+def test_an_approve_all_post_with_a_malformed_item_list_changes_nothing(review: Any, clock: Any) -> None:
+    harness, inbox, launch, _ = review
+    campaign_id = launch("  digest: true")
+    work_and_digest(harness)
+    all_link = inbox.review_all_for("grace@example.org")
+    page = httpx.get(all_link)
+    nonce = re.search(r'name="nonce" value="([^"]+)"', page.text)
+    assert nonce, page.text
+    forged = httpx.post(all_link, data={"choice": "approve", "nonce": nonce.group(1), "run": ["12", "twelve"]})
+    assert forged.status_code == 400 and "nothing was changed" in forged.text
+    clock.advance(60)
+    work_and_digest(harness)
+    assert history_summary(harness.runtime, campaign_id)["Approved"] == 0 and not audits(harness, "Decision Recorded")
+    (refused,) = audits(harness, "Link Rejected")
+    assert "decision POST refused: malformed item list" in (refused.details or "")
+    assert decide(all_link, "approve", page).status_code == 200  # the page's own form still works
+
+
 def test_digest_reminders_and_escalation_are_one_email_each(review: Any, clock: Any) -> None:
     harness, inbox, launch, _ = review
     launch("  digest: true")
