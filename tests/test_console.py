@@ -366,6 +366,29 @@ def test_an_operator_launches_pauses_and_terminates_from_the_console_an_auditor_
                      ("Workflow Termination Request", "grace")]
 
 
+def test_an_operator_launches_at_a_time_from_the_console(console: Any, clock: Any) -> None:
+    url, harness = console
+    audience = harness.csv("key\nk1\n")
+    campaign_id = harness.create(FLOW.replace("folder: demo",
+                                              f"folder: demo\naudience: {{source: csv, path: {audience}}}"))
+    grace = signed(url)
+    confirm = httpx.get(f"{url}/campaigns/{campaign_id}/confirm", params={"action": "launch"}, cookies=grace).text
+    assert 'type="datetime-local" name="at"' in confirm
+    later = clock.now() + timedelta(days=2)
+    bad = httpx.post(f"{url}/campaigns/{campaign_id}/actions", cookies=grace,
+                     data={"action": "launch", "csrf": csrf_of(confirm), "at": "next tuesday"})
+    assert bad.status_code == 400 and "is not a time" in bad.text and harness.campaigns.get(campaign_id)[
+        "state"] == "draft"
+    at = later.strftime("%Y-%m-%dT%H:%M")  # what the browser's datetime-local sends: no zone, read as UTC
+    scheduled = httpx.post(f"{url}/campaigns/{campaign_id}/actions", cookies=grace,
+                           data={"action": "launch", "csrf": csrf_of(confirm), "at": at})
+    assert scheduled.headers["location"] == f"/campaigns/{campaign_id}?done=scheduled"
+    summary = harness.campaigns.get(campaign_id)
+    assert summary["state"] == "scheduled" and harness.runs(campaign_id) == []
+    page = httpx.get(f"{url}/campaigns/{campaign_id}?done=scheduled", cookies=grace).text
+    assert "Scheduled: its first cycle" in page and later.strftime("%Y-%m-%d %H:%M") in page
+
+
 def test_admins_change_roles_and_disable_accounts_others_cannot(console: Any) -> None:
     url, harness = console
     Accounts(harness.runtime).add("root", Role.ADMIN, harness.actor, password=PASSWORD)

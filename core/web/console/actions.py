@@ -4,6 +4,8 @@ through the same function as the API (campaigns/operations.py), audited as the s
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -32,6 +34,11 @@ def may_operate(session: Session) -> bool:
 
 def operator_refusal(session: Session) -> str | None:
     return None if may_operate(session) else f"{session.role}s read campaigns; they do not change them"
+
+
+def _utc(moment: datetime) -> datetime:
+    """A time from the form: the browser's datetime-local has no zone, and the page asks for UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def router(console: Console) -> APIRouter:
@@ -66,12 +73,19 @@ def router(console: Console) -> APIRouter:
         action = (fields.get("action") or [""])[0]
         if action not in ACTIONS:
             return console.render("message", 404, session=session, message=f"no action {action[:40]!r}")
+        written = (fields.get("at") or [""])[0].strip() if action == "launch" else ""
+        try:
+            at = _utc(datetime.fromisoformat(written)) if written else None
+        except ValueError:
+            return console.render("message", 400, session=session,
+                                  message=f"at: {written[:40]!r} is not a time (YYYY-MM-DD HH:MM, UTC); nothing was "
+                                          "launched")
         actor = console.actor(session, request)
         try:
-            outcome: Any = await run_in_threadpool(operate, console.runtime, campaign_id, action, actor,
-                                                   confirmed=True)
+            outcome: Any = await run_in_threadpool(partial(operate, console.runtime, campaign_id, action, actor,
+                                                           at=at, confirmed=True))
         except CampaignkitError as exc:
             return console.render("message", 409, session=session, message=str(exc))
-        return RedirectResponse(f"/campaigns/{campaign_id}?done={outcome.action}", 303)
+        return RedirectResponse(f"/campaigns/{campaign_id}?done={'scheduled' if at else outcome.action}", 303)
 
     return routes

@@ -31,7 +31,8 @@ EXECUTIONS = "Executions"  # the tab every kind has; a kind adds its own (Campai
 STATE_ACTIONS = {"draft": ("launch",), "completed": ("launch",), "scheduled": ("terminate",),
                  "in_progress": ("pause", "terminate"), "paused": ("resume", "terminate")}
 DONE = {"launch": "Launched.", "pause": "Paused.", "resume": "Resumed.", "terminate": "Terminated.",
-        "created": "Created.", "edited": "The definition is saved."}
+        "created": "Created.", "edited": "The definition is saved.",
+        "scheduled": "Scheduled: its first cycle launches at the time given."}
 STATUSES = (*LIVE_STATUSES, *FINAL_STATUSES)
 # The executions' orders, each read from an index (the API's RunQuery has more, for scripts that can wait).
 CONSOLE_SORTS = ("created", "target", "status")
