@@ -59,11 +59,12 @@ class Rejections:
             return window is None or window.total < self.limit or now - window.started >= self.window
 
     def reject(self, client: str | None, sub_type: AuditSubType | str, what: str, reason: str, detail: str = "",
-               user: str = "anonymous", audit_type: AuditType | str = AuditType.SECURITY) -> None:
+               user: str = "anonymous", audit_type: AuditType | str = AuditType.SECURITY,
+               throttled: bool = True) -> None:
         """Audit one refusal: ``what`` names the kind of request (e.g. "review link"), ``reason`` why it was refused
         (refusals are coalesced by it), ``detail`` what was asked (e.g. the method and path). None of them may
-        contain the credential that was sent; ``user`` who was refused, when a valid link names them. Writes to the
-        database: call it off the event loop."""
+        contain the credential that was sent; ``user`` who was refused, when a valid link names them; ``throttled``
+        whether it counts towards the client's limit. Writes to the database: call it off the event loop."""
         self.flush()
         now = self.runtime.clock.now()
         key = self._key(client)
@@ -71,7 +72,7 @@ class Rejections:
             if key not in self._clients and len(self._clients) >= MAX_CLIENTS:
                 key = OTHER_CLIENTS
             window = self._clients.setdefault(key, _Window(started=now))
-            window.total += 1
+            window.total += throttled
             kind = (str(audit_type), str(sub_type), what, reason, user)
             first = kind not in window.unwritten
             window.unwritten[kind] = window.unwritten.get(kind, -1) + 1
@@ -113,7 +114,9 @@ class Rejections:
                 what: str = "API request") -> None:
         """An account asked for what its role or token may not do (answered 403): audited as that account,
         coalesced per client like every refusal."""
-        self.reject(client_ip, AuditSubType.ACCESS_DENIED, what, reason, f"{method} {path}", user=user)
+        # Not throttled: the account is known and answered 403 each time; only guessing credentials earns a 429.
+        self.reject(client_ip, AuditSubType.ACCESS_DENIED, what, reason, f"{method} {path}", user=user,
+                    throttled=False)
 
     def _write(self, client: str, kind: tuple[str, str, str, str, str], at: datetime, details: str) -> None:
         audit_type, sub_type, _, _, user = kind
