@@ -52,7 +52,7 @@ from campaignkit.core.engine.events import send_event
 from campaignkit.core.engine.worker import Worker
 from campaignkit.core.runtime import Runtime
 from campaignkit.core.settings import Settings
-from campaignkit.core.web.api_audit import Cursors
+from campaignkit.core.web.cursors import Cursors
 
 # history.py's access review with reminders and escalation, so that the map has loops and a branch to lay out.
 REVIEW = """
@@ -191,7 +191,9 @@ def main() -> None:
 
     cases: list[tuple[str, str, str, Callable[[str], None]]] = []  # (target, name, path, check)
 
-    def executions(sort: str, order: str, page: int = 1, status: str = "", search: str = "", node: str = "") -> None:
+    def executions(sort: str, order: str, skip: int = 0, status: str = "", search: str = "", node: str = "") -> None:
+        """A page of executions; past ``skip`` rows, it is opened as its Next link opens it: by the keyset of the
+        row before it (its sort value and id), not by offset."""
         where, values = "campaign_id = ?", (review,)
         if status:
             where, values = where + " AND status = ?", (*values, status)
@@ -201,26 +203,36 @@ def main() -> None:
             where += " AND lower(target_key) LIKE ?"
             values += (f"{search.lower()}%",)
         matching = raw.execute(f"SELECT count(*) FROM runs WHERE {where}", values).fetchone()[0]
-        page = max(min(page, matching // PAGE), 1)  # page 1000 is 49 950 rows in: not there in a small run
+        skip = min(skip, (matching - 1) // PAGE * PAGE)  # 49 950 rows in is past the end of a small run
+        ordered = f"SELECT id, {order.split()[0]}, target_key FROM runs WHERE {where} ORDER BY {order}, id"
+        if order.endswith("DESC"):
+            ordered += " DESC"
+        found = raw.execute(f"{ordered} LIMIT ? OFFSET ?", (*values, PAGE + 1, max(skip - 1, 0))).fetchall()
+        keyset: tuple[tuple[str, object], ...] = ()
+        if skip:  # the cursor after row ``skip``: that row's id, and its sort value unless it sorts by id
+            last_id, value, _ = found[0]
+            keyset = (("after", last_id),) + ((("at", value),) if order.split()[0] != "id" else ())
+            found = found[1:]
         path = f"/campaigns/{review}?" + urlencode({k: v for k, v in (("status", status), ("search", search),
-                                                                      ("node", node), ("sort", sort), ("page", page))
+                                                                      ("node", node), ("sort", sort), *keyset)
                                                     if v != ""})
-        expected = [key for (key,) in raw.execute(f"SELECT target_key FROM runs WHERE {where} ORDER BY {order}, id "
-                                                  "LIMIT ? OFFSET ?", (*values, PAGE, (page - 1) * PAGE))]
+        expected = [key for _, _, key in found[:PAGE]]
 
         def check(body: str) -> None:
             shown = rows_of(body, r'<tr><td><a href="/runs/\d+">([^<]*)</a></td><td>' + (status or r"\w+") + "</td>")
-            assert len(expected) == min(PAGE, matching) > 0 and shown == expected, (path, shown[:3], expected[:3])
+            assert len(expected) == min(PAGE, matching - skip) > 0 and shown == expected, (path, shown[:3],
+                                                                                          expected[:3])
 
         name = ", ".join(f"{k}={v}" for k, v in (("status", status), ("search", search), ("node", node)) if v)
-        cases.append(("executions", f"executions, {name or 'any status'}, sort={sort}, page {page} ({matching} match)",
+        position = f"after row {skip}" if skip else "page 1"
+        cases.append(("executions", f"executions, {name or 'any status'}, sort={sort}, {position} ({matching} match)",
                       path, check))
 
     executions("target", "target_key", status="waiting")
-    executions("target", "target_key", 1000, status="waiting")
+    executions("target", "target_key", 49_950, status="waiting")
     executions("-created", "id DESC", status="completed")  # runs are created in id order
-    executions("-created", "id DESC", 1000, status="completed")
-    executions("status", "status", 100)
+    executions("-created", "id DESC", 49_950, status="completed")
+    executions("status", "status", 4_950)
     executions("target", "target_key", node="decide")  # the runs waiting at a node, as the map's table links them
     executions("-created", "id DESC")  # the page as it opens: every run, newest first
     executions("-created", "id DESC", search=f"USER{args.runs // 20}|")  # one user's ten applications
@@ -283,7 +295,8 @@ def main() -> None:
     def api_audit(name: str, query: dict, before: int, where: str, values: tuple) -> None:
         # A cursor as the API hands it out in `next`, for the page after record `before`.
         filters = AuditFilter(audit_type=query.get("type"))
-        path = "/api/audit?" + urlencode({**query, "limit": PAGE, "cursor": Cursors(runtime).make(before, filters)})
+        cursor = Cursors(runtime, "audit").make(before, filters)
+        path = "/api/audit?" + urlencode({**query, "limit": PAGE, "cursor": cursor})
 
         def check(body: str) -> None:
             expected = [i for (i,) in raw.execute(

@@ -201,6 +201,17 @@ def texts(html: str, table: str) -> list[list[str]]:
             for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S) if "<td" in row]
 
 
+def link(page: str, name: str) -> str:
+    """The href of the page's link with this id (the executions' and the audit log's paging)."""
+    found = re.search(rf'href="([^"]+)" id="{name}"', page)
+    assert found, name
+    return found.group(1).replace("&amp;", "&")
+
+
+def harness_id(harness: Harness, campaign_id: str, key: str) -> int:
+    return next(run.id for run in harness.runs(campaign_id) if run.target_key == key)
+
+
 def test_a_campaign_s_page_counts_its_runs_and_lists_its_executions(console: Any, clock: Any,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from campaignkit.core.web.console import campaigns
@@ -219,8 +230,14 @@ def test_a_campaign_s_page_counts_its_runs_and_lists_its_executions(console: Any
     page = httpx.get(f"{url}/campaigns/{campaign_id}", params={"sort": "target"}, cookies=cookies).text
     assert "<b>2</b>waiting" in page and "<b>1</b>completed" in page
     assert [row[:3] for row in texts(page, "runs")] == [["ada", "completed", "end"], ["alan", "waiting", "wait"]]
-    second = httpx.get(f"{url}/campaigns/{campaign_id}", params={"sort": "target", "page": 2}, cookies=cookies).text
+    older = link(page, "older")
+    assert older == f"/campaigns/{campaign_id}?sort=target&after={harness_id(harness, campaign_id, 'alan')}&at=alan"
+    second = httpx.get(f"{url}{older}", cookies=cookies).text
     assert [row[0] for row in texts(second, "runs")] == ["grace"] and 'id="older"' not in second
+    back = httpx.get(f"{url}{link(second, 'newer')}", cookies=cookies).text
+    assert [row[0] for row in texts(back, "runs")] == ["ada", "alan"] and 'id="newer"' not in back
+    bookmark = httpx.get(f"{url}/campaigns/{campaign_id}", params={"sort": "target", "page": 2}, cookies=cookies).text
+    assert [row[0] for row in texts(bookmark, "runs")] == ["grace"] and 'id="older"' not in bookmark  # old bookmarks
     waiting = httpx.get(f"{url}/campaigns/{campaign_id}", params={"status": "waiting", "search": "gra"},
                         cookies=cookies).text
     assert [row[0] for row in texts(waiting, "runs")] == ["grace"]

@@ -79,11 +79,13 @@ def by_node(conn: Connection, campaign_id: str) -> dict[str, NodeCounts]:
     return dict(nodes)
 
 
-def totals(conn: Connection) -> dict[str, tuple[int, int]]:
-    """Every campaign's runs: (all, live)."""
+def totals(conn: Connection, campaign_ids: list[str] | None = None) -> dict[str, tuple[int, int]]:
+    """Every campaign's runs, or these campaigns': (all, live)."""
     live = case((run_counts.c.status.in_(LIVE_STATUSES), run_counts.c.runs), else_=0)
-    rows = conn.execute(select(run_counts.c.campaign_id, func.sum(run_counts.c.runs), func.sum(live))
-                        .group_by(run_counts.c.campaign_id))
+    query = select(run_counts.c.campaign_id, func.sum(run_counts.c.runs), func.sum(live))
+    if campaign_ids is not None:
+        query = query.where(run_counts.c.campaign_id.in_(campaign_ids))
+    rows = conn.execute(query.group_by(run_counts.c.campaign_id))
     return {campaign_id: (int(total or 0), int(alive or 0)) for campaign_id, total, alive in rows}
 
 

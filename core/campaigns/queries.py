@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, select, type_coerce
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, type_coerce
 
 from ..db import reading
 from ..db.schema import UTCDateTime, campaign_versions, campaigns, launches, runs, step_records, targets
@@ -26,21 +26,34 @@ RUN_SORTS = {
 }
 
 
-def list_campaigns(runtime: Runtime) -> list[dict[str, Any]]:
-    """Every campaign with its version, next and last cycle, and its runs (all, live) from the kept counts."""
-    query = (select(campaigns.c.id, campaigns.c.name, campaigns.c.folder, campaigns.c.kind, campaigns.c.state,
-                    (func.cast(campaign_versions.c.major, campaigns.c.name.type) + "."
-                     + func.cast(campaign_versions.c.minor, campaigns.c.name.type)).label("version"),
-                    campaigns.c.updated_at)
-             .join(campaign_versions, campaign_versions.c.id == campaigns.c.current_version_id)
-             .order_by(campaigns.c.folder, campaigns.c.name))
+def list_campaigns(runtime: Runtime, limit: int | None = None,
+                   after: tuple[str, str, str] | None = None) -> list[dict[str, Any]]:
+    """Campaigns in (folder, name, id) order with their version, next and last cycle, and runs (all, live) from the
+    kept counts: every one, or ``limit`` of them after the campaign whose (folder, name, id) is ``after`` (keyset
+    paging: the (folder, name) unique index serves the order, so a deep page costs what the first does)."""
+    c = campaigns.c
+    query = (select(c.id, c.name, c.folder, c.kind, c.state,
+                    (func.cast(campaign_versions.c.major, c.name.type) + "."
+                     + func.cast(campaign_versions.c.minor, c.name.type)).label("version"),
+                    c.updated_at)
+             .join(campaign_versions, campaign_versions.c.id == c.current_version_id)
+             .order_by(c.folder, c.name, c.id))
+    if after is not None:
+        folder, name, campaign_id = after
+        query = query.where(c.folder >= folder, or_(c.folder > folder, c.name > name,
+                                                    and_(c.name == name, c.id > campaign_id)))
+    if limit is not None:
+        query = query.limit(limit)
     scheduled = case((launches.c.status == "scheduled", launches.c.cycle_at))
     launched = case((launches.c.status == "launched", launches.c.cycle_at))
     cycles = (select(launches.c.campaign_id, type_coerce(func.min(scheduled), UTCDateTime),
                      type_coerce(func.max(launched), UTCDateTime)).group_by(launches.c.campaign_id))
     with reading(runtime.engine) as conn:
         rows = [dict(row._mapping) for row in conn.execute(query)]
-        kept = counts.totals(conn)
+        ids = [row["id"] for row in rows] if limit is not None else None  # a page: only its campaigns' figures
+        kept = counts.totals(conn, ids)
+        if ids is not None:
+            cycles = cycles.where(launches.c.campaign_id.in_(ids))
         when = {campaign_id: (next_at, last_at) for campaign_id, next_at, last_at in conn.execute(cycles)}
     for row in rows:
         row["runs"], row["live_runs"] = kept.get(row["id"], (0, 0))
@@ -99,6 +112,11 @@ def node_counts(runtime: Runtime, campaign_id: str) -> dict[str, counts.NodeCoun
 
 @dataclass(frozen=True)
 class RunQuery:
+    """A page of a campaign's runs, in ``sort`` order then id, both ascending or both descending; NULLs (only
+    ``due`` has them) after every value ascending, before every value descending, on every database. The page
+    starts at ``offset``, or (keyset paging, as fast deep in a million runs as at the start) just past the run
+    whose (sort value, id) is ``after``, or it is the page that ends just before ``before``."""
+
     campaign_id: str
     status: str | None = None
     search: str | None = None  # the start of the target key, ignoring (ASCII) case
@@ -108,11 +126,25 @@ class RunQuery:
     descending: bool = False
     limit: int = 100
     offset: int = 0
+    after: tuple[Any, int] | None = None
+    before: tuple[Any, int] | None = None
 
-    def statement(self, dialect: str = "sqlite") -> Select[Any]:
+    def column(self) -> Any:
         column = RUN_SORTS.get(self.sort)
         if column is None:
             raise CampaignkitError(f"--sort: unknown column {self.sort!r} (one of: {', '.join(RUN_SORTS)})")
+        return column
+
+    def position(self, row: dict[str, Any]) -> tuple[Any, int]:
+        """A row's place in this order: its sort value and id (what ``after`` and ``before`` take)."""
+        return row[self.column().name], row["id"]
+
+    def filters(self) -> tuple[Any, ...]:
+        """What a position is relative to: the filters and the order (a cursor is valid only under the same)."""
+        return self.campaign_id, self.status, self.search, self.node, self.cycle, self.sort, self.descending
+
+    def statement(self, dialect: str = "sqlite") -> Select[Any]:
+        column = self.column()
         query = select(runs.c.id, runs.c.target_key, runs.c.status, runs.c.current_node, runs.c.launch_id,
                        runs.c.due_at, runs.c.error, runs.c.created_at, runs.c.updated_at, runs.c.finished_at
                        ).where(runs.c.campaign_id == self.campaign_id)
@@ -124,8 +156,36 @@ class RunQuery:
             query = query.where(runs.c.current_node == self.node)
         if self.search:
             query = query.where(_key_starts_with(self.search, dialect))
-        order = column.desc() if self.descending else column.asc()
-        return query.order_by(order, runs.c.id).limit(self.limit).offset(self.offset)
+        # A page ending before a position is the page after it in the other direction, read back to front.
+        descending = self.descending != (self.before is not None)
+        start = self.before if self.before is not None else self.after
+        if start is not None:
+            query = query.where(*_past(column, start, descending))
+        if column is runs.c.id:
+            order = [runs.c.id.desc() if descending else runs.c.id.asc()]
+        elif descending:
+            order = [column.desc().nulls_first() if column.nullable else column.desc(), runs.c.id.desc()]
+        else:
+            order = [column.asc().nulls_last() if column.nullable else column.asc(), runs.c.id.asc()]
+        return query.order_by(*order).limit(self.limit).offset(self.offset)
+
+
+def _past(column: Any, start: tuple[Any, int], descending: bool) -> list[ColumnElement[bool]]:
+    """The runs after ``start`` (sort value, id) in the order: a range on the sort column first, which the index on
+    it serves, then past ``start`` among its equals. NULL sorts as above every value."""
+    value, run_id = start
+    if column is runs.c.id:
+        return [runs.c.id < run_id if descending else runs.c.id > run_id]
+    if value is None:  # among the NULLs: ascending they come last, descending first
+        if descending:
+            return [or_(column.is_not(None), runs.c.id < run_id)]
+        return [column.is_(None), runs.c.id > run_id]
+    if descending:
+        return [column <= value, or_(column < value, runs.c.id < run_id)]
+    beyond = or_(column > value, runs.c.id > run_id)
+    if column.nullable:
+        return [or_(column.is_(None), and_(column >= value, beyond))]
+    return [column >= value, beyond]
 
 
 def _key_starts_with(start: str, dialect: str) -> ColumnElement[bool]:
@@ -139,12 +199,15 @@ def _key_starts_with(start: str, dialect: str) -> ColumnElement[bool]:
 
 
 def list_runs(runtime: Runtime, query: RunQuery) -> list[dict[str, Any]]:
-    """One page of a campaign's runs; an unknown campaign is NotFound rather than an empty page."""
+    """One page of a campaign's runs, in the query's order; an unknown campaign is NotFound rather than an empty
+    page."""
     with reading(runtime.engine) as conn:
         rows = [dict(row._mapping) for row in conn.execute(query.statement(conn.dialect.name))]
         # Only an empty page needs the extra lookup, so the common case stays one query.
         if not rows and conn.execute(select(campaigns.c.id).where(campaigns.c.id == query.campaign_id)).first() is None:
             raise NotFound(f"no campaign {query.campaign_id!r}")
+    if query.before is not None:
+        rows.reverse()
     return rows
 
 

@@ -5,15 +5,11 @@ the same functions (core/web/console/audit.py)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from itsdangerous import BadData, URLSafeSerializer
 
 from ..audit import Actor, AuditSubType, AuditType, record
 from ..audit.queries import AuditExport, AuditFilter, audit_page
@@ -21,6 +17,7 @@ from ..audit.verification import chain_state
 from ..clock import utc
 from ..db import writing
 from ..runtime import Runtime
+from .cursors import Cursors
 from .limits import client_ip
 
 # AuditHistory's sixteen columns, in its order (the console's COLUMNS, without their titles).
@@ -32,39 +29,9 @@ Text = Annotated[str | None, Query(max_length=300)]
 Time = Annotated[datetime | None, Query(description="ISO 8601; UTC unless it has an offset")]
 
 
-class Cursors:
-    """Opaque, signed page cursors: the last record of a page and a digest of the filters it was read with, so a
-    cursor that was tampered with, cut short or sent with other filters is refused (400) rather than misread."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        settings = runtime.settings
-        keys = [key.get_secret_value() for key in (*settings.previous_secret_keys, settings.secret_key) if key]
-        # Without a secret_key (a deployment `campaignkit init` did not set up), cursors hold within this process.
-        self._serializer = URLSafeSerializer(keys or [os.urandom(32).hex()], salt="campaignkit.cursor.audit",
-                                             signer_kwargs={"digest_method": hashlib.sha256})
-
-    @staticmethod
-    def _filters(where: AuditFilter) -> str:
-        return hashlib.sha256(repr(where).encode()).hexdigest()[:16]
-
-    def make(self, before: int, where: AuditFilter) -> str:
-        return str(self._serializer.dumps([before, self._filters(where)]))
-
-    def read(self, cursor: str, where: AuditFilter) -> int:
-        try:
-            before, filters = self._serializer.loads(cursor)
-        except (BadData, ValueError, TypeError):
-            raise HTTPException(400, "cursor: not a cursor this API gave (altered or cut short); send the `next` "
-                                     "value of the previous page as it is, or no cursor for the first page") from None
-        if not hmac.compare_digest(str(filters), self._filters(where)) or not isinstance(before, int):
-            raise HTTPException(400, "cursor: it was given for other filters; send the same filters as the request "
-                                     "that returned it, or no cursor to start again")
-        return before
-
-
 def api_audit_router(runtime: Runtime) -> APIRouter:
     router = APIRouter()
-    cursors = Cursors(runtime)
+    cursors = Cursors(runtime, "audit")  # the salt audit cursors always had: those given out still read
 
     def matching(type: str | None, sub_type: str | None, user: str | None, object: str | None,
                  since: datetime | None, until: datetime | None) -> AuditFilter:
@@ -77,7 +44,7 @@ def api_audit_router(runtime: Runtime) -> APIRouter:
               cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict[str, Any]:
         """Matching records, newest first; ``next`` is the cursor of the following page (null on the last)."""
         where = matching(type, sub_type, user, object, since, until)
-        found = audit_page(runtime, where, cursors.read(cursor, where) if cursor else None, limit + 1)
+        found = audit_page(runtime, where, cursors.read(cursor, where, _audit_id) if cursor else None, limit + 1)
         page = found[:limit]
         return {"records": [{field: row[field] for field in FIELDS} for row in page],
                 "next": cursors.make(page[-1]["audit_id"], where) if len(found) > limit else None}
@@ -96,6 +63,12 @@ def api_audit_router(runtime: Runtime) -> APIRouter:
         return chain_state(runtime).as_json()
 
     return router
+
+
+def _audit_id(position: Any) -> int:
+    if not isinstance(position, int) or isinstance(position, bool):
+        raise TypeError("an audit cursor holds an audit id")
+    return position
 
 
 def export_response(runtime: Runtime, where: AuditFilter, fmt: str, actor: Actor, to: str) -> StreamingResponse:

@@ -6,20 +6,23 @@ import hmac
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
-from fastapi.exception_handlers import http_exception_handler
-
-from ..accounts.roles import Principal, Role, Scope
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..accounts.roles import Principal, Role, Scope
 from ..accounts.tokens import Tokens
 from ..audit import Actor
 from ..campaigns.queries import RunQuery, campaign_summary, contact, list_campaigns, list_runs, run_timeline
 from ..db.migrate import current_revision, head_revision
+from ..db.schema import UTCDateTime
 from ..engine.events import EventInput, InvalidEvent, send_event
 from ..errors import CampaignkitError, InvalidState, NotFound
 from ..kinds import WebContext
@@ -31,6 +34,7 @@ from .api_operations import api_operations_router
 from .console import Console, console_router
 from .console.api_docs import API_DOCS
 from .console.gate import KindConsole
+from .cursors import Cursors, next_link
 from .limits import BearerTokenGate, BodyLimit, HeaderLimit, RejectionRecorder, body_limit, client_ip, is_api
 from .pages import render_page
 from .rejections import Rejections, Throttle, flushing
@@ -88,10 +92,6 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
         if router is not None:
             app.include_router(router)
 
-    @app.exception_handler(CampaignkitError)
-    async def known_problem(request: Request, exc: Exception) -> Response:
-        # A state the product knows (not found, closed, refused) is never a bare 500, whichever route met it.
-        status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, InvalidState) else 400
     @app.exception_handler(StarletteHTTPException)
     async def refused(request: Request, exc: StarletteHTTPException) -> Response:
         # A route's own 403 (GET /api/plugins for a non-admin) is audited like the token gate's.
@@ -101,6 +101,10 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
                                     request.method, request.url.path)
         return await http_exception_handler(request, exc)
 
+    @app.exception_handler(CampaignkitError)
+    async def known_problem(request: Request, exc: Exception) -> Response:
+        # A state the product knows (not found, closed, refused) is never a bare 500, whichever route met it.
+        status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, InvalidState) else 400
         if is_api(request.url.path):
             return JSONResponse({"detail": str(exc)}, status_code=status)
         return render_page(runtime, "link_error", status, message=str(exc))
@@ -118,9 +122,19 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
             return JSONResponse({"status": "migrations pending", "revision": revision, "head": head}, status_code=503)
         return JSONResponse({"status": "ok", "revision": revision})
 
+    campaign_cursors, run_cursors = Cursors(runtime, "campaigns"), Cursors(runtime, "runs")
+
     @app.get("/api/campaigns")
-    def campaigns() -> list[dict[str, Any]]:
-        return list_campaigns(runtime)
+    def campaigns(request: Request, response: Response, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                  cursor: Annotated[str | None, Query(max_length=1000)] = None) -> list[dict[str, Any]]:
+        """Campaigns in (folder, name, id) order, ``limit`` at a time; the next page's URL is in the ``Link``
+        header (rel="next"), its cursor in ``X-Next-Cursor``, neither on the last page."""
+        after = campaign_cursors.read(cursor, "campaigns", _campaign_position) if cursor else None
+        found = list_campaigns(runtime, limit + 1, after)
+        page = found[:limit]
+        next_link(request, response, campaign_cursors.make([page[-1][k] for k in ("folder", "name", "id")],
+                                                           "campaigns") if len(found) > limit else None)
+        return page
 
     @app.get("/api/kinds")
     def kinds() -> list[dict[str, Any]]:
@@ -134,17 +148,34 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
     @app.get("/api/campaigns/{campaign_id}/runs")
     def runs(
         campaign_id: str,
+        request: Request,
+        response: Response,
         status: str | None = None,
         search: Annotated[str | None, Query(max_length=300, description="the start of the target key")] = None,
         node: Annotated[str | None, Query(max_length=100, description="only runs at this node")] = None,
         cycle: int | None = None,
         sort: str = "id",
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        cursor: Annotated[str | None, Query(max_length=1000, description="the next page's, from the Link header")]
+        = None,
+        offset: Annotated[int, Query(ge=0, description="deprecated: deep offsets are slow; use cursor")] = 0,
     ) -> list[dict[str, Any]]:
+        """A campaign's runs in ``sort`` order (prefix ``-`` to reverse), then id in the same direction; the next
+        page's URL is in the ``Link`` header (rel="next"), its cursor in ``X-Next-Cursor``."""
         query = RunQuery(campaign_id, status=status, search=search, node=node, cycle=cycle, sort=sort.lstrip("-"),
-                         descending=sort.startswith("-"), limit=limit, offset=offset)
-        return _or_404(lambda: list_runs(runtime, query))
+                         descending=sort.startswith("-"), limit=limit + 1, offset=offset)
+        column = _or_404(query.column)
+        if cursor:
+            if offset:
+                raise HTTPException(400, "offset: give a cursor or an offset, not both")
+            query = replace(query, after=run_cursors.read(cursor, query.filters(), _run_position(column)))
+        found = _or_404(lambda: list_runs(runtime, query))
+        page = found[:limit]
+        if len(found) > limit:
+            value, run_id = query.position(page[-1])
+            next_link(request, response, run_cursors.make(
+                [value.isoformat() if isinstance(value, datetime) else value, run_id], query.filters()))
+        return page
 
     @app.get("/api/contacts/{key:path}")
     def contact_of(key: str) -> dict[str, Any]:
@@ -167,6 +198,37 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
         return {"event_id": event_id}
 
     return app
+
+
+def _campaign_position(position: Any) -> tuple[str, str, str]:
+    folder, name, campaign_id = position
+    if not all(isinstance(part, str) for part in position):
+        raise TypeError("a campaigns cursor holds a folder, a name and an id")
+    return folder, name, campaign_id
+
+
+def _run_position(column: Any) -> Callable[[Any], tuple[Any, int]]:
+    """How a runs cursor's [sort value, id] is read back under a sort column: times as ISO 8601 in UTC."""
+    timed = isinstance(column.type, UTCDateTime)
+
+    def position(found: Any) -> tuple[Any, int]:
+        value, run_id = found
+        if not isinstance(run_id, int) or isinstance(run_id, bool):
+            raise TypeError("a runs cursor ends with a run id")
+        if value is None:
+            if not column.nullable:
+                raise ValueError("no value in a cursor for a column that has one")
+            return None, run_id
+        if timed:
+            at = datetime.fromisoformat(value)
+            if at.tzinfo is None:
+                raise ValueError("a time in a cursor has its offset")
+            return at, run_id
+        if isinstance(value, bool) or not isinstance(value, int if column.name == "id" else str):
+            raise TypeError("a runs cursor's value is the sort column's")
+        return value, run_id
+
+    return position
 
 
 def _or_404(call: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -54,7 +55,10 @@ def router(console: Console) -> APIRouter:
         search: Annotated[str, Query(max_length=200)] = "",
         node: Annotated[str, Query(max_length=100)] = "",
         sort: str = "-created",
-        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+        after: Annotated[int | None, Query(ge=1)] = None,
+        before: Annotated[int | None, Query(ge=1)] = None,
+        at: Annotated[str | None, Query(max_length=300)] = None,
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,  # by offset: only old bookmarks still carry it
         tab: Annotated[str, Query(max_length=100)] = EXECUTIONS,
         done: str = "",
     ) -> Response:
@@ -76,19 +80,22 @@ def router(console: Console) -> APIRouter:
             column = sort.lstrip("-")
             query = RunQuery(campaign_id, status=status if status in STATUSES else None, search=search or None,
                              node=node or None, sort=column if column in CONSOLE_SORTS else "created",
-                             descending=sort.startswith("-"),
-                             limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
-            runs = list_runs(console.runtime, query)
+                             descending=sort.startswith("-"), limit=PAGE_SIZE + 1)
+            runs, newer, has_next = _executions(console, query, after, before, at, page)
 
-            def at(**changes: Any) -> str:
-                params = {"status": status, "search": search, "node": node, "sort": sort, "page": page, **changes}
-                return f"/campaigns/{campaign_id}?" + urlencode({k: v for k, v in params.items() if v not in ("", 1)})
+            def link(**changes: Any) -> str:
+                params = {"status": status, "search": search, "node": node, "sort": sort, **changes}
+                return f"/campaigns/{campaign_id}?" + urlencode({k: v for k, v in params.items()
+                                                                 if v not in ("", None)})
+
+            def keyset(way: str, run: dict[str, Any]) -> str:  # the run's sort value and id, as the audit log's
+                value, run_id = query.position(run)
+                return link(**{way: run_id}, at=None if query.sort == "created" else value)
 
             return console.render(
-                "campaign", runs=runs[:PAGE_SIZE], tab=EXECUTIONS, status=status, search=search, node=node, sort=sort,
-                page=page, at=at, **common,
-                newer=at(page=page - 1) if page > 1 else None,
-                older=at(page=page + 1) if len(runs) > PAGE_SIZE else None)
+                "campaign", runs=runs, tab=EXECUTIONS, status=status, search=search, node=node, sort=sort, **common,
+                newer=(keyset("before", runs[0]) if runs else link()) if newer else None,
+                older=keyset("after", runs[-1]) if has_next else None)
 
         return console.page(request, render)
 
@@ -102,6 +109,29 @@ def router(console: Console) -> APIRouter:
         return console.page(request, lambda session: _execution(console, session, run_id, "full"))
 
     return routes
+
+
+def _executions(console: Console, query: RunQuery, after: int | None, before: int | None, at: str | None,
+                page: int) -> tuple[list[dict[str, Any]], bool, bool]:
+    """A page of executions (PAGE_SIZE of them; ``query`` asks one more), whether there are some before and after
+    it. Paged by keyset: just past the run ``after``, or ending just before ``before``, whose sort value is ``at``
+    (for the newest or oldest first, the id itself); ``page`` (by offset) still opens old bookmarks."""
+    cursor = after or before
+    value: Any = cursor if query.sort == "created" else at
+    if cursor is not None and value is not None:
+        if before is not None:
+            runs = list_runs(console.runtime, replace(query, before=(value, before)))
+            if len(runs) > PAGE_SIZE:
+                return runs[1:], True, True
+            # Fewer than a page before it (runs came or went): the first page, full again.
+        else:
+            runs = list_runs(console.runtime, replace(query, after=(value, cursor)))
+            return runs[:PAGE_SIZE], True, len(runs) > PAGE_SIZE
+    elif page > 1:
+        runs = list_runs(console.runtime, replace(query, offset=(page - 1) * PAGE_SIZE))
+        return runs[:PAGE_SIZE], True, len(runs) > PAGE_SIZE
+    runs = list_runs(console.runtime, query)
+    return runs[:PAGE_SIZE], False, len(runs) > PAGE_SIZE
 
 
 def _overview(console: Console, summary: dict[str, Any]) -> dict[str, Any]:
