@@ -29,8 +29,8 @@ def make_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str)
     app = register()
     runner = CliRunner()
 
-    def run(*args: str, code: int = 0, env: dict[str, str] | None = None) -> Result:
-        result = runner.invoke(app, list(args), env=env)
+    def run(*args: str, code: int = 0, env: dict[str, str] | None = None, input: str | None = None) -> Result:
+        result = runner.invoke(app, list(args), env=env, input=input)  # input: what is typed at prompts
         detail = f"{result.stdout}\n{result.stderr}\n{result.exception}"
         assert result.exit_code == code, f"exit {result.exit_code}: {detail}"
         assert "Traceback" not in result.stdout + result.stderr

@@ -113,9 +113,9 @@ def register() -> typer.Typer:
     runs, so `--help` and a command that reads one table do not load the web server, the scheduler or SCIM."""
     global _registered
     if not _registered:
-        from . import accounts, admin, audit, campaign, config, roles, runs, scaffold, schedule, targets
+        from . import accounts, admin, audit, campaign, config, remote, roles, runs, scaffold, schedule, targets
 
-        for module in (admin, config, scaffold, campaign, runs, targets, roles, audit, schedule, accounts):
+        for module in (admin, config, scaffold, campaign, runs, targets, roles, audit, schedule, accounts, remote):
             module.register(app)
         for kind in kind_classes():
             mount_kind(kind)

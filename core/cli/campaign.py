@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -84,7 +84,11 @@ def show(ref: Ref, fmt: Annotated[Format, typer.Option("--format")] = Format.tab
     from ..campaigns.queries import campaign_summary
 
     runtime = STATE.runtime()
-    summary = campaign_summary(runtime, Campaigns(runtime).resolve(ref))
+    render_summary(campaign_summary(runtime, Campaigns(runtime).resolve(ref)), fmt)
+
+
+def render_summary(summary: dict[str, Any], fmt: Format) -> None:
+    """A campaign's summary (campaign_summary, or GET /api/campaigns/{id}): its fields, runs by status, cycles."""
     if fmt is Format.json:
         render_json(summary)
         return

@@ -57,7 +57,11 @@ def show(
     """Show a run and its timeline: every executed node with outcome and edge, in order."""
     from ..campaigns.queries import run_timeline
 
-    timeline = run_timeline(STATE.runtime(), run_id)
+    render_timeline(run_timeline(STATE.runtime(), run_id), run_id, fmt)
+
+
+def render_timeline(timeline: dict[str, Any], run_id: int, fmt: Format) -> None:
+    """A run and its steps (run_timeline, or GET /api/runs/{id}), and what its kind adds, then its path."""
     if fmt is Format.json:
         render_json(timeline)
         return
