@@ -502,3 +502,38 @@ def test_the_api_reference_is_a_page_for_signed_in_people(console: Any) -> None:
                   for method in item}
     assert set(listed) == documented and "POST /api/campaigns/{campaign_id}/launch" in listed
     assert "<script" not in page and "cdn" not in page.lower()
+
+
+def test_in_a_browser_runs_that_took_different_branches_are_marked_apart_and_an_auditor_sees_no_action(
+        console: Any, page: Any, tmp_path: Path) -> None:
+    url, harness = console
+    campaign_id = harness.create(BRANCHING)
+    harness.launch(campaign_id, harness.csv("key,plan\nada,pro\nalan,basic\n"))
+    harness.run_to_idle()
+    Accounts(harness.runtime).add("ida", Role.AUDITOR, harness.actor, password=PASSWORD)
+    page.goto(f"{url}/sign-in")
+    page.fill("#name", "ida")
+    page.fill("#password", PASSWORD)
+    page.click("#sign-in")
+    page.wait_for_url(f"{url}/campaigns")
+    assert page.locator("#new-campaign").count() == 0  # an auditor creates nothing
+    page.click("text=Branching journey")
+    assert page.locator("#actions").count() == 0 and page.locator("text=Edit definition").count() == 0
+
+    def marked(what: str) -> list[str]:
+        return sorted(page.locator(f"svg.workflow g.{what}.taken").evaluate_all(
+            f"found => found.map(g => g.dataset.{what})"))
+
+    executed = {}
+    for key in ("ada", "alan"):
+        page.goto(f"{url}/campaigns/{campaign_id}")
+        page.fill("#f-search", key)
+        page.click("#run-filters button")
+        page.click(f"#runs >> text={key}")
+        executed[key] = (marked("node"), marked("edge"))
+        page.screenshot(path=str(tmp_path / f"{key}.png"), full_page=True)
+    assert executed == {"ada": (["pro", "split", "start"], ["split:true", "start:next"]),
+                        "alan": (["basic", "split", "start"], ["split:false", "start:next"])}
+    assert page.locator("svg.workflow g.node.current").count() == 0  # alan's run has finished
+    page.click("#tab-timeline")
+    assert page.locator("#timeline tbody tr td:nth-child(2)").all_inner_texts() == ["start", "split", "basic"]
