@@ -28,7 +28,6 @@ import email.policy
 import importlib
 import json
 import secrets
-import socket
 import ssl
 import threading
 import time
@@ -41,6 +40,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+# ck_web and ck_web_url (the served web app, signed in as each role) are registered with these fixtures.
+from .testing_web import ck_web, ck_web_url, free_port  # noqa: F401
 
 if TYPE_CHECKING:
     import pluggy
@@ -59,13 +61,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 # --- helpers the fixtures hand out ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def merge_settings(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -464,3 +459,4 @@ def ck_smtp() -> Iterator[SmtpInbox]:
         yield inbox
     finally:
         controller.stop()
+

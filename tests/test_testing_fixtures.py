@@ -283,3 +283,37 @@ def test_load_settings_reads_nothing_of_the_checkout():
     assert not [k for k in os.environ if k.startswith("CAMPAIGNKIT_") and not k.startswith("CAMPAIGNKIT_TEST_")]
 ''')
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_ck_web_serves_the_app_to_each_role_on_the_console_and_the_api(author: pytest.Pytester) -> None:
+    author.makepyfile(test_web='''
+import pytest
+
+FLOW = """
+name: Waiting
+workflow:
+  nodes:
+    - {id: start, type: entered_campaign, next: wait}
+    - {id: wait, type: wait_for_event, config: {events: [clicked]}, edges: {clicked: end}}
+    - {id: end, type: left_campaign}
+"""
+
+@pytest.fixture
+def ck_settings(ck_web_url):
+    return {"web": {"base_url": ck_web_url}}
+
+def test_roles(ck_web, ck_campaign, ck_web_url):
+    assert ck_web.url == ck_web_url == ck_campaign.runtime.settings.web.base_url
+    audience = ck_campaign.csv("key\\nk1\\nk2\\n")
+    campaign_id = ck_campaign.create(FLOW + f"audience: {{source: csv, path: {audience}}}\\n")
+    auditor, operator = ck_web.console("auditor"), ck_web.console("operator")
+    assert "Waiting" in auditor.get(f"/campaigns/{campaign_id}").text
+    assert auditor.submit(f"/campaigns/{campaign_id}/actions", action="launch").status_code == 403
+    launched = operator.submit(f"/campaigns/{campaign_id}/actions", action="launch")
+    assert launched.status_code == 303 and len(ck_campaign.runs(campaign_id)) == 2
+    assert [c["name"] for c in ck_web.api("auditor", "read").get("/api/campaigns").json()] == ["Waiting"]
+    assert ck_web.api("operator", "read").post(f"/api/campaigns/{campaign_id}/pause").status_code == 403
+    assert ck_web.api("operator").post(f"/api/campaigns/{campaign_id}/pause").status_code == 200
+    assert [r.user_name for r in ck_campaign.audit("Workflow Pause Request")] == ["operator-tester"]
+''')
+    author.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
