@@ -82,6 +82,10 @@ def test_an_operator_runs_a_campaign_from_the_command_line(remote_env: Any, tmp_
     listed = cli("remote", "campaign", "list", "--format", "json", env=env).stdout
     assert f'"id": "{campaign_id}"' in listed
     assert "Welcome" in cli("remote", "campaign", "show", campaign_id, env=env).stdout
+    # As the local commands: by name or a unique id prefix, and a clear line for neither.
+    assert cli("remote", "campaign", "show", "Welcome", env=env).stdout == cli(
+        "remote", "campaign", "show", campaign_id[:8], env=env).stdout
+    assert "no campaign 'Nope' on the server" in cli("remote", "campaign", "show", "Nope", code=1, env=env).stderr
 
     # A journey asks nothing before its launch.
     assert "'Welcome' launched: 2 run(s)" in cli("remote", "campaign", "launch", campaign_id, env=env).stdout

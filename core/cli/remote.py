@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -28,8 +29,9 @@ run_group = typer.Typer(help="One run on the server.", no_args_is_help=True)
 event = typer.Typer(help="Signals into runs on the server.", no_args_is_help=True)
 audit = typer.Typer(help="The server's audit trail.", invoke_without_command=True)
 
-CampaignId = Annotated[str, typer.Argument(help="The campaign's id (as `remote campaign list --format json` gives it).",
-                                           metavar="ID")]
+CampaignId = Annotated[str, typer.Argument(help="The campaign's id, a unique id prefix, or its name.",
+                                           metavar="CAMPAIGN")]
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 FileArg = Annotated[Path, typer.Argument(help="Campaign definition (YAML or JSON).", dir_okay=False, exists=True)]
 Yes = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")]
 Fmt = Annotated[Format, typer.Option("--format")]
@@ -97,7 +99,7 @@ def campaign_show(ctx: typer.Context, campaign_id: CampaignId, fmt: Fmt = Format
     """Show a campaign: state, version, runs by status and its cycles."""
     from .campaign import render_summary
 
-    render_summary(server(ctx).call("GET", f"/api/campaigns/{segment(campaign_id)}"), fmt)
+    render_summary(server(ctx).call("GET", f"/api/campaigns/{segment(_campaign(ctx, campaign_id))}"), fmt)
 
 
 def _definition(file: Path) -> tuple[bytes, dict[str, str]]:
@@ -121,7 +123,7 @@ def campaign_create(ctx: typer.Context, file: FileArg) -> None:
 def campaign_update(ctx: typer.Context, campaign_id: CampaignId, file: FileArg) -> None:
     """Replace a campaign's definition; a campaign with runs gets a new version and its runs keep theirs."""
     body, headers = _definition(file)
-    saved = server(ctx).call("PUT", f"/api/campaigns/{segment(campaign_id)}/definition",
+    saved = server(ctx).call("PUT", f"/api/campaigns/{segment(_campaign(ctx, campaign_id))}/definition",
                              params={"filename": file.name}, content=body, headers=headers)
     info(f"campaign {saved['id']} is now at version {saved['version']}")
 
@@ -139,7 +141,7 @@ def campaign_launch(
     from .remote_client import RemoteError
 
     remote_ = server(ctx)
-    path = f"/api/campaigns/{segment(campaign_id)}/launch"
+    path = f"/api/campaigns/{segment(_campaign(ctx, campaign_id))}/launch"
     body: dict[str, Any] = {"at": at.isoformat()} if at else {}
     try:
         outcome = remote_.call("POST", path, json={**body, "confirm": True} if yes else body)
@@ -153,6 +155,20 @@ def campaign_launch(
     info(str(outcome["message"]))
 
 
+def _campaign(ctx: typer.Context, reference: str) -> str:
+    """The id of the campaign ``reference`` names on the server, as the local commands take it: its id, a unique id
+    prefix, or its name (looked up in the server's list: one request more than an id needs)."""
+    if UUID.fullmatch(reference):
+        return reference
+    found = {c["id"] for c in server(ctx).every("/api/campaigns", {"limit": 1000})
+             if reference in (c["id"], c["name"]) or c["id"].startswith(reference)}
+    if len(found) == 1:
+        return found.pop()
+    if not found:
+        raise CampaignkitError(f"no campaign {reference!r} on the server")
+    raise CampaignkitError(f"{reference!r} matches {len(found)} campaigns; give more of the id")
+
+
 def _confirmed(question: str) -> bool:
     try:
         return typer.confirm(question, default=False)
@@ -161,7 +177,7 @@ def _confirmed(question: str) -> bool:
 
 
 def _operate(ctx: typer.Context, campaign_id: str, action: str) -> None:
-    info(str(server(ctx).call("POST", f"/api/campaigns/{segment(campaign_id)}/{action}")["message"]))
+    info(str(server(ctx).call("POST", f"/api/campaigns/{segment(_campaign(ctx, campaign_id))}/{action}")["message"]))
 
 
 @campaign.command("pause")
@@ -206,7 +222,7 @@ def runs(
     """List a campaign's runs on the server: filtered, searched and sorted there, a page at a time."""
     from .runs import RUN_COLUMNS
 
-    found = server(ctx).call("GET", f"/api/campaigns/{segment(campaign_id)}/runs", params={
+    found = server(ctx).call("GET", f"/api/campaigns/{segment(_campaign(ctx, campaign_id))}/runs", params={
         "status": status, "search": search, "node": node, "cycle": cycle, "sort": sort, "limit": limit,
         "offset": offset})
     render(rows_of(found, "runs"), RUN_COLUMNS, fmt, title=f"Runs of {campaign_id}")
