@@ -4,7 +4,6 @@ server checks the token's role and scope and audits what it does as the token's 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -16,7 +15,7 @@ from urllib.parse import quote
 import typer
 
 from ..errors import CampaignkitError
-from .options import iso_time
+from .options import event_payload, iso_time
 from .output import Format, error_line, info, render
 from .remote_client import CA_FILE_VARIABLE, TOKEN_VARIABLE, URL_VARIABLE, Remote
 
@@ -245,12 +244,7 @@ def event_send(
     payload: Annotated[str, typer.Option(help="JSON object with the event's data.")] = "{}",
 ) -> None:
     """Record an event for a run on the server; a run waiting for it becomes due at once."""
-    try:
-        data: Any = json.loads(payload)
-    except json.JSONDecodeError as exc:
-        raise CampaignkitError(f"--payload: not valid JSON: {exc.msg} (column {exc.colno})") from None
-    if not isinstance(data, dict):
-        raise CampaignkitError("--payload: must be a JSON object")
+    data = event_payload(payload)
     sent = server(ctx).call("POST", f"/api/runs/{run_id}/events", json={"name": name, "payload": data})
     info(f"event {sent['event_id']} ({name}) recorded for run {run_id}")
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
 
-from ..errors import CampaignkitError
+from .options import event_payload
 from .output import Format, info, render, render_json
 from .state import STATE, actor
 
@@ -94,11 +93,6 @@ def send(
     """Record an event for a run; a run waiting for it becomes due at once."""
     from ..engine.events import send_event
 
-    try:
-        data: Any = json.loads(payload)
-    except json.JSONDecodeError as exc:
-        raise CampaignkitError(f"--payload: not valid JSON: {exc.msg} (column {exc.colno})") from None
-    if not isinstance(data, dict):
-        raise CampaignkitError("--payload: must be a JSON object")
+    data = event_payload(payload)
     event_id = send_event(STATE.runtime(), run_id, name, data, source="cli", actor=actor())
     info(f"event {event_id} ({name}) recorded for run {run_id}")
