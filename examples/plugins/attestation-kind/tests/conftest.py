@@ -1,22 +1,18 @@
-"""The campaign's e-mail goes to campaignkit's ck_smtp inbox; the web app is served by uvicorn on 127.0.0.1, at the
-port its links point to (web.base_url)."""
+"""The campaign's e-mail goes to campaignkit's ck_smtp inbox; the web app is served on 127.0.0.1 by campaignkit's
+ck_web fixture, at the address its links point to (web.base_url = ck_web_url)."""
 
 from __future__ import annotations
 
 import re
-import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
-import uvicorn
 
-from campaignkit.core.testing import SmtpInbox, free_port
+from campaignkit.core.testing import SmtpInbox
 
 DEFINITION = """
 name: Acceptable use 2030
@@ -42,35 +38,17 @@ AUDIENCE = "email,name\nada@example.org,Ada\ngrace@example.org,Grace\nalan@examp
 
 
 @pytest.fixture
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def ck_settings(ck_smtp: SmtpInbox, port: int) -> dict[str, Any]:
+def ck_settings(ck_smtp: SmtpInbox, ck_web_url: str) -> dict[str, Any]:
     return {
         "plugins": {"config": {"smtp": ck_smtp.channel_config()}},
-        "web": {"base_url": f"http://127.0.0.1:{port}"},
+        "web": {"base_url": ck_web_url},  # the links in the e-mails lead to the app ck_web serves
     }
 
 
 @pytest.fixture
-def served(ck_runtime: Any, port: int) -> Iterator[str]:
-    """campaignkit's web app on ck_runtime, with every kind's routes, served on 127.0.0.1 for the test."""
-    from campaignkit.core import create_app
-
-    server = uvicorn.Server(uvicorn.Config(create_app(ck_runtime), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the web server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+def served(ck_web: Any) -> str:
+    """campaignkit's web app on ck_runtime, with every kind's routes, served on 127.0.0.1 for the test (ck_web)."""
+    return str(ck_web.url)
 
 
 @dataclass
