@@ -1,5 +1,5 @@
 """`campaignkit remote`: the CLI operating a served campaignkit through its API with personal tokens, and the table in
-docs/accounts.md of what each caller may do that way, checked command by command."""
+docs/api.md of what each caller may do that way, checked command by command."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from campaignkit.core.cli.remote_client import REFUSED_TOKEN
 from campaignkit.core.definitions.remote import files_dir
 from campaignkit.core.testing import free_port
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "accounts.md"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 FLOW = """\
 name: {name}
 audience: {{source: csv, path: people.csv}}
@@ -188,7 +188,7 @@ def test_a_refused_token_and_an_unreachable_server_give_one_line(remote_env: Any
     assert cli("remote", "campaign", "list", "--format", "nope", code=2, env=as_caller(url, token)).stderr
 
 
-# --- the table in docs/accounts.md ------------------------------------------------------------------------------
+# --- the table in docs/api.md ---------------------------------------------------------------------------------
 
 
 def documented_remote_matrix() -> dict[str, list[str]]:
