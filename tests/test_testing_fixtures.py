@@ -286,7 +286,8 @@ def test_load_settings_reads_nothing_of_the_checkout():
 
 
 def test_ck_web_serves_the_app_to_each_role_on_the_console_and_the_api(author: pytest.Pytester) -> None:
-    author.makepyfile(test_web='''
+    # A module name no test of this suite has: pytester runs the author's session in this process.
+    author.makepyfile(test_author_site='''
 import pytest
 
 FLOW = """
