@@ -7,6 +7,7 @@ what our forms send. Our pages send Referrer-Policy: no-referrer, under which br
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email import policy
 from email.errors import MessageError
@@ -27,6 +28,11 @@ class FormRefused(Exception):
         super().__init__(message)
         self.status = status
         self.reason = reason
+
+
+def form_value(fields: Mapping[str, list[str]], name: str) -> str:
+    """A posted field's first value; '' when the form did not send it."""
+    return (fields.get(name) or [""])[0]
 
 
 def origin_of(url: str) -> str:

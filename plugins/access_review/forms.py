@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
-from campaignkit.core.web.forms import FormRefused, own_form
+from campaignkit.core.web.forms import FormRefused, form_value, own_form
 
 from .decisions import CHOICES
 
@@ -27,10 +27,10 @@ async def decision_form(request: Request, own_origin: str) -> DecisionForm:
     """The posted form, or FormRefused (403 cross-site, 415 not a form, 400 malformed)."""
     fields = await own_form(request, own_origin, max_fields=2000, what="decision POST",
                             use="decisions are taken with the buttons of the page")
-    choice = (fields.get("choice") or [""])[0]
+    choice = form_value(fields, "choice")
     try:
         shown = {int(value) for value in fields.get("run", [])}
     except ValueError:
         raise FormRefused(400, "this form could not be read; nothing was changed",
                           "decision POST refused: malformed item list") from None
-    return DecisionForm(choice if choice in CHOICES else None, (fields.get("nonce") or [""])[0], shown)
+    return DecisionForm(choice if choice in CHOICES else None, form_value(fields, "nonce"), shown)

@@ -17,7 +17,7 @@ from ...accounts.sessions import Session, Sessions
 from ...audit import Actor
 from ...kinds import ConsolePerson
 from ...runtime import Runtime
-from ..forms import FormRefused, Upload, origin_of, own_form, own_upload_form
+from ..forms import FormRefused, Upload, form_value, origin_of, own_form, own_upload_form
 from ..limits import client_ip
 from ..pages import PAGE_HEADERS
 from ..rejections import Rejections
@@ -78,7 +78,7 @@ class Console:
             fields, uploads = await read()
         except FormRefused as refused:
             return self.render("message", refused.status, session=session, message=str(refused))
-        if not session.csrf_matches((fields.get("csrf") or [""])[0]):
+        if not session.csrf_matches(form_value(fields, "csrf")):
             return self.render("message", 403, session=session,
                                message="this form is out of date: reload the page and try again")
         return session, fields, uploads

@@ -18,6 +18,7 @@ from ...campaigns.operations import ACTIONS, operate
 from ...campaigns.queries import campaign_summary
 from ...campaigns.service import Campaigns
 from ...errors import CampaignkitError, NotFound
+from ..forms import form_value
 from . import Console
 
 CONSEQUENCES = {
@@ -70,10 +71,10 @@ def router(console: Console) -> APIRouter:
         if isinstance(posted, Response):
             return posted
         session, fields = posted
-        action = (fields.get("action") or [""])[0]
+        action = form_value(fields, "action")
         if action not in ACTIONS:
             return console.render("message", 404, session=session, message=f"no action {action[:40]!r}")
-        written = (fields.get("at") or [""])[0].strip() if action == "launch" else ""
+        written = form_value(fields, "at").strip() if action == "launch" else ""
         try:
             at = _utc(datetime.fromisoformat(written)) if written else None
         except ValueError:

@@ -16,6 +16,7 @@ from ...campaigns.editing import DefinitionText, current_definition, save_defini
 from ...definitions.problems import Problem, problems_of
 from ...definitions.remote import sent_name
 from ...errors import CampaignkitError, DefinitionError, NotFound
+from ..forms import form_value
 from . import Console
 from .actions import operator_refusal
 
@@ -78,7 +79,7 @@ async def _save(console: Console, request: Request, campaign_id: str | None) -> 
         text = upload.data.decode("utf-8", "replace").replace("\0", "\ufffd")
     else:
         # Browsers send a textarea's lines ending in CR LF: keep the lines as they were written.
-        body = text = (fields.get("text") or [""])[0].replace("\r\n", "\n")
+        body = text = form_value(fields, "text").replace("\r\n", "\n")
         name = PASTED
     try:
         saved = await run_in_threadpool(save_definition, console.runtime, body, name, console.actor(session, request),

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ...accounts.sessions import SignInRefused
 from ...audit import AuditSubType, AuditType
-from ..forms import FormRefused, own_form
+from ..forms import FormRefused, form_value, own_form
 from ..limits import client_ip
 from . import COOKIE, Console
 
@@ -39,8 +39,8 @@ def router(console: Console) -> APIRouter:
         except FormRefused as refused:
             await run_in_threadpool(_refuse, console, client, refused.reason, "")
             return sign_in_page_for(console, refused.status, message=str(refused))
-        name = (fields.get("name") or [""])[0].strip()[:200]
-        password = (fields.get("password") or [""])[0]
+        name = form_value(fields, "name").strip()[:200]
+        password = form_value(fields, "password")
         try:
             token, session = await run_in_threadpool(console.sessions.sign_in, name, password, client)
         except SignInRefused as refused:

@@ -12,6 +12,7 @@ from ...accounts.sessions import Session
 from ...accounts.tokens import Tokens
 from ...accounts.users import Accounts
 from ...errors import CampaignkitError
+from ..forms import form_value
 from . import Console
 
 CHANGES = ("set-role", "disable", "enable")
@@ -49,13 +50,13 @@ def router(console: Console) -> APIRouter:
         if isinstance(posted, Response):
             return posted
         session, fields = posted
-        change = (fields.get("change") or [""])[0]
+        change = form_value(fields, "change")
         if change not in CHANGES:
             return console.render("message", 404, session=session, message=f"no change {change[:40]!r}")
         accounts, actor = Accounts(console.runtime), console.actor(session, request)
         try:
             if change == "set-role":
-                role = parse_role((fields.get("role") or [""])[0])
+                role = parse_role(form_value(fields, "role"))
                 await run_in_threadpool(accounts.set_role, name, role, actor)
             elif change == "disable":
                 await run_in_threadpool(accounts.disable, name, actor)
