@@ -8,14 +8,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from campaignkit.core import Actor, CampaignkitError, ConsoleGate, ConsolePerson, NotFound, find_campaign, latest_cycle
 from campaignkit.core.errors import InvalidState
+from campaignkit.core.web.forms import form_value
 
-from .export import TEXT_FILTER, csv_download, history_query
+from .export import HistoryFilters, csv_download
 from .kind import NAME
 from .operations import failed_enforcements, retry_enforcement
 from .vocabulary import HISTORY
@@ -38,13 +39,8 @@ def console_router(runtime: Runtime, console: ConsoleGate) -> APIRouter:
     def export(
         request: Request,
         campaign_id: str,
+        filters: Annotated[HistoryFilters, Depends()],
         fmt: Annotated[str, Query(alias="format", max_length=10)] = "csv",
-        status: TEXT_FILTER = None,
-        result: TEXT_FILTER = None,
-        approver: TEXT_FILTER = None,
-        application: TEXT_FILTER = None,
-        cycle: int | None = None,
-        sort: Annotated[str, Query(max_length=40)] = "user",
     ) -> Response:
         """The filtered Run History as CSV: every signed-in role may export it, as every role may read it."""
         def download(person: ConsolePerson) -> Response:
@@ -52,8 +48,7 @@ def console_router(runtime: Runtime, console: ConsoleGate) -> APIRouter:
                 return console.render(person, MESSAGE_PAGE, 400, message="format: csv")
             try:
                 found = find_campaign(runtime, campaign_id, kind=NAME).id
-                return csv_download(runtime, history_query(found, status, result, approver, application, cycle,
-                                                           sort))
+                return csv_download(runtime, filters.query(found))
             except CampaignkitError as exc:
                 return refused(person, exc)
 
@@ -79,7 +74,7 @@ def console_router(runtime: Runtime, console: ConsoleGate) -> APIRouter:
         if isinstance(posted, Response):
             return posted
         person, fields = posted
-        chosen = (fields.get("cycle") or [""])[0]
+        chosen = form_value(fields, "cycle")
         if not chosen.isdigit():
             return console.render(person, MESSAGE_PAGE, 400, message="cycle: the launch (cycle) id, a whole number")
         actor = Actor(person.user_name, None, person.client_ip)

@@ -19,12 +19,20 @@ if TYPE_CHECKING:
 TEXT_FILTER = Annotated[str | None, Query(max_length=320)]
 
 
-def history_query(campaign_id: str, status: str | None, result: str | None, approver: str | None,
-                  application: str | None, cycle: int | None, sort: str) -> HistoryQuery:
-    """The whole filtered history, in the order the tab and `history` show it (no limit)."""
-    return HistoryQuery(campaign_id, status=status or None, result=result or None, approver=approver or None,
-                        application=application or None, cycle=cycle, sort=sort.lstrip("-") or "user",
-                        descending=sort.startswith("-"), limit=None)
+class HistoryFilters:
+    """The Run History's filters and sort as a route's query (a FastAPI dependency, shared by the console's Export
+    and the API's): the whole filtered history, in the order the tab and `history` show it (no limit)."""
+
+    def __init__(self, status: TEXT_FILTER = None, result: TEXT_FILTER = None, approver: TEXT_FILTER = None,
+                 application: TEXT_FILTER = None, cycle: int | None = None,
+                 sort: Annotated[str, Query(max_length=40)] = "user") -> None:
+        self.status, self.result, self.approver, self.application = status, result, approver, application
+        self.cycle, self.sort = cycle, sort
+
+    def query(self, campaign_id: str) -> HistoryQuery:
+        return HistoryQuery(campaign_id, status=self.status or None, result=self.result or None,
+                            approver=self.approver or None, application=self.application or None, cycle=self.cycle,
+                            sort=self.sort.lstrip("-") or "user", descending=self.sort.startswith("-"), limit=None)
 
 
 class ClosingStream(StreamingResponse):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
@@ -23,7 +23,7 @@ from campaignkit.core.web.pages import render_page
 from campaignkit.core.web.rejections import Rejections
 
 from .decisions import ListChanged, ReviewService, StalePage
-from .export import TEXT_FILTER
+from .export import HistoryFilters
 from .forms import DecisionForm, decision_form
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def api_router(runtime: Runtime) -> APIRouter:
     token, like every /api route: reading for any account, the retry for a write token of an operator or admin)."""
     from campaignkit.core import Actor, find_campaign
 
-    from .export import csv_download, history_query
+    from .export import csv_download
     from .history import HistoryQuery, history_page, history_summary
     from .kind import NAME
     from .operations import retry_enforcement
@@ -121,18 +121,13 @@ def api_router(runtime: Runtime) -> APIRouter:
     @router.get("/api/campaigns/{campaign_id}/history/export")
     def export(
         campaign_id: str,
+        filters: Annotated[HistoryFilters, Depends()],
         fmt: Annotated[Literal["csv"], Query(alias="format")] = "csv",
-        status: TEXT_FILTER = None,
-        result: TEXT_FILTER = None,
-        approver: TEXT_FILTER = None,
-        application: TEXT_FILTER = None,
-        cycle: int | None = None,
-        sort: Annotated[str, Query(max_length=40)] = "user",
     ) -> StreamingResponse:
         """Every row of the run history its filters select, as CSV (the console's Export and `history --format
         csv` write the same), streamed."""
         found = find_campaign(runtime, campaign_id, kind=NAME).id
-        return csv_download(runtime, history_query(found, status, result, approver, application, cycle, sort))
+        return csv_download(runtime, filters.query(found))
 
     @router.post("/api/campaigns/{campaign_id}/retry-enforcement")
     def retry(campaign_id: str, request: Request, body: RetryRequest | None = None) -> dict[str, Any]:
