@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import CampaignkitError
-from .options import iso_time
+from .options import AuditTypeOption, Since, SubTypeOption, Until, UserOption
 from .output import Format, error_line, info, render
 
 if TYPE_CHECKING:
@@ -21,9 +21,6 @@ group = typer.Typer(help="The audit trail.", invoke_without_command=True)
 # The table's selection; csv and json carry every column, as `audit export` does.
 TABLE_COLUMNS = ["audit_id", "audit_timestamp", "user_name", "audit_type", "audit_sub_type", "object_name",
                  "details"]
-Since = Annotated[datetime | None, typer.Option(help="From this time (ISO 8601; UTC unless an offset).",
-                                                parser=iso_time, metavar="TIME")]
-Until = Annotated[datetime | None, typer.Option(help="Before this time.", parser=iso_time, metavar="TIME")]
 
 
 def register(app: typer.Typer) -> None:
@@ -66,9 +63,9 @@ def _object(runtime: Runtime, reference: str) -> str:
 @group.callback()
 def audit(
     ctx: typer.Context,
-    audit_type: Annotated[str | None, typer.Option("--type", help="e.g. 'Interaction Event'")] = None,
-    sub_type: Annotated[str | None, typer.Option("--sub-type", help="e.g. 'Workflow Started'")] = None,
-    user: Annotated[str | None, typer.Option(help="user_name")] = None,
+    audit_type: AuditTypeOption = None,
+    sub_type: SubTypeOption = None,
+    user: UserOption = None,
     obj: Annotated[str | None, typer.Option("--object", help="Object id, unique id prefix, or name.")] = None,
     since: Since = None,
     until: Until = None,
@@ -88,9 +85,9 @@ def audit(
 
 @group.command()
 def export(
-    audit_type: Annotated[str | None, typer.Option("--type")] = None,
-    sub_type: Annotated[str | None, typer.Option("--sub-type")] = None,
-    user: Annotated[str | None, typer.Option()] = None,
+    audit_type: AuditTypeOption = None,
+    sub_type: SubTypeOption = None,
+    user: UserOption = None,
     obj: Annotated[str | None, typer.Option("--object")] = None,
     since: Since = None,
     until: Until = None,

@@ -15,7 +15,21 @@ from urllib.parse import quote
 import typer
 
 from ..errors import CampaignkitError
-from .options import event_payload, iso_time
+from .options import (
+    AuditTypeOption,
+    RunCycle,
+    RunNode,
+    RunOffset,
+    RunSearch,
+    RunSort,
+    RunStatus,
+    Since,
+    SubTypeOption,
+    Until,
+    UserOption,
+    event_payload,
+    iso_time,
+)
 from .output import Format, error_line, info, render
 from .remote_client import CA_FILE_VARIABLE, TOKEN_VARIABLE, URL_VARIABLE, Remote
 
@@ -207,15 +221,13 @@ def campaign_terminate(ctx: typer.Context, campaign_id: CampaignId, yes: Yes = F
 def runs(
     ctx: typer.Context,
     campaign_id: CampaignId,
-    status: Annotated[str | None, typer.Option(help="pending, active, waiting, completed, failed, terminated")]
-    = None,
-    search: Annotated[str | None, typer.Option(help="The start of the target key (case ignored).")] = None,
-    node: Annotated[str | None, typer.Option(help="Only runs at this node.")] = None,
-    cycle: Annotated[int | None, typer.Option(help="Only runs of this launch (cycle) id.")] = None,
-    sort: Annotated[str, typer.Option(help="id, target, status, updated, created or due; prefix - to reverse.")]
-    = "id",
+    status: RunStatus = None,
+    search: RunSearch = None,
+    node: RunNode = None,
+    cycle: RunCycle = None,
+    sort: RunSort = "id",
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
-    offset: Annotated[int, typer.Option(min=0)] = 0,
+    offset: RunOffset = 0,
     fmt: Fmt = Format.table,
 ) -> None:
     """List a campaign's runs on the server: filtered, searched and sorted there, a page at a time."""
@@ -251,13 +263,7 @@ def event_send(
 
 # --- the audit trail --------------------------------------------------------------------------------------------
 
-AuditType = Annotated[str | None, typer.Option("--type", help="e.g. 'Interaction Event'")]
-SubType = Annotated[str | None, typer.Option("--sub-type", help="e.g. 'Workflow Started'")]
-User = Annotated[str | None, typer.Option(help="user_name")]
 Object = Annotated[str | None, typer.Option("--object", help="Object id or name.")]
-Since = Annotated[datetime | None, typer.Option(help="From this time (ISO 8601; UTC unless an offset).",
-                                                parser=iso_time, metavar="TIME")]
-Until = Annotated[datetime | None, typer.Option(help="Before this time.", parser=iso_time, metavar="TIME")]
 
 
 def _audit_filters(audit_type: str | None, sub_type: str | None, user: str | None, obj: str | None,
@@ -269,9 +275,9 @@ def _audit_filters(audit_type: str | None, sub_type: str | None, user: str | Non
 @audit.callback()
 def audit_list(
     ctx: typer.Context,
-    audit_type: AuditType = None,
-    sub_type: SubType = None,
-    user: User = None,
+    audit_type: AuditTypeOption = None,
+    sub_type: SubTypeOption = None,
+    user: UserOption = None,
     obj: Object = None,
     since: Since = None,
     until: Until = None,
@@ -302,9 +308,9 @@ def audit_list(
 @audit.command("export")
 def audit_export(
     ctx: typer.Context,
-    audit_type: AuditType = None,
-    sub_type: SubType = None,
-    user: User = None,
+    audit_type: AuditTypeOption = None,
+    sub_type: SubTypeOption = None,
+    user: UserOption = None,
     obj: Object = None,
     since: Since = None,
     until: Until = None,

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .options import event_payload
+from .options import RunCycle, RunNode, RunOffset, RunSearch, RunSort, RunStatus, event_payload
 from .output import Format, info, render, render_json
 from .state import STATE, actor
 
@@ -26,15 +26,13 @@ def register(app: typer.Typer) -> None:
 
 def runs(
     campaign: Annotated[str, typer.Argument(help="Campaign id, unique id prefix, or name.")],
-    status: Annotated[str | None, typer.Option(help="pending, active, waiting, completed, failed, terminated")]
-    = None,
-    search: Annotated[str | None, typer.Option(help="The start of the target key (case ignored).")] = None,
-    node: Annotated[str | None, typer.Option(help="Only runs at this node.")] = None,
-    cycle: Annotated[int | None, typer.Option(help="Only runs of this launch (cycle) id.")] = None,
-    sort: Annotated[str, typer.Option(help="id, target, status, updated, created or due; prefix - to reverse.")]
-    = "id",
+    status: RunStatus = None,
+    search: RunSearch = None,
+    node: RunNode = None,
+    cycle: RunCycle = None,
+    sort: RunSort = "id",
     limit: Annotated[int, typer.Option(min=1, max=100_000)] = 100,
-    offset: Annotated[int, typer.Option(min=0)] = 0,
+    offset: RunOffset = 0,
     fmt: Annotated[Format, typer.Option("--format")] = Format.table,
 ) -> None:
     """List a campaign's runs: filtered, searched and sorted in the database, a page at a time."""
