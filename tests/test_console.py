@@ -502,6 +502,11 @@ def test_the_api_reference_is_a_page_for_signed_in_people(console: Any) -> None:
                   for method in item}
     assert set(listed) == documented and "POST /api/campaigns/{campaign_id}/launch" in listed
     assert "<script" not in page and "cdn" not in page.lower()
+    sections = {re.search(r"<h2><code>([^<]+)</code></h2>", part).group(1): part
+                for part in page.split('<section class="operation"')[1:]}
+    assert "Needs a token of an admin." in sections["GET /api/plugins"]
+    assert "Needs a write token of an operator or admin." in sections["POST /api/campaigns/{campaign_id}/launch"]
+    assert "Needs a token of any account." in sections["GET /api/campaigns"]
 
 
 def test_in_a_browser_runs_that_took_different_branches_are_marked_apart_and_an_auditor_sees_no_action(

@@ -11,6 +11,7 @@ from ..accounts.roles import GRANTS, Access, Principal
 from ..plugins.listing import plugins_overview
 from ..runtime import Runtime
 from ..scheduling.upcoming import schedule_overview
+from .console.api_docs import NEEDS
 
 
 def administrator(request: Request) -> Principal:
@@ -34,7 +35,7 @@ def api_operations_router(runtime: Runtime) -> APIRouter:
         jobs the scheduler has registered."""
         return schedule_overview(runtime)
 
-    @router.get("/plugins", dependencies=[Depends(administrator)])
+    @router.get("/plugins", dependencies=[Depends(administrator)], openapi_extra={NEEDS: "a token of an admin"})
     def plugins() -> dict[str, Any]:
         """The hook specs, the loaded plugins and what each provides, the blocked ones, and each component's
         settings with every secret masked (admins only)."""

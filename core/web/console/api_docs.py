@@ -12,6 +12,7 @@ from . import Console
 
 API_DOCS = "/api/docs"  # a console page under /api/: the bearer-token gate lets it through to the session check
 METHODS = ("get", "post", "put", "patch", "delete")
+NEEDS = "x-campaignkit-needs"  # an operation's own rule, where it is stricter than its method's (admins only)
 
 
 def router(console: Console) -> APIRouter:
@@ -43,7 +44,8 @@ def operations(document: dict[str, Any]) -> list[dict[str, Any]]:
                                for p in operation.get("parameters", [])],
                 "body": ", ".join(f"{media} ({_type(spec.get('schema', {}))})" for media, spec in body.items()),
                 "responses": sorted(operation.get("responses", {})),
-                "needs": "a token of any account" if method == "get" else "a write token of an operator or admin",
+                "needs": operation.get(NEEDS) or ("a token of any account" if method == "get"
+                                                  else "a write token of an operator or admin"),
             })
     return found
 
