@@ -62,6 +62,14 @@ class Message:
     # When the message was first composed (the first attempt of its step): channels date it with this, not the
     # moment of sending, so a retry or a redelivery sends the same bytes under the same idempotency key.
     at: datetime | None = None
+    # The From address, when not the channel's own (a simulation's attack names its sender).
+    sender: str | None = None
+    # Where delivery status notifications go (the SMTP envelope sender, e.g. a per-message VERP address), and what
+    # to ask of them: the DSN NOTIFY conditions (SUCCESS, FAILURE, DELAY) and an envelope id (ENVID) they quote.
+    # Channels without such a thing ignore them; smtp asks only servers that offer DSN.
+    return_path: str | None = None
+    notify: tuple[str, ...] = ()
+    envelope_id: str | None = None
 
 
 @dataclass(frozen=True)

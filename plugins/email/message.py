@@ -31,6 +31,7 @@ def message_id(message: Message, domain: str) -> str:
 def build_email(message: Message, sender: str) -> EmailMessage:
     recipient = parse_address(message.to)
     email = EmailMessage()
+    sender = message.sender or sender
     email["From"] = sender
     email["To"] = recipient
     email["Subject"] = message.subject

@@ -78,7 +78,8 @@ class SmtpChannel(Channel):
         if self._limiter is not None:
             self._limiter.wait()
         try:
-            refused = self._connection().send_message(email)
+            smtp = self._connection()
+            refused = smtp.send_message(email, from_addr=message.return_path, **_dsn_options(smtp, message))
         except smtplib.SMTPRecipientsRefused as exc:
             code, reason = next(iter(exc.recipients.values()))
             raise _failure(code, reason, message.to) from None
@@ -139,6 +140,18 @@ class SmtpChannel(Channel):
             connections, self._all = self._all, []
         for smtp in connections:
             _quietly_close(smtp)
+
+
+def _dsn_options(smtp: smtplib.SMTP, message: Message) -> dict[str, list[str]]:
+    """Delivery status notifications as the message asks for them (RFC 3461), from a server that offers them: a
+    server without the DSN extension would refuse the options, so there the message goes without them."""
+    if not message.notify:
+        return {}
+    smtp.ehlo_or_helo_if_needed()
+    if not smtp.has_extn("dsn"):
+        return {}
+    mail = ["RET=HDRS"] + ([f"ENVID={message.envelope_id}"] if message.envelope_id else [])
+    return {"mail_options": mail, "rcpt_options": [f"NOTIFY={','.join(message.notify)}"]}
 
 
 def _failure(code: int, reason: bytes | str, recipient: str) -> StepError:
