@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from .errors import CampaignkitError
-from .interfaces import Component
+from .interfaces import Component, Target
 
 if TYPE_CHECKING:
     import typer
@@ -46,6 +46,15 @@ class KindTemplate:
     name: str  # its path under the template folders
     variables: Mapping[str, Any]  # what it would get for a sample row
     required: bool = True  # a missing optional template (an HTML part) is not a problem
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """Where a kind starts one run of a launch: when it is first due (a simulation's send moment) and the context
+    it starts with (what the kind chose for it, e.g. the attack)."""
+
+    due_at: datetime
+    context: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -200,6 +209,16 @@ class CampaignKind(Component):
     def target_problem(self, settings: Any, attributes: Mapping[str, Any]) -> str | None:
         """Why an audience row cannot be launched (checked for every row; the launch names them all)."""
         return None
+
+    def launch_planner(self, settings: Any, launched_at: datetime) -> Callable[[Target], RunStart] | None:
+        """How each run of a launch starts, for kinds that spread or prepare their runs: asked once per launch,
+        then called once per distinct target, in the launch's transaction. None: every run is due at once, with an
+        empty context."""
+        return None
+
+    def launched(self, conn: Connection, settings: Any, campaign_id: str, launch_id: int, now: datetime) -> None:
+        """Write the kind's own rows for a launch's runs (its results table), in the launch's transaction, after
+        the runs: a failure here rolls the whole launch back."""
 
     def template_variables(self, settings: Any, ctx: StepContext) -> dict[str, Any]:
         """Variables the kind adds to its runs' templates (named in ``template_names``): plain values only."""

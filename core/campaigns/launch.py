@@ -18,6 +18,7 @@ from ..definitions.reading import CONTROL, shown
 from ..definitions.workflow import CampaignDefinition
 from ..errors import AudienceError
 from ..interfaces import Target
+from ..kinds import RunStart
 from . import counts
 
 if TYPE_CHECKING:
@@ -183,11 +184,13 @@ def insert_runs(
     due_at: datetime,
     now: datetime,
     progress: Progress | None = None,
+    start: Callable[[Target], RunStart] | None = None,
 ) -> int:
     """Insert one pending run per distinct target key; returns how many runs exist for the launch.
 
     A duplicate key merges its attributes into the first (later values win). Any AudienceError raised by
-    the source propagates, and the caller's transaction rolls back every row written so far.
+    the source propagates, and the caller's transaction rolls back every row written so far. ``start`` (the kind's
+    launch planner) gives each new run its due time and first context.
     """
     statement = _upsert(conn)
     launched_before = _launched(conn, launch_id)
@@ -199,6 +202,9 @@ def insert_runs(
             chunk[target.key]["target"] = {**chunk[target.key]["target"], **target.attributes}
         else:
             chunk[target.key] = _row(target, campaign_id, launch_id, version_id, due_at, now)
+            if start is not None:
+                planned = start(target)
+                chunk[target.key].update(due_at=planned.due_at, context=dict(planned.context))
         if len(chunk) >= CHUNK:
             conn.execute(statement, list(chunk.values()))
             chunk.clear()

@@ -4,7 +4,7 @@ in its own transaction."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,6 +26,7 @@ from ..definitions.workflow import CampaignDefinition
 from ..engine.events import wake_waiting
 from ..errors import CampaignkitError, InvalidState, NotFound
 from ..interfaces import Target
+from ..kinds import RunStart
 from .launch import AudienceFile, CountedTargets, Progress, audience_file, audience_targets, insert_runs
 from .lifecycle import Lifecycle, audit_object
 
@@ -203,12 +204,23 @@ class Campaigns(Lifecycle):
             launch_id = self._new_launch(conn, campaign, version_id, now, "launched", now,
                                          deadline=_deadline(definition, now))
             count = insert_runs(conn, targets, campaign_id=campaign_id, launch_id=launch_id,
-                                version_id=version_id, due_at=now, now=now, progress=progress)
+                                version_id=version_id, due_at=now, now=now, progress=progress,
+                                start=self._planner(definition, now))
+            self._kind_launched(conn, definition, campaign_id, launch_id, now)
             self._audit_import(conn, audience_file(definition, base_dir, audience), targets, count, campaign_id,
                                definition, launch_id, actor, now)
             self._mark_launched(conn, campaign, definition, launch_id, count, actor, now)
         self._notify_started(campaign_id, launch_id, count)
         return LaunchResult(campaign_id, launch_id, now, "launched", count)
+
+    def _planner(self, definition: CampaignDefinition, now: datetime) -> Callable[[Target], RunStart] | None:
+        kind = self.runtime.kind(definition.kind)
+        return kind.launch_planner(kind.settings(definition.settings), now)
+
+    def _kind_launched(self, conn: Connection, definition: CampaignDefinition, campaign_id: str, launch_id: int,
+                       now: datetime) -> None:
+        kind = self.runtime.kind(definition.kind)
+        kind.launched(conn, kind.settings(definition.settings), campaign_id, launch_id, now)
 
     def _checked_targets(self, definition: CampaignDefinition, base_dir: Path,
                          audience: Path | None = None) -> Iterator[Target]:
@@ -272,7 +284,9 @@ class Campaigns(Lifecycle):
                 if not self._claim_launch(conn, launch_id, "launched", now, deadline=deadline):
                     return CycleOutcome(launch_id, "taken")
                 count = insert_runs(conn, targets, campaign_id=launch.campaign_id, launch_id=launch_id,
-                                    version_id=launch.version_id, due_at=now, now=now)
+                                    version_id=launch.version_id, due_at=now, now=now,
+                                    start=self._planner(definition, now))
+                self._kind_launched(conn, definition, launch.campaign_id, launch_id, now)
                 self._audit_import(conn, audience_file(definition, base_dir), targets, count, launch.campaign_id,
                                    definition, launch_id, actor, now)
                 self._mark_launched(conn, campaign, definition, launch_id, count, actor, now)
