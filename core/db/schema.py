@@ -385,6 +385,65 @@ api_tokens = Table(
 SCHEDULER_JOB_TABLE = "apscheduler_jobs"
 
 LIVE_STATUSES = ("pending", "active", "waiting")
+
+# Mailboxes that bounced: no later campaign sends to them (Blocklisted) until they are removed by hand or a resend to
+# them is delivered. Addresses are kept lowercased.
+bounced_mailboxes = Table(
+    "bounced_mailboxes",
+    metadata,
+    Column("address", String(320), primary_key=True),
+    Column("code", String(40), nullable=False),  # the enhanced status (5.1.1) or the SMTP reply code
+    Column("error", Text, nullable=False),  # the server's text
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("campaign_id", String(36), nullable=True),  # where it last bounced
+    Column("run_id", BigInteger, nullable=True),
+)
+
+# A phishing simulation's results, one row per run (the bundled phishing kind's facets; kinds keep such tables in
+# core's schema so that one migration chain serves them, as the digests above). Written at launch, by the send step,
+# and by each tracking hit, notification and report in the transaction that records its event.
+phishing_results = Table(
+    "phishing_results",
+    metadata,
+    Column("run_id", BigInteger, ForeignKey("runs.id"), primary_key=True),
+    Column("campaign_id", String(36), nullable=False),
+    Column("launch_id", Integer, nullable=False),
+    Column("target_key", String(300), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("attack", String(100), nullable=False),
+    Column("groups", JSON, nullable=False),
+    # 128 random bits: the recipient's links and the VERP address; never derived from the run id.
+    Column("token", String(64), nullable=False, unique=True),
+    Column("expires_at", UTCDateTime, nullable=False),  # the links work until then
+    Column("send_at", UTCDateTime, nullable=False),  # the planned moment
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("attempt", Integer, nullable=False, default=0),  # resends so far
+    Column("delivery", String(20), nullable=True),  # Pending, Delivered, Failed, Blocklisted; NULL: not sent yet
+    Column("delivery_at", UTCDateTime, nullable=True),
+    Column("delivery_detail", JSON, nullable=True),  # code, text, server: the hover text of the status
+    Column("opened_at", UTCDateTime, nullable=True),
+    Column("reported_at", UTCDateTime, nullable=True),
+    Column("clicked_at", UTCDateTime, nullable=True),
+    Column("submitted_at", UTCDateTime, nullable=True),
+    Column("training_started_at", UTCDateTime, nullable=True),
+    Column("training_finished_at", UTCDateTime, nullable=True),
+    Column("filtered_hits", Integer, nullable=False, default=0),  # hits classified as scanners, not counted
+    Index("ix_phishing_results_campaign_id_target_key", "campaign_id", "target_key"),
+    Index("ix_phishing_results_campaign_id_attack", "campaign_id", "attack"),
+    Index("ix_phishing_results_campaign_id_delivery", "campaign_id", "delivery"),
+)
+
+# A result's groups, one row each (a user is in several), for the results By Group.
+phishing_groups = Table(
+    "phishing_groups",
+    metadata,
+    Column("campaign_id", String(36), primary_key=True),
+    Column("group_name", String(200), primary_key=True),
+    Column("run_id", BigInteger, primary_key=True),
+)
+
 FINAL_STATUSES = ("completed", "failed", "terminated")
 
 __all__ = [
@@ -399,6 +458,7 @@ __all__ = [
     "audit_chain",
     "audit_history",
     "audit_sink_state",
+    "bounced_mailboxes",
     "campaign_versions",
     "campaigns",
     "digest_items",
@@ -407,6 +467,8 @@ __all__ = [
     "launches",
     "metadata",
     "path_counts",
+    "phishing_groups",
+    "phishing_results",
     "run_counts",
     "runs",
     "sessions",
