@@ -24,7 +24,7 @@ import pluggy
 if TYPE_CHECKING:  # pluggy reads argument names, not types: the modules behind them load when they are used
     import jinja2
 
-    from .interfaces import AudienceSource, AuditSink, Channel, EnforcementAction, FieldUpdater
+    from .interfaces import AudienceSource, AuditSink, Channel, EnforcementAction, FieldUpdater, HitDetector
     from .kinds import CampaignKind
     from .step import StepType
 
@@ -102,6 +102,17 @@ def register_campaign_kinds() -> list[type[CampaignKind]]:
 
     :return: kind classes (``CampaignKind`` subclasses); each ``name`` must be unique across all plugins. The
         built-in ``journey`` kind may be replaced by a plugin's kind of that name.
+    """
+
+
+@hookspec
+def register_hit_detectors() -> list[type[HitDetector]]:
+    """Hit detectors: each looks at a request to a recipient's tracked link and says whether a mail-security
+    scanner made it. A hit any detector flags is recorded as filtered and counted as no open or click.
+
+    When it fires: once, when a runtime is built. Added in campaignkit 0.3.
+
+    :return: detector classes (``HitDetector`` subclasses); each ``name`` must be unique across all plugins.
     """
 
 

@@ -132,6 +132,32 @@ class FieldUpdater(Component, ABC):
     def update(self, update: FieldUpdate) -> None: ...
 
 
+# --- tracked links -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One request to a recipient's tracked link (an open, a click, a form sent), as hit detectors see it."""
+
+    event: str  # opened, clicked, submitted, reported...
+    method: str  # GET, HEAD, POST
+    user_agent: str
+    client_ip: str | None
+    at: datetime
+    sent_at: datetime | None  # when the email went out
+    page_loaded: bool  # the recipient's link page was loaded before this hit
+    confirmed: bool  # the page's script confirmed it (a person's browser ran it)
+    rules: Mapping[str, Any]  # the campaign's scanner settings (user_agents, networks, seconds_after_delivery...)
+
+
+class HitDetector(Component, ABC):
+    """Tells mail-security scanners (which open and click links before people do) from people."""
+
+    @abstractmethod
+    def classify(self, hit: Hit) -> str | None:
+        """Why the hit is a scanner's, in a few words ("scanner user agent"), or None when it may be a person's."""
+
+
 # --- audit sinks, audiences ----------------------------------------------------------------------------
 
 
@@ -167,6 +193,8 @@ __all__ = [
     "EnforcementResult",
     "FieldUpdate",
     "FieldUpdater",
+    "Hit",
+    "HitDetector",
     "Message",
     "NoConfig",
     "Target",

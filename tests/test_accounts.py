@@ -227,9 +227,9 @@ def test_an_operator_runs_a_campaign_through_the_api_and_each_step_is_audited_as
 CONSOLE_CALLERS = ("no session", "auditor", "operator", "admin")
 
 
-def console_routes(app: Any) -> set[tuple[str, str]]:
+def console_routes(app: Any, link_paths: tuple[str, ...]) -> set[tuple[str, str]]:
     """Every route a person opens in the browser: not the API (but its reference page), not the recipients' pages
-    (opened through signed links), not the health check."""
+    (opened through their links: the kinds' link_paths), not the health check."""
     from fastapi.routing import iter_route_contexts
 
     found = set()
@@ -237,7 +237,7 @@ def console_routes(app: Any) -> set[tuple[str, str]]:
         route = getattr(context, "starlette_route", None) or context.original_route
         path = getattr(route, "path", "").replace("{key:path}", "{key}")
         if (is_api(path) and path != "/api/docs") or path in ("/openapi.json", "/health") \
-                or path.startswith("/review/"):
+                or path.startswith(link_paths):
             continue
         found |= {(method, path) for method in getattr(route, "methods", ()) if method != "HEAD"}
     return found
@@ -256,7 +256,10 @@ def test_every_console_page_and_form_answers_each_role_as_the_table_in_the_docs_
     that exists (an unknown action, an empty definition), so that no answer depends on another."""
     url, harness = served
     matrix = documented_console_matrix()
-    assert set(matrix) == console_routes(create_app(harness.runtime))  # every page, and no page that is gone
+    link_paths = tuple(path for kind in harness.runtime.kinds.values() for path in kind.link_paths)
+    assert "/review/" in link_paths and "/p/" in link_paths
+    # Every page, and no page that is gone.
+    assert set(matrix) == console_routes(create_app(harness.runtime), link_paths)
     campaign_id = harness.create(FLOW)
     harness.launch(campaign_id, harness.csv("key\nk1\n"))
     harness.run_to_idle()

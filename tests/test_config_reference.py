@@ -6,6 +6,7 @@ import difflib
 import os
 import re
 import sys
+import typing
 from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -79,8 +80,11 @@ def env_name(rows: dict[str, list[str]], key: str) -> str:
 def leaf_keys(model: type[BaseModel], prefix: str) -> set[str]:
     keys: set[str] = set()
     for name, field in model.model_fields.items():
-        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-            keys |= leaf_keys(field.annotation, f"{prefix}{name}.")
+        # An optional table (``mailbox: ImapConfig | None``) is documented by its keys, as a required one is.
+        inner = [arg for arg in typing.get_args(field.annotation) if arg is not type(None)] or [field.annotation]
+        nested = inner[0] if len(inner) == 1 else None
+        if isinstance(nested, type) and issubclass(nested, BaseModel):
+            keys |= leaf_keys(nested, f"{prefix}{name}.")
         else:
             keys.add(prefix + name)
     return keys

@@ -15,7 +15,16 @@ from pydantic import ValidationError
 
 from .. import hookspecs
 from ..errors import ConfigurationError, PluginError
-from ..interfaces import AudienceSource, AuditSink, Channel, Component, EnforcementAction, FieldUpdater, NoConfig
+from ..interfaces import (
+    AudienceSource,
+    AuditSink,
+    Channel,
+    Component,
+    EnforcementAction,
+    FieldUpdater,
+    HitDetector,
+    NoConfig,
+)
 from ..kinds import CampaignKind
 from ..settings import Settings, describe_validation_error
 from ..step import StepType
@@ -43,6 +52,7 @@ KINDS: dict[str, str] = {
     "register_audit_sinks": "audit sink",
     "register_audience_sources": "audience source",
     "register_campaign_kinds": "campaign kind",
+    "register_hit_detectors": "hit detector",
 }
 
 
@@ -211,6 +221,9 @@ class Registry:
 
     def audience_source(self, name: str, runtime: Runtime) -> AudienceSource:
         return self.component("audience source", name, AudienceSource, runtime)
+
+    def hit_detectors(self, runtime: Runtime) -> list[HitDetector]:
+        return [self.component("hit detector", name, HitDetector, runtime) for name in self.names("hit detector")]
 
     def campaign_kind(self, name: str, runtime: Runtime) -> CampaignKind:
         return self.component("campaign kind", name, CampaignKind, runtime)

@@ -1,0 +1,207 @@
+"""The recipients' side of a simulation: the tracking pixel, the link and its landing page, the form whose values
+are thrown away, the tracked attachment, and the report button of a mail-client add-in.
+
+Every hit goes through the HitRecorder (classified, recorded, committed) before the answer is sent. A token that
+was never issued is a 404 and counts towards the client's refusal limit; one whose links have expired is a 410.
+Submitted form values are never read into anything but the names of the fields.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from campaignkit.core.audit import AuditSubType
+from campaignkit.core.web.pages import PAGE_HEADERS, render_page
+from campaignkit.core.web.rejections import Rejections
+
+from .links import is_token
+from .settings import PhishingSettings
+from .tracking import HitOutcome, HitRecorder, HitRequest
+
+if TYPE_CHECKING:
+    from campaignkit.core.runtime import Runtime
+
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+MAX_FORM_BYTES = 65536
+FIELD_NAME_LIMIT = 64
+SETTINGS_SECONDS = 30.0
+
+
+class _SettingsCache:
+    """A campaign's settings for its pages, re-read at most every SETTINGS_SECONDS (a new version takes effect)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._found: dict[str, tuple[float, PhishingSettings]] = {}
+
+    def get(self, campaign_id: str) -> PhishingSettings:
+        cached = self._found.get(campaign_id)
+        if cached is not None and time.monotonic() - cached[0] < SETTINGS_SECONDS:
+            return cached[1]
+        from campaignkit.core import find_campaign
+
+        settings = PhishingSettings.model_validate(find_campaign(self.runtime, campaign_id).settings)
+        self._found[campaign_id] = (time.monotonic(), settings)
+        return settings
+
+
+def recipient_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
+    router = APIRouter(include_in_schema=False)  # recipients' pages, not the API
+    recorder = HitRecorder(runtime)
+    settings = _SettingsCache(runtime)
+
+    async def hit(request: Request, token: str, event: str, **kwargs: Any) -> HitOutcome | Response:
+        """The hit recorded (or the refusal answered): an unknown token is 404, an expired one 410."""
+        client = request.client.host if request.client else None
+        if not is_token(token):
+            return await _refused(client, "malformed token")
+        outcome = await asyncio.wrap_future(recorder.submit(HitRequest(
+            token=token, event=event, method=request.method, user_agent=request.headers.get("user-agent", ""),
+            client_ip=client, **kwargs)))
+        if outcome.row is None:
+            return await _refused(client, "unknown token")
+        if outcome.expired:
+            return render_page(runtime, "link_error", 410, message="this simulation has ended")
+        return outcome
+
+    async def _refused(client: str | None, reason: str) -> Response:
+        await run_in_threadpool(rejections.reject, client, AuditSubType.LINK_REJECTED, "phishing link", reason)
+        return render_page(runtime, "link_error", 404, message="this link is not valid")
+
+    @router.get("/p/{token}/o.gif")
+    async def opened(token: str, request: Request) -> Response:
+        outcome = await hit(request, token, "opened")
+        if isinstance(outcome, Response):
+            return outcome
+        return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
+
+    @router.api_route("/p/{token}", methods=["GET", "HEAD"])
+    async def clicked(token: str, request: Request) -> Response:
+        outcome = await hit(request, token, "clicked")
+        if isinstance(outcome, Response):
+            return outcome
+        campaign = await run_in_threadpool(settings.get, outcome.row.campaign_id)
+        if campaign.scanners.confirm_clicks and request.method == "GET":
+            return _confirm_page(runtime, token)
+        return await _landing(token, outcome, campaign)
+
+    @router.get("/p/{token}/page")
+    async def page(token: str, request: Request) -> Response:
+        """Where the confirmation page's script goes: a click a browser confirmed by running it."""
+        outcome = await hit(request, token, "clicked", confirmed=True)
+        if isinstance(outcome, Response):
+            return outcome
+        campaign = await run_in_threadpool(settings.get, outcome.row.campaign_id)
+        return await _landing(token, outcome, campaign)
+
+    async def _landing(token: str, outcome: HitOutcome, campaign: PhishingSettings) -> Response:
+        attack = campaign.attack(outcome.row.attack) or campaign.attacks[0]
+        if attack.kind == "credentials":
+            template = attack.landing_page or "pages/phishing/sign_in.html"
+            html = runtime.pages.get_template(template).render(action=f"/p/{token}/submit", attack=attack.name)
+            return HTMLResponse(html, headers=PAGE_HEADERS)
+        return _awareness(runtime, outcome.row, attack.kind)
+
+    @router.post("/p/{token}/submit")
+    async def submitted(token: str, request: Request) -> Response:
+        fields = await _field_names(request)
+        outcome = await hit(request, token, "submitted", fields=fields)
+        if isinstance(outcome, Response):
+            return outcome
+        return RedirectResponse(f"/p/{token}/learn", status_code=303, headers=NO_STORE)
+
+    @router.get("/p/{token}/learn")
+    async def learn(token: str, request: Request) -> Response:
+        if not is_token(token):
+            return render_page(runtime, "link_error", 404, message="this link is not valid")
+        from campaignkit.core.db import reading
+
+        from .store import result_by_token
+
+        def row() -> Any:
+            with reading(runtime.engine) as conn:
+                return result_by_token(conn, token)
+
+        found = await run_in_threadpool(row)
+        if found is None:
+            return render_page(runtime, "link_error", 404, message="this link is not valid")
+        return _awareness(runtime, found, "credentials")
+
+    @router.get("/p/{token}/a/{name}")
+    async def attachment(token: str, name: str, request: Request) -> Response:
+        outcome = await hit(request, token, "clicked", extra={"via": "attachment"})
+        if isinstance(outcome, Response):
+            return outcome
+        html = runtime.pages.get_template("pages/phishing/attachment.html").render(name=name)
+        safe = "".join(ch for ch in name if ch.isalnum() or ch in "._-")[:80] or "attachment.html"
+        return Response(html, media_type="text/html", headers={
+            **PAGE_HEADERS, "Content-Disposition": f'attachment; filename="{safe}"'})
+
+    @router.post("/p/{token}/report")
+    async def reported(token: str, request: Request) -> Response:
+        return await _report(request, token)
+
+    @router.post("/p/report")
+    async def reported_by_header(request: Request) -> Response:
+        """A mail-client add-in's report button: the message's X-Campaignkit-Token header, sent back."""
+        return await _report(request, request.headers.get("x-campaignkit-token", "").strip())
+
+    @router.options("/p/report")
+    async def report_preflight() -> Response:
+        return Response(status_code=204, headers=_cors())
+
+    async def _report(request: Request, token: str) -> Response:
+        outcome = await hit(request, token, "reported")
+        if isinstance(outcome, Response):
+            return JSONResponse({"reported": False}, status_code=outcome.status_code, headers=_cors())
+        return JSONResponse({"reported": True, "simulation": True}, headers=_cors())
+
+    return router
+
+
+async def _field_names(request: Request) -> tuple[str, ...]:
+    """The names of the form's fields. The values are dropped here, before anything else sees the request: they are
+    never stored, logged, audited or kept past this function."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            break
+    names = [key for key, _ in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)]
+    del body
+    kept = []
+    for name in names:
+        clean = "".join(ch for ch in name if ch.isalnum() or ch in "_-.")[:FIELD_NAME_LIMIT]
+        if clean and clean not in kept:
+            kept.append(clean)
+    return tuple(kept)
+
+
+def _awareness(runtime: Runtime, row: Any, kind: str) -> HTMLResponse:
+    return render_page(runtime, "phishing/awareness", recipient=row.name, kind=kind)
+
+
+def _confirm_page(runtime: Runtime, token: str) -> HTMLResponse:
+    """A page whose script confirms the click, then shows the landing page: scanners fetch, people's browsers run
+    scripts. Its one script is allowed by a nonce; nothing else may run."""
+    nonce = secrets.token_urlsafe(16)
+    html = runtime.pages.get_template("pages/phishing/confirm.html").render(nonce=nonce, page=f"/p/{token}/page")
+    csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; "
+           "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+    return HTMLResponse(html, headers={**PAGE_HEADERS, "Content-Security-Policy": csp})
+
+
+def _cors() -> dict[str, str]:
+    # The add-in runs on its own origin; the token alone says which email is reported, so no credentials are sent.
+    return {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": "X-Campaignkit-Token, Content-Type", "Cache-Control": "no-store"}
