@@ -36,6 +36,8 @@ if TYPE_CHECKING:
         Message,
         NoConfig,
         Target,
+        TrainingAssignment,
+        TrainingProvider,
     )
     from .kinds import (
         CampaignKind,
@@ -178,6 +180,8 @@ __all__ = [
     "StepType",
     "Target",
     "TemplateStepError",
+    "TrainingAssignment",
+    "TrainingProvider",
     "WebContext",
     "__version__",
     "campaign_runs",

@@ -24,7 +24,15 @@ import pluggy
 if TYPE_CHECKING:  # pluggy reads argument names, not types: the modules behind them load when they are used
     import jinja2
 
-    from .interfaces import AudienceSource, AuditSink, Channel, EnforcementAction, FieldUpdater, HitDetector
+    from .interfaces import (
+        AudienceSource,
+        AuditSink,
+        Channel,
+        EnforcementAction,
+        FieldUpdater,
+        HitDetector,
+        TrainingProvider,
+    )
     from .kinds import CampaignKind
     from .step import StepType
 
@@ -113,6 +121,17 @@ def register_hit_detectors() -> list[type[HitDetector]]:
     When it fires: once, when a runtime is built. Added in campaignkit 0.3.
 
     :return: detector classes (``HitDetector`` subclasses); each ``name`` must be unique across all plugins.
+    """
+
+
+@hookspec
+def register_training_providers() -> list[type[TrainingProvider]]:
+    """Training providers a phishing simulation's ``training.provider`` can name: they enrol a person in a course
+    and give the link to it (campaignkit's own course pages, or a learning-management system).
+
+    When it fires: once, when a runtime is built. Added in campaignkit 0.3.
+
+    :return: provider classes (``TrainingProvider`` subclasses); each ``name`` must be unique across all plugins.
     """
 
 

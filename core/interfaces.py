@@ -158,6 +158,32 @@ class HitDetector(Component, ABC):
         """Why the hit is a scanner's, in a few words ("scanner user agent"), or None when it may be a person's."""
 
 
+# --- training ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainingAssignment:
+    """A course assigned to one person (after a phishing simulation, say)."""
+
+    course: str
+    email: str
+    name: str
+    run_id: int
+    campaign_id: str
+    idempotency_key: str  # the same for every attempt of this assignment: enrol once
+    link: str  # campaignkit's own page for this person's course (the built-in provider serves it)
+    completion_url: str  # where an external provider reports progress (a signed POST; docs/phishing.md#training)
+
+
+class TrainingProvider(Component, ABC):
+    """Assigns courses: campaignkit's own pages, or a learning-management system reached over HTTP."""
+
+    @abstractmethod
+    def assign(self, assignment: TrainingAssignment) -> str:
+        """Enrol the person (safe to repeat with the same idempotency key); return the link they follow to take
+        the course. Raise StepError(temporary=...) on failure."""
+
+
 # --- audit sinks, audiences ----------------------------------------------------------------------------
 
 
@@ -198,4 +224,6 @@ __all__ = [
     "Message",
     "NoConfig",
     "Target",
+    "TrainingAssignment",
+    "TrainingProvider",
 ]

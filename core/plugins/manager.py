@@ -24,6 +24,7 @@ from ..interfaces import (
     FieldUpdater,
     HitDetector,
     NoConfig,
+    TrainingProvider,
 )
 from ..kinds import CampaignKind
 from ..settings import Settings, describe_validation_error
@@ -53,6 +54,7 @@ KINDS: dict[str, str] = {
     "register_audience_sources": "audience source",
     "register_campaign_kinds": "campaign kind",
     "register_hit_detectors": "hit detector",
+    "register_training_providers": "training provider",
 }
 
 
@@ -224,6 +226,9 @@ class Registry:
 
     def hit_detectors(self, runtime: Runtime) -> list[HitDetector]:
         return [self.component("hit detector", name, HitDetector, runtime) for name in self.names("hit detector")]
+
+    def training_provider(self, name: str, runtime: Runtime) -> TrainingProvider:
+        return self.component("training provider", name, TrainingProvider, runtime)
 
     def campaign_kind(self, name: str, runtime: Runtime) -> CampaignKind:
         return self.component("campaign kind", name, CampaignKind, runtime)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from campaignkit.core import hookimpl
-from campaignkit.core.interfaces import HitDetector
+from campaignkit.core.interfaces import HitDetector, TrainingProvider
 from campaignkit.core.kinds import CampaignKind
 from campaignkit.core.step import StepType
 
@@ -23,7 +23,15 @@ def register_hit_detectors() -> list[type[HitDetector]]:
 
 
 @hookimpl
+def register_training_providers() -> list[type[TrainingProvider]]:
+    from .training import BUILT_IN
+
+    return list(BUILT_IN)
+
+
+@hookimpl
 def register_step_types() -> list[type[StepType]]:
     from .steps import PhishingSend
+    from .training_step import PhishingTraining
 
-    return [PhishingSend]
+    return [PhishingSend, PhishingTraining]

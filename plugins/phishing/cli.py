@@ -27,6 +27,7 @@ def commands() -> typer.Typer:
     group.command()(bounced)
     group.command("unbounce")(unbounce)
     group.command()(ingest)
+    group.command()(listen)
     return group
 
 
@@ -161,3 +162,37 @@ def ingest(
     else:
         total = drain_configured(runtime)
     info(f"notifications and reports: {total.summary()}")
+
+
+def listen(
+    ctx: typer.Context,
+    domain: Annotated[list[str], typer.Option("--domain", help="Accept mail for this domain (repeatable): the "
+                                                               "return_path's and the report address's.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 2525,
+) -> None:
+    """Receive delivery status notifications and reported emails over SMTP (docs/phishing-mail.md), until stopped.
+    Each message is applied before the sending server gets its 250."""
+    import threading
+
+    from .mailbox import InboundSmtp
+    from .mailboxes import PhishingConfig
+    from .notifications import ingest_message
+
+    runtime = ctx.obj()
+    config: PhishingConfig = runtime.kind("phishing").config
+    domains = {d.strip().lower().lstrip("@") for d in domain if d.strip()}
+
+    def accept(address: str) -> bool:
+        return address.rpartition("@")[2].strip(">").lower() in domains
+
+    def handle(raw: bytes) -> None:
+        ingest_message(runtime, raw, prefix=config.verp_prefix)
+
+    with InboundSmtp(handle, accept, host=host, port=port) as server:
+        info(f"listening for notifications and reports on {server.host}:{server.port} for "
+             f"{', '.join(sorted(domains))}; Ctrl-C stops")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            info("stopped")

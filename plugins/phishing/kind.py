@@ -42,7 +42,7 @@ class Phishing(CampaignKind):
     facets = ()
     # Tracking hits, notifications and resends come from campaignkit's own endpoints and commands only.
     system_events = frozenset({*HIT_EVENTS, RESEND, "undelivered", "delivered", "filtered_hit"})
-    template_names = frozenset({"recipient", "links", "attack"})
+    template_names = frozenset({"recipient", "links", "attack", "training"})
     template_dir = Path(__file__).resolve().parent / "templates"
     audit_sub_types = AUDIT_SUB_TYPES
     listing = BY_USER
@@ -101,6 +101,11 @@ class Phishing(CampaignKind):
                          "attack": {"name": attack.name, "kind": attack.kind}}
             found += [KindTemplate(f"{attack.template}/{name}", variables, name != "body.html")
                       for name in ("subject.txt", "body.txt", "body.html")]
+        if s.training.assign != "never":
+            variables = {**variables, "training": {"url": "https://training.invalid/course", "course":
+                                                   s.training.course, "reminder": False}}
+            found += [KindTemplate(f"email/phishing/training/{name}", variables) for name in ("subject.txt",
+                                                                                              "body.txt")]
         return found
 
     @classmethod

@@ -67,7 +67,8 @@ def ingest_message(runtime: Runtime, raw: bytes, *, prefix: str = "bounces") -> 
         return found
     with writing(runtime.engine) as conn:
         reported = record_hits(conn, runtime, [(HitRequest(token=token, event="reported", method="MAIL",
-                                                         user_agent="report mailbox", client_ip=None),
+                                                         user_agent="report mailbox", client_ip=None,
+                                                         trusted=True),
                                                runtime.clock.now())], lambda _conn, _campaign: {})[0]
     if reported.row is None or reported.expired:
         found.ignored += 1

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
+import json
 import secrets
 import time
 from typing import TYPE_CHECKING, Any
@@ -20,12 +22,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from campaignkit.core.audit import AuditSubType
+from campaignkit.core.errors import CampaignkitError
+from campaignkit.core.outbound.client import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from campaignkit.core.web.pages import PAGE_HEADERS, render_page
 from campaignkit.core.web.rejections import Rejections
 
 from .links import is_token
 from .settings import PhishingSettings
 from .tracking import HitOutcome, HitRecorder, HitRequest
+from .training import load_quiz
 
 if TYPE_CHECKING:
     from campaignkit.core.runtime import Runtime
@@ -147,6 +152,51 @@ def recipient_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
         return Response(html, media_type="text/html", headers={
             **PAGE_HEADERS, "Content-Disposition": f'attachment; filename="{safe}"'})
 
+    @router.get("/p/{token}/training")
+    async def training(token: str, request: Request) -> Response:
+        """The built-in course and its quiz; opening it is Started training."""
+        outcome = await hit(request, token, "training_started")
+        if isinstance(outcome, Response):
+            return outcome
+        campaign = await run_in_threadpool(settings.get, outcome.row.campaign_id)
+        return _course(runtime, token, campaign.training.course, outcome.row)
+
+    @router.post("/p/{token}/training")
+    async def quiz(token: str, request: Request) -> Response:
+        """The quiz's answers: Finished training only when it is passed."""
+        answers = await _answers(request)
+        if not is_token(token):
+            return await _refused(request.client.host if request.client else None, "malformed token")
+        found = await run_in_threadpool(_row, runtime, token)
+        if found is None:
+            return await _refused(request.client.host if request.client else None, "unknown token")
+        campaign = await run_in_threadpool(settings.get, found.campaign_id)
+        quiz = load_quiz(runtime.pages, campaign.training.course)
+        score = quiz.score(answers)
+        if score < quiz.pass_mark:
+            return _course(runtime, token, campaign.training.course, found, score=score)
+        outcome = await hit(request, token, "training_finished", confirmed=True, extra={"score": score})
+        if isinstance(outcome, Response):
+            return outcome
+        return _course(runtime, token, campaign.training.course, found, score=score, finished=True)
+
+    @router.post("/p/{token}/training/complete")
+    async def training_report(token: str, request: Request) -> Response:
+        """An external training provider (lms) reports progress: {"event": "started" | "finished"}, signed with
+        its shared secret (X-Campaignkit-Timestamp, X-Campaignkit-Signature)."""
+        body = await request.body()
+        secret = _lms_secret(runtime)
+        if secret is None or not _signed(secret, request, body):
+            return JSONResponse({"error": "signature"}, status_code=401)
+        try:
+            event = {"started": "training_started", "finished": "training_finished"}[json.loads(body)["event"]]
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"error": "event: started or finished"}, status_code=400)
+        outcome = await hit(request, token, event, trusted=True, extra={"via": "lms"})
+        if isinstance(outcome, Response):
+            return JSONResponse({"error": "unknown or expired link"}, status_code=outcome.status_code)
+        return JSONResponse({"recorded": event})
+
     @router.post("/p/{token}/report")
     async def reported(token: str, request: Request) -> Response:
         return await _report(request, token)
@@ -185,6 +235,47 @@ async def _field_names(request: Request) -> tuple[str, ...]:
         if clean and clean not in kept:
             kept.append(clean)
     return tuple(kept)
+
+
+async def _answers(request: Request) -> dict[str, str]:
+    body = await request.body()
+    return {key: value for key, value in parse_qsl(body[:MAX_FORM_BYTES].decode("utf-8", "replace"))
+            if key.startswith("q") and key[1:].isdigit()}
+
+
+def _row(runtime: Runtime, token: str) -> Any:
+    from campaignkit.core.db import reading
+
+    from .store import result_by_token
+
+    with reading(runtime.engine) as conn:
+        return result_by_token(conn, token)
+
+
+def _course(runtime: Runtime, token: str, course: str, row: Any, *, score: int | None = None,
+            finished: bool = False) -> HTMLResponse:
+    quiz = load_quiz(runtime.pages, course)
+    return render_page(runtime, "phishing/training", course_template=f"pages/phishing/training/{course}.html",
+                       questions=quiz.questions, pass_mark=quiz.pass_mark, total=len(quiz.questions), score=score,
+                       finished=finished, recipient=row.name, action=f"/p/{token}/training")
+
+
+def _lms_secret(runtime: Runtime) -> bytes | None:
+    if not runtime.registry.has("training provider", "lms"):
+        return None
+    try:
+        provider = runtime.registry.training_provider("lms", runtime)
+    except CampaignkitError:  # not configured: nobody may report
+        return None
+    return provider.secret  # type: ignore[attr-defined, no-any-return]
+
+
+def _signed(secret: bytes, request: Request, body: bytes) -> bool:
+    """The signature over timestamp and body matches, and the timestamp is within five minutes (no replay later)."""
+    timestamp = request.headers.get(TIMESTAMP_HEADER, "")
+    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > 300:
+        return False
+    return hmac.compare_digest(sign(secret, timestamp, body), request.headers.get(SIGNATURE_HEADER, ""))
 
 
 def _awareness(runtime: Runtime, row: Any, kind: str) -> HTMLResponse:

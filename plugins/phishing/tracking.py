@@ -48,6 +48,7 @@ class HitRequest:
     confirmed: bool = False
     fields: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"via": "attachment"}
+    trusted: bool = False  # from a signed report or the report mailbox, not a link: no scanner check
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,8 @@ def record_hits(conn: Connection, runtime: Runtime, hits: list[tuple[HitRequest,
         candidate = Hit(event=hit.event, method=hit.method, user_agent=hit.user_agent, client_ip=hit.client_ip,
                         at=at, sent_at=row.sent_at, page_loaded=seen_row["clicked_at"] is not None,
                         confirmed=hit.confirmed, rules=rules(conn, row.campaign_id))
-        reason = next((found for detector in detectors if (found := detector.classify(candidate))), None)
+        reason = None if hit.trusted else next(
+            (found for detector in detectors if (found := detector.classify(candidate))), None)
         payload: dict[str, Any] = {"ip": hit.client_ip, "user_agent": hit.user_agent[:300], **hit.extra}
         if hit.fields:
             payload["fields"] = ", ".join(hit.fields[:MAX_FIELDS])
