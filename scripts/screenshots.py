@@ -1,6 +1,6 @@
 """Screenshots of the console for docs/screenshots/ (`make screenshots`), so that the README shows the pages as they
-are: a throwaway campaignkit with the demo journey and the example access review, served on 127.0.0.1, signed in
-to by Debian's chromium driven by Playwright.
+are: a throwaway campaignkit with the demo journey, the example access review and the example phishing simulation
+(with a few recipients' actions), served on 127.0.0.1, signed in to by Debian's chromium driven by Playwright.
 
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 """
@@ -71,7 +71,7 @@ def start(folder: Path) -> tuple[str, object]:
     actor = Actor("admin", "docs", "127.0.0.1")
     Accounts(runtime).add("admin", Role.ADMIN, actor, password=PASSWORD)
     campaigns = Campaigns(runtime)
-    for example in ("journey.yaml", "access_review.yaml"):
+    for example in ("journey.yaml", "access_review.yaml", "phishing.yaml"):
         loaded = load_definition_file(ROOT / "examples" / example, runtime.settings.definitions, runtime.kinds)
         campaign_id = campaigns.create(loaded, actor)
         campaigns.launch(campaign_id, actor)
@@ -84,6 +84,7 @@ def start(folder: Path) -> tuple[str, object]:
     for _ in range(3):
         time.sleep(1.2)
         worker.run_until_idle()
+    simulate_recipients(runtime)
     server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()
     deadline = time.monotonic() + 10
@@ -92,6 +93,37 @@ def start(folder: Path) -> tuple[str, object]:
             raise SystemExit("the web app did not start")
         time.sleep(0.05)
     return f"http://127.0.0.1:{port}", runtime
+
+
+def simulate_recipients(runtime: object) -> None:
+    """What the simulation's recipients did, a few minutes after their emails: opens, clicks, a form sent, a report,
+    a scanner's click, and one mailbox that bounced."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from campaignkit.core.db import reading, writing
+    from campaignkit.core.db.schema import phishing_results
+    from campaignkit.plugins.phishing.notifications import ingest_message
+    from campaignkit.plugins.phishing.tracking import HitRequest, record_hits
+
+    browser = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"
+    with reading(runtime.engine) as conn:  # type: ignore[attr-defined]
+        rows = {row.email: row for row in conn.execute(select(phishing_results))}
+    later = runtime.clock.now() + timedelta(minutes=5)  # type: ignore[attr-defined]
+    actions = [("ana.lima@example.org", "opened"), ("ana.lima@example.org", "clicked"),
+               ("ben.okafor@example.org", "opened"), ("ben.okafor@example.org", "reported"),
+               ("chloe.martin@example.org", "opened"), ("chloe.martin@example.org", "clicked"),
+               ("chloe.martin@example.org", "submitted"), ("emma.schmidt@example.org", "opened")]
+    hits = [(HitRequest(rows[email].token, event, "GET", browser, "192.0.2.10"), later) for email, event in actions]
+    hits.append((HitRequest(rows["dev.patel@example.org"].token, "clicked", "GET", "Proofpoint URL Defense",
+                            "198.51.100.4"), later))
+    with writing(runtime.engine) as conn:  # type: ignore[attr-defined]
+        record_hits(conn, runtime, hits, lambda _conn, _id: {})  # type: ignore[arg-type]
+    bounce = (ROOT / "tests" / "phishing" / "samples" / "dsn-failure-unknown-user.eml").read_bytes()
+    token = rows["frank.miller@example.org"].token.encode()
+    ingest_message(runtime, bounce.replace(b"a2tok", token).replace(b"nosuch@corp.test",  # type: ignore[arg-type]
+                                                                    b"frank.miller@example.org"))
 
 
 def shoot(url: str, runtime: object, chromium: str, out: Path) -> None:
@@ -117,6 +149,19 @@ def shoot(url: str, runtime: object, chromium: str, out: Path) -> None:
         page.screenshot(path=str(out / "execution-map.png"), full_page=True)
         page.click("#tab-timeline")
         page.screenshot(path=str(out / "execution-timeline.png"), full_page=True)
+        page.goto(f"{url}/campaigns")
+        page.click("text=Q4 phishing simulation")
+        for tab, name in (("By User", "phishing-by-user"), ("By Group", "phishing-by-group"),
+                          ("By Attack", "phishing-by-attack")):
+            page.click(f"nav.tabs >> text={tab}")
+            page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+        page.goto(f"{url}/bounced-mailboxes")
+        page.screenshot(path=str(out / "phishing-bounced-mailboxes.png"))
+        token = phishing_token(runtime, "chloe.martin@example.org")
+        page.goto(f"{url}/p/{token}/page")
+        page.screenshot(path=str(out / "phishing-landing.png"))
+        page.goto(f"{url}/p/{token}/training")
+        page.screenshot(path=str(out / "phishing-training.png"), full_page=True)
         page.goto(f"{url}/audit")
         page.screenshot(path=str(out / "audit-log.png"))
         page.goto(f"{url}/campaigns/new")
@@ -124,6 +169,16 @@ def shoot(url: str, runtime: object, chromium: str, out: Path) -> None:
         page.click("#save")
         page.screenshot(path=str(out / "new-campaign-errors.png"), full_page=True)
         browser.close()
+
+
+def phishing_token(runtime: object, email: str) -> str:
+    from sqlalchemy import select
+
+    from campaignkit.core.db import reading
+    from campaignkit.core.db.schema import phishing_results
+
+    with reading(runtime.engine) as conn:  # type: ignore[attr-defined]
+        return str(conn.execute(select(phishing_results.c.token).where(phishing_results.c.email == email)).scalar())
 
 
 if __name__ == "__main__":

@@ -63,6 +63,10 @@ def results_tab(runtime: Runtime, tab: str, campaign_id: str, query: Mapping[str
 
 
 def _shown(row: dict[str, Any]) -> dict[str, Any]:
-    """Times as the console writes them (UTC, to the minute); the rest as it is."""
-    return {key: f"{value:%Y-%m-%d %H:%M} UTC" if hasattr(value, "strftime") else "" if value is None else value
-            for key, value in row.items()}
+    """Times short enough for ten columns (month-day hour:minute; the cell's title has the full UTC time); the rest
+    as it is."""
+    shown: dict[str, Any] = {}
+    for key, value in row.items():
+        shown[key] = f"{value:%m-%d %H:%M}" if hasattr(value, "strftime") else "" if value is None else value
+        shown[f"{key} (full)"] = f"{value:%Y-%m-%d %H:%M:%S} UTC" if hasattr(value, "strftime") else ""
+    return shown
