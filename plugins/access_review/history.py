@@ -7,15 +7,13 @@ the same statement with the same filters and order.
 
 from __future__ import annotations
 
-import io
-from collections.abc import Generator
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Select, func, select
 
-from campaignkit.core.csv_export import CsvWriter
+from campaignkit.core.csv_export import csv_chunks
 from campaignkit.core.db import reading
 from campaignkit.core.db.schema import campaign_versions, campaigns, runs
 from campaignkit.core.errors import CampaignkitError
@@ -123,28 +121,13 @@ def history_csv(runtime: Runtime, query: HistoryQuery, rows_per_chunk: int = 100
 
 
 def _csv_chunks(runtime: Runtime, statement: Select[Any], rows_per_chunk: int) -> Generator[str]:
-    buffer = io.StringIO()
-    writer = CsvWriter(buffer)
-    writer.writerow(COLUMNS)
-    yield _drained(buffer)
-    with reading(runtime.engine) as conn:
-        result = conn.execute(statement.execution_options(yield_per=rows_per_chunk)).mappings()
-        for chunk in result.partitions():
-            writer.writerows([_csv_value(row[column]) for column in COLUMNS] for row in chunk)
-            yield _drained(buffer)
+    def rows() -> Iterator[Mapping[str, Any]]:
+        with reading(runtime.engine) as conn:
+            result = conn.execute(statement.execution_options(yield_per=rows_per_chunk)).mappings()
+            for chunk in result.partitions():
+                yield from chunk
 
-
-def _csv_value(value: Any) -> Any:
-    if value is None:
-        return ""
-    return value.isoformat(timespec="seconds") if isinstance(value, datetime) else value
-
-
-def _drained(buffer: io.StringIO) -> str:
-    text = buffer.getvalue()
-    buffer.seek(0)
-    buffer.truncate()
-    return text
+    yield from csv_chunks(COLUMNS, rows(), rows_per_chunk)
 
 
 def history_summary(runtime: Runtime, campaign_id: str, cycle: int | None = None) -> dict[str, int]:

@@ -7,15 +7,13 @@ their (campaign_id, ...) indexes: a page of By User is an index range, the count
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Select, case, func, select
 
-from campaignkit.core.csv_export import CsvWriter
+from campaignkit.core.csv_export import csv_chunks
 from campaignkit.core.db import reading
 from campaignkit.core.db.schema import campaign_versions, phishing_groups, phishing_results
 
@@ -138,16 +136,9 @@ def _plain(row: Any) -> dict[str, Any]:
     return {key: int(value) if key in COUNTS else value for key, value in dict(row).items()}
 
 
-def csv_text(columns: tuple[str, ...], rows: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> Iterator[str]:
+def csv_text(columns: tuple[str, ...], rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     """Rows as CSV chunks through core's formula-safe writer; times in ISO 8601."""
-    buffer = io.StringIO()
-    writer = CsvWriter(buffer)
-    writer.writerow(columns)
-    for index, row in enumerate(rows, 1):
-        writer.writerow([_cell(row.get(column)) for column in columns])
-        if index % 1000 == 0:
-            yield _drained(buffer)
-    yield _drained(buffer)
+    return csv_chunks(columns, rows)
 
 
 def by_user_all(runtime: Runtime, query: ResultsQuery, chunk: int = 1000) -> Iterator[dict[str, Any]]:
@@ -157,19 +148,6 @@ def by_user_all(runtime: Runtime, query: ResultsQuery, chunk: int = 1000) -> Ite
         statement = ResultsQuery(**{**query.__dict__, "limit": None, "offset": 0}).statement()
         for part in conn.execute(statement.execution_options(yield_per=chunk)).partitions():
             yield from (user_row(row) for row in part)
-
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    return value.isoformat(timespec="seconds") if isinstance(value, datetime) else value
-
-
-def _drained(buffer: io.StringIO) -> str:
-    text = buffer.getvalue()
-    buffer.seek(0)
-    buffer.truncate()
-    return text
 
 
 LISTINGS = {BY_USER.title: BY_USER, BY_GROUP.title: BY_GROUP, BY_ATTACK.title: BY_ATTACK}

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from campaignkit.core.db.schema import bounced_mailboxes, events, phishing_results, runs
 from campaignkit.core.engine.events import wake_waiting
 
-from .vocabulary import BLOCKLISTED, FAILED, PENDING
+from .vocabulary import PENDING
 
 RESULTS = phishing_results.c
 
@@ -41,12 +41,6 @@ def mark_sent(conn: Connection, run_id: int, at: datetime, detail: Mapping[str, 
 def mark_delivery(conn: Connection, run_id: int, status: str, at: datetime, detail: Mapping[str, Any]) -> None:
     conn.execute(update(phishing_results).where(RESULTS.run_id == run_id)
                  .values(delivery=status, delivery_at=at, delivery_detail=dict(detail)))
-
-
-def mark_undeliverable(conn: Connection, run_id: int, status: str, at: datetime, detail: Mapping[str, Any]) -> None:
-    """Failed or Blocklisted: the run moves to where a resend can reach it (event ``undelivered``)."""
-    assert status in (FAILED, BLOCKLISTED)
-    mark_delivery(conn, run_id, status, at, detail)
 
 
 def blocked(conn: Connection, address: str) -> Any:
