@@ -16,6 +16,7 @@ if TYPE_CHECKING:
         NotFound,
         PermanentStepError,
         PluginError,
+        RecipientRefused,
         StepError,
         TemplateStepError,
     )
@@ -170,6 +171,7 @@ __all__ = [
     "OutboundUrl",
     "PermanentStepError",
     "PluginError",
+    "RecipientRefused",
     "Response",
     "RunEvent",
     "RunView",

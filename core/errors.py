@@ -61,6 +61,12 @@ class PermanentStepError(StepError):
         super().__init__(message, temporary=False)
 
 
+class RecipientRefused(PermanentStepError):
+    """The recipient's address itself was refused for good (an unknown user, a mailbox that does not exist, an
+    address that cannot be written): a channel raises it so that callers can tell a bad address, which no later
+    message to it will get past, from a refused sender or message."""
+
+
 class TemplateStepError(PermanentStepError):
     """A template failed on a run's data: the campaign author's mistake, not the outside world's. It fails the run
     visibly instead of following the node's ``failure`` edge (which means the recipient or system failed: Message

@@ -7,7 +7,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from campaignkit.core import Message, PermanentStepError
+from campaignkit.core import Message, RecipientRefused
 
 
 def parse_address(address: str) -> Address:
@@ -15,11 +15,11 @@ def parse_address(address: str) -> Address:
     address = address.strip()
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain or "." not in domain or any(ch.isspace() for ch in address):
-        raise PermanentStepError(f"invalid recipient address {address!r}")
+        raise RecipientRefused(f"invalid recipient address {address!r}")
     try:
         return Address(addr_spec=address)
     except (ValueError, IndexError) as exc:
-        raise PermanentStepError(f"invalid recipient address {address!r}: {exc}") from None
+        raise RecipientRefused(f"invalid recipient address {address!r}: {exc}") from None
 
 
 def message_id(message: Message, domain: str) -> str:

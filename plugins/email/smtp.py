@@ -11,7 +11,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from campaignkit.core import Channel, Delivery, Message, PermanentStepError, StepError, is_loopback
+from campaignkit.core import (
+    Channel,
+    Delivery,
+    Message,
+    PermanentStepError,
+    RecipientRefused,
+    StepError,
+    is_loopback,
+)
 
 from .message import build_email
 
@@ -85,7 +93,7 @@ class SmtpChannel(Channel):
             raise _failure(code, reason, message.to) from None
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
             self._drop()
-            raise _failure(exc.smtp_code, exc.smtp_error, message.to) from None
+            raise _failure(exc.smtp_code, exc.smtp_error, message.to, recipient_refused=False) from None
         except smtplib.SMTPAuthenticationError as exc:
             self._drop()
             raise StepError(f"SMTP login refused ({exc.smtp_code})") from None
@@ -154,10 +162,14 @@ def _dsn_options(smtp: smtplib.SMTP, message: Message) -> dict[str, list[str]]:
     return {"mail_options": mail, "rcpt_options": [f"NOTIFY={','.join(message.notify)}"]}
 
 
-def _failure(code: int, reason: bytes | str, recipient: str) -> StepError:
+def _failure(code: int, reason: bytes | str, recipient: str, *, recipient_refused: bool = True) -> StepError:
+    """A refusal as a step error: permanent for 5xx (RecipientRefused when the server refused the recipient itself,
+    not the sender or the message), temporary otherwise."""
     text = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
     if 500 <= code < 600:
-        return PermanentStepError(f"{recipient} rejected by the SMTP server: {code} {text}")
+        if recipient_refused:
+            return RecipientRefused(f"{recipient} rejected by the SMTP server: {code} {text}")
+        return PermanentStepError(f"the SMTP server refused the message to {recipient}: {code} {text}")
     return StepError(f"{recipient} deferred by the SMTP server: {code} {text}")
 
 

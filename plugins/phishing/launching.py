@@ -24,7 +24,8 @@ CHUNK = 2000
 def launch_planner(settings: PhishingSettings, launched_at: datetime) -> Callable[[Target], RunStart]:
     """Each run is due when its email goes out, with its attack in the context (context.attack)."""
     rng = random.SystemRandom()
-    planner = SendPlanner(settings.sending, launched_at, random.Random(rng.getrandbits(64)))
+    # From the launch's whole second: a send "at once" is due at the launch, not a fraction of a second after it.
+    planner = SendPlanner(settings.sending, launched_at.replace(microsecond=0), random.Random(rng.getrandbits(64)))
     names = [attack.name for attack in settings.attacks]
 
     def start(target: Target) -> RunStart:

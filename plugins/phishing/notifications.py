@@ -66,6 +66,10 @@ def ingest_message(runtime: Runtime, raw: bytes, *, prefix: str = "bounces") -> 
         found.ignored += 1
         return found
     with writing(runtime.engine) as conn:
+        row = store.result_by_token(conn, token)
+        if row is None or row.reported_at is not None:  # unknown, or this person's report is in already
+            found.ignored += 1
+            return found
         reported = record_hits(conn, runtime, [(HitRequest(token=token, event="reported", method="MAIL",
                                                          user_agent="report mailbox", client_ip=None,
                                                          trusted=True),
@@ -78,21 +82,28 @@ def ingest_message(runtime: Runtime, raw: bytes, *, prefix: str = "bounces") -> 
 
 
 def _apply(conn: Connection, notification: Notification, now: datetime) -> str:
-    row = store.result_by_token(conn, str(notification.token))
-    if row is None:
+    """One recipient's notification applied once: a repeat (the same status and words again) or one about an
+    earlier attempt than the row's (a resend went out since) changes nothing."""
+    token, _, attempt = str(notification.token).partition("-")
+    row = store.result_by_token(conn, token)
+    if row is None or (attempt and attempt != str(row.attempt)):
         return "ignored"
     at = notification.arrived_at or notification.reported_at or now
     detail = {"code": notification.status, "text": notification.diagnostic, "server": notification.remote_mta or ""}
     final = conn.execute(select(runs.c.status).where(runs.c.id == row.run_id)).scalar() in FINAL_STATUSES
     if notification.action in ("delivered", "relayed", "expanded"):
+        if row.delivery == DELIVERED and row.delivery_detail == detail:
+            return "ignored"
         store.mark_delivery(conn, row.run_id, DELIVERED, at, detail)
         store.remove_bounced(conn, row.email)
         store.record_event(conn, row.run_id, "delivered", detail, now, source="dsn", wake=False)
         return "delivered"
     if notification.action == "failed":
+        if row.delivery == FAILED and row.delivery_detail == detail:
+            return "ignored"
         store.mark_delivery(conn, row.run_id, FAILED, at, detail)
-        store.add_bounced(conn, row.email, notification.status, notification.diagnostic, now,
-                          row.campaign_id, row.run_id)
+        store.add_bounced(conn, row.email, notification.status, notification.diagnostic, at, row.campaign_id,
+                          row.run_id)
         store.record_event(conn, row.run_id, UNDELIVERED, detail, now, source="dsn", wake=not final)
         return "failed"
     if row.delivery in (None, PENDING):

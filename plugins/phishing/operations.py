@@ -61,10 +61,10 @@ def _selected(conn: Any, campaign_id: str, users: Sequence[str]) -> list[Any]:
     return rows
 
 
-def _audit(conn: Any, campaign: Any, actor: Actor, sub_type: str, details: str, at: Any) -> None:
+def _audit(conn: Any, campaign: Any, actor: Actor, sub_type: str, details: str, at: Any, code: Any) -> None:
     assert sub_type in AUDIT_SUB_TYPES
     record(conn, actor=actor, audit_type=OPERATIONS, sub_type=sub_type, at=at,
-           obj=AuditObject(campaign.id, campaign.name, campaign.folder), details=details, code=resend)
+           obj=AuditObject(campaign.id, campaign.name, campaign.folder), details=details, code=code)
 
 
 def resend(runtime: Runtime, campaign_ref: str, users: Sequence[str], actor: Actor) -> dict[str, Any]:
@@ -94,7 +94,7 @@ def resend(runtime: Runtime, campaign_ref: str, users: Sequence[str], actor: Act
             wake_waiting(conn, runs.c.id.in_(ids), now)
             keys = sorted(row.target_key for row in chosen)
             _audit(conn, campaign, actor, RESEND_REQUESTED, f"resend to {len(ids)} user(s): {_named(keys)}"
-                   + (f"; skipped {len(skipped)} (not sent yet or ended)" if skipped else ""), now)
+                   + (f"; skipped {len(skipped)} (not sent yet or ended)" if skipped else ""), now, resend)
     return {"resent": len(ids), "skipped": skipped}
 
 
@@ -115,7 +115,7 @@ def clear_events(runtime: Runtime, campaign_ref: str, users: Sequence[str], acto
                 filtered_hits=0, **dict.fromkeys(HIT_EVENTS.values())))
         keys = sorted(row.target_key for row in rows)
         _audit(conn, campaign, actor, EVENTS_CLEARED,
-               f"cleared {removed} event(s) of {len(ids)} user(s): {_named(keys)}", now)
+               f"cleared {removed} event(s) of {len(ids)} user(s): {_named(keys)}", now, clear_events)
     return {"users": len(ids), "events": removed}
 
 

@@ -14,6 +14,8 @@ import hmac
 import json
 import secrets
 import time
+from email import policy
+from email.parser import BytesParser
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -221,20 +223,45 @@ def recipient_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
 
 async def _field_names(request: Request) -> tuple[str, ...]:
     """The names of the form's fields. The values are dropped here, before anything else sees the request: they are
-    never stored, logged, audited or kept past this function."""
+    never stored, logged, audited or kept past this function. A URL-encoded form gives its keys; a multipart form the
+    ``name`` of each part's Content-Disposition (its payload is never decoded); any other body, no names."""
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_FORM_BYTES:
             break
-    names = [key for key, _ in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)]
+    content_type = request.headers.get("content-type", "")
+    try:
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            names = [key for key, _ in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)]
+        elif content_type.startswith("multipart/form-data"):
+            names = _part_names(body, content_type)
+        else:
+            names = []
+    except (UnicodeError, ValueError, LookupError, TypeError, AttributeError):
+        names = []
     del body
-    kept = []
+    kept: list[str] = []
     for name in names:
         clean = "".join(ch for ch in name if ch.isalnum() or ch in "_-.")[:FIELD_NAME_LIMIT]
         if clean and clean not in kept:
             kept.append(clean)
     return tuple(kept)
+
+
+def _part_names(body: bytes, content_type: str) -> list[str]:
+    """The form-data names of a multipart body's parts, read from their headers only."""
+    message = BytesParser(policy=policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        return []
+    names = []
+    for part in message.iter_parts():
+        disposition = part["content-disposition"]
+        name = disposition.params.get("name") if disposition is not None else None
+        if isinstance(name, str):
+            names.append(name)
+    return names
 
 
 async def _answers(request: Request) -> dict[str, str]:

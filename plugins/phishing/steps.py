@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from campaignkit.core import Message, PermanentStepError, StepContext, StepError, StepResult, StepType
+from campaignkit.core import (
+    Message,
+    PermanentStepError,
+    RecipientRefused,
+    StepContext,
+    StepError,
+    StepResult,
+    StepType,
+)
 from campaignkit.core.db import reading, writing
 from campaignkit.core.templating import render
 
@@ -74,24 +82,26 @@ class PhishingSend(StepType):
                 store.mark_delivery(conn, ctx.run_id, BLOCKLISTED, ctx.now, detail)
             return StepResult.follow(UNDELIVERED, delivery=BLOCKLISTED)
         attack = next((a for a in cfg.attacks if a.name == row.attack), cfg.attacks[0])
-        message = self._message(ctx, cfg, attack, row.email, row.token)
+        message = self._message(ctx, cfg, attack, row.email, row.token, row.attempt)
         try:
             delivery = runtime.registry.channel(cfg.channel, runtime).send(message)
         except PermanentStepError as exc:
-            return self._failed(ctx, row, str(exc))
+            return self._failed(ctx, row, str(exc), bounced=isinstance(exc, RecipientRefused))
         except StepError as exc:
             if ctx.attempt >= cfg.attempts:
-                return self._failed(ctx, row, str(exc))
+                return self._failed(ctx, row, str(exc), bounced=False)
             raise
         detail = {"channel": cfg.channel, **dict(delivery.detail)}
         if delivery.message_id:
             detail["message_id"] = delivery.message_id
         with writing(runtime.engine) as conn:
-            store.mark_sent(conn, ctx.run_id, ctx.now, detail)
+            # When the server took it (a retried send is later than the first attempt the message is dated with):
+            # the scanner rule "too soon after sending" counts from here.
+            store.mark_sent(conn, ctx.run_id, runtime.clock.now(), detail)
         return StepResult.follow(attack=attack.name, **detail)
 
-    def _message(self, ctx: StepContext, cfg: PhishingSend.Config, attack: AttackRef, to: str,
-                 token: str) -> Message:
+    def _message(self, ctx: StepContext, cfg: PhishingSend.Config, attack: AttackRef, to: str, token: str,
+                 attempt: int) -> Message:
         env = ctx.runtime.jinja
         variables = ctx.template_vars()
         parts = {}
@@ -104,17 +114,24 @@ class PhishingSend(StepType):
             to=to, subject=parts["subject"].strip(), text=parts["text"], html=parts.get("html"),
             idempotency_key=ctx.idempotency_key, run_id=ctx.run_id, campaign_id=ctx.campaign_id, at=ctx.now,
             headers={"X-Campaignkit-Token": token}, sender=attack.sender,
-            return_path=verp_address(cfg.return_path, token) if cfg.return_path else None,
-            notify=("SUCCESS", "FAILURE") if cfg.return_path else (), envelope_id=token if cfg.return_path else None,
+            # The attempt rides along with the token, so a late notification about an email sent before a resend
+            # is told from one about the resend.
+            return_path=verp_address(cfg.return_path, f"{token}-{attempt}") if cfg.return_path else None,
+            notify=("SUCCESS", "FAILURE") if cfg.return_path else (),
+            envelope_id=f"{token}-{attempt}" if cfg.return_path else None,
         )
 
     @staticmethod
-    def _failed(ctx: StepContext, row: Any, error: str) -> StepResult:
+    def _failed(ctx: StepContext, row: Any, error: str, *, bounced: bool) -> StepResult:
+        """Failed, with the server's code and words; the address joins the bounced mailboxes only when the server
+        refused the address itself (a refused sender or message says nothing about the mailbox)."""
         code, status = _codes(error)
         detail = {"code": status or code, "smtp_code": code, "text": error[:500]}
+        now = ctx.runtime.clock.now()
         with writing(ctx.runtime.engine) as conn:
-            store.mark_delivery(conn, ctx.run_id, FAILED, ctx.now, detail)
-            store.add_bounced(conn, row.email, status or code or "", error, ctx.now, ctx.campaign_id, ctx.run_id)
+            store.mark_delivery(conn, ctx.run_id, FAILED, now, detail)
+            if bounced:
+                store.add_bounced(conn, row.email, status or code or "", error, now, ctx.campaign_id, ctx.run_id)
         return StepResult.follow(UNDELIVERED, delivery=FAILED, error=error[:500])
 
 

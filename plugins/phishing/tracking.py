@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ BATCH = 500
 # The events a simulation's workflow can wait for (training follows a click or credentials): these wake the run.
 WAKING = frozenset({"clicked", "submitted", "training_finished"})
 MAX_FIELDS = 20
+RULES_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class HitRecorder:
         self._queue: queue.Queue[tuple[HitRequest, datetime, Future[HitOutcome]]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._settings: dict[str, Mapping[str, Any]] = {}
+        self._settings: dict[str, tuple[float, Mapping[str, Any]]] = {}
 
     def submit(self, hit: HitRequest) -> Future[HitOutcome]:
         done: Future[HitOutcome] = Future()
@@ -112,15 +114,21 @@ class HitRecorder:
             done.set_result(outcome)
 
     def _rules(self, conn: Connection, campaign_id: str) -> Mapping[str, Any]:
-        """The campaign's scanner settings, read once per campaign (they change only with a new version)."""
-        if campaign_id not in self._settings:
-            from campaignkit.core.db.schema import campaign_versions, campaigns
+        """The campaign's scanner settings with their defaults, re-read at most every RULES_SECONDS (a new
+        version of the campaign takes effect without a restart)."""
+        cached = self._settings.get(campaign_id)
+        if cached is not None and time.monotonic() - cached[0] < RULES_SECONDS:
+            return cached[1]
+        from campaignkit.core.db.schema import campaign_versions, campaigns
 
-            definition = conn.execute(select(campaign_versions.c.definition).join(
-                campaigns, campaigns.c.current_version_id == campaign_versions.c.id)
-                .where(campaigns.c.id == campaign_id)).scalar() or {}
-            self._settings[campaign_id] = dict((definition.get("settings") or {}).get("scanners") or {})
-        return self._settings[campaign_id]
+        from .settings import Scanners
+
+        definition = conn.execute(select(campaign_versions.c.definition).join(
+            campaigns, campaigns.c.current_version_id == campaign_versions.c.id)
+            .where(campaigns.c.id == campaign_id)).scalar() or {}
+        rules = Scanners.model_validate((definition.get("settings") or {}).get("scanners") or {}).model_dump()
+        self._settings[campaign_id] = (time.monotonic(), rules)
+        return rules
 
 
 def record_hits(conn: Connection, runtime: Runtime, hits: list[tuple[HitRequest, datetime]],

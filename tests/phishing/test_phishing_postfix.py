@@ -67,7 +67,7 @@ def test_postfix_s_notifications_come_back_over_imap_as_delivered_and_failed(
     delivered = postfix.maildir("alice")
     message = delivered.get_message(next(iter(delivered.keys())))
     assert message["X-Campaignkit-Token"] == sent["alice@corp.test"].token
-    assert message["Return-Path"] == f"<bounces+{sent['alice@corp.test'].token}@corp.test>"  # VERP, as sent
+    assert message["Return-Path"] == f"<bounces+{sent['alice@corp.test'].token}-0@corp.test>"  # VERP: token, attempt
     postfix.wait_for_mail("bounces", 2)  # alice's success report and nosuch's failure report
 
     found = drain_configured(runtime)
