@@ -175,8 +175,8 @@ def listen(
     Each message is applied before the sending server gets its 250."""
     import threading
 
+    from .config import PhishingConfig
     from .mailbox import InboundSmtp
-    from .mailboxes import PhishingConfig
     from .notifications import ingest_message
 
     runtime = ctx.obj()

@@ -15,11 +15,19 @@ from typing import TYPE_CHECKING, Any
 
 from campaignkit.core.kinds import CampaignKind, ConsoleTab, JobOutcome, KindJob, KindTemplate, RunStart, WebContext
 
-from .links import PREFIX, SAMPLE_TOKEN, recipient_links
-from .mailboxes import PhishingConfig
+from .config import PhishingConfig
 from .settings import PhishingSettings
-from .vocabulary import AUDIT_SUB_TYPES, BY_ATTACK, BY_GROUP, BY_USER, HIT_EVENTS
-from .workflow import RESEND, phishing_workflow
+from .vocabulary import (
+    AUDIT_SUB_TYPES,
+    BY_ATTACK,
+    BY_GROUP,
+    BY_USER,
+    HIT_EVENTS,
+    LINK_PREFIX,
+    RESEND,
+    SAMPLE_TOKEN,
+    UNDELIVERED,
+)
 
 if TYPE_CHECKING:
     import typer
@@ -41,15 +49,17 @@ class Phishing(CampaignKind):
     Config = PhishingConfig
     facets = ()
     # Tracking hits, notifications and resends come from campaignkit's own endpoints and commands only.
-    system_events = frozenset({*HIT_EVENTS, RESEND, "undelivered", "delivered", "filtered_hit"})
+    system_events = frozenset({*HIT_EVENTS, RESEND, UNDELIVERED, "delivered", "filtered_hit"})
     template_names = frozenset({"recipient", "links", "attack", "training"})
     template_dir = Path(__file__).resolve().parent / "templates"
     audit_sub_types = AUDIT_SUB_TYPES
     listing = BY_USER
     console_tabs = (BY_USER.title, BY_GROUP.title, BY_ATTACK.title)
-    link_paths = (PREFIX,)
+    link_paths = (LINK_PREFIX,)
 
     def workflow(self, settings: Any) -> Mapping[str, Any]:
+        from .workflow import phishing_workflow
+
         return phishing_workflow(settings)
 
     def audience_key(self, settings: Any) -> list[str]:
@@ -74,6 +84,7 @@ class Phishing(CampaignKind):
         from campaignkit.core.db import reading
 
         from . import store
+        from .links import recipient_links
 
         with reading(ctx.runtime.engine) as conn:
             row = store.result_by_run(conn, ctx.run_id) if ctx.run_id else None
@@ -90,6 +101,8 @@ class Phishing(CampaignKind):
 
     def extra_templates(self, settings: Any, row: Mapping[str, Any], now: datetime) -> list[KindTemplate]:
         """Every attack's email, tried with a sample row."""
+        from .links import recipient_links
+
         s: PhishingSettings = settings
         found = []
         for attack in s.attacks:

@@ -14,8 +14,6 @@ if TYPE_CHECKING:
     from campaignkit.core.runtime import Runtime
 
 TOKEN = re.compile(r"^[0-9a-f]{32}$")
-PREFIX = "/p/"  # the recipients' pages (CampaignKind.link_paths)
-SAMPLE_TOKEN = "0" * 32  # what a template sees when it is tried at create and launch
 
 
 def new_token() -> str:

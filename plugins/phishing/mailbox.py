@@ -28,16 +28,13 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from types import TracebackType
-from typing import Literal
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from imap_tools import BaseMailBox, ImapToolsError, MailBox, MailBoxStartTls, MailBoxUnencrypted
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from campaignkit.core import is_loopback
+from .config import ImapConfig
 
 __all__ = ["ImapConfig", "ImapMailbox", "InboundSmtp", "MailboxError"]
 
@@ -48,37 +45,6 @@ Handler = Callable[[bytes], None]
 
 class MailboxError(Exception):
     """The mailbox could not be reached or read; the message names the server and the cause, never the password."""
-
-
-class ImapConfig(BaseModel):
-    """How to reach the IMAP mailbox that notifications or reports are delivered to."""
-
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # the input holds the password
-
-    host: str = Field(description="IMAP server host name.")
-    port: int = Field(default=993, ge=1, le=65535)
-    security: Literal["tls", "starttls", "none"] = Field(
-        default="tls", description="tls = implicit TLS (port 993), starttls (port 143), or none (loopback hosts only).")
-    username: str
-    password: SecretStr
-    folder: str = Field(default="INBOX", description="The folder notifications or reports arrive in.")
-    processed_folder: str | None = Field(
-        default=None, description="Move handled messages here (created if missing); unset: delete them.")
-    ca_file: Path | None = Field(default=None, description="PEM bundle of a private CA that signed the server.")
-    timeout_seconds: float = Field(default=30, gt=0, le=300, description="Connect and each command.")
-
-    @model_validator(mode="after")
-    def _no_password_in_clear(self) -> ImapConfig:
-        if self.security == "none" and not is_loopback(self.host):
-            # LOGIN without TLS sends the password readably to anyone on the path to the server.
-            raise ValueError(f'security = "none" would send the IMAP password to {self.host} in clear: set security '
-                             'to "tls" (port 993) or "starttls" (port 143); "none" is only for a server on a loopback '
-                             "address")
-        if self.security == "starttls" and self.port == 993:
-            raise ValueError('port 993 is implicit TLS: use security = "tls", or port 143 for "starttls"')
-        if self.processed_folder is not None and self.processed_folder == self.folder:
-            raise ValueError("processed_folder must differ from folder, or every message would be handled again")
-        return self
 
 
 class ImapMailbox:

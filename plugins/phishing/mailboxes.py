@@ -5,33 +5,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from campaignkit.core.db import reading
 from campaignkit.core.db.schema import bounced_mailboxes
 
-from .mailbox import ImapConfig
-
 if TYPE_CHECKING:
     from campaignkit.core.runtime import Runtime
 
+    from .config import PhishingConfig
     from .notifications import Ingested
 
 COLUMNS = ["Address", "Code", "Error", "First Seen", "Last Seen", "Campaign"]
-
-
-class PhishingConfig(BaseModel):
-    """The phishing plugin's own settings (``plugins.config.phishing``): where notifications and reports arrive."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    mailbox: ImapConfig | None = Field(default=None, description="The IMAP mailbox the return_path's notifications "
-                                       "(and, unless report_mailbox is set, reported emails) are delivered to.")
-    report_mailbox: ImapConfig | None = Field(default=None, description="A separate IMAP mailbox employees forward "
-                                              "(report) suspected phishing to.")
-    verp_prefix: str = Field(default="bounces", description="The local part before '+' of the return_path.")
-    poll_seconds: float = Field(default=60, ge=5, le=86400, description="How often the scheduler reads them.")
 
 
 def bounced_list(runtime: Runtime, limit: int = 1000, address: str | None = None) -> list[dict[str, Any]]:

@@ -22,9 +22,8 @@ from campaignkit.core.db.schema import FINAL_STATUSES, runs
 
 from . import store
 from .dsn import Notification, parse_notifications, parse_report
-from .steps import UNDELIVERED
 from .tracking import HitRequest, record_hits
-from .vocabulary import DELIVERED, FAILED, PENDING
+from .vocabulary import DELIVERED, FAILED, PENDING, UNDELIVERED
 
 if TYPE_CHECKING:
     from campaignkit.core.runtime import Runtime

@@ -25,9 +25,9 @@ from .vocabulary import (
     FILTERED,
     HIT_EVENTS,
     OPERATIONS,
+    RESEND,
     RESEND_REQUESTED,
 )
-from .workflow import RESEND
 
 if TYPE_CHECKING:
     from campaignkit.core.runtime import Runtime

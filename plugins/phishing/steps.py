@@ -22,17 +22,12 @@ from campaignkit.core import (
     StepResult,
     StepType,
 )
-from campaignkit.core.db import reading, writing
-from campaignkit.core.templating import render
 
-from . import store
-from .links import verp_address
-from .vocabulary import BLOCKLISTED, FAILED
+from .vocabulary import BLOCKLISTED, FAILED, UNDELIVERED
 
 if TYPE_CHECKING:
     from campaignkit.core.runtime import Runtime
 
-UNDELIVERED = "undelivered"  # the edge (and the event) of an email that will not arrive
 SMTP_CODE = re.compile(r"\b([245]\d\d)\b(?:[ -]+([245]\.\d{1,3}\.\d{1,3}))?")
 
 
@@ -68,6 +63,11 @@ class PhishingSend(StepType):
         return parsed
 
     def execute(self, ctx: StepContext) -> StepResult:
+        # Imported here: registering the step type (the CLI's --help does) must not load the database or Jinja2.
+        from campaignkit.core.db import reading, writing
+
+        from . import store
+
         cfg: PhishingSend.Config = ctx.config
         runtime = ctx.runtime
         with reading(runtime.engine) as conn:
@@ -102,6 +102,10 @@ class PhishingSend(StepType):
 
     def _message(self, ctx: StepContext, cfg: PhishingSend.Config, attack: AttackRef, to: str, token: str,
                  attempt: int) -> Message:
+        from campaignkit.core.templating import render
+
+        from .links import verp_address
+
         env = ctx.runtime.jinja
         variables = ctx.template_vars()
         parts = {}
@@ -125,6 +129,10 @@ class PhishingSend(StepType):
     def _failed(ctx: StepContext, row: Any, error: str, *, bounced: bool) -> StepResult:
         """Failed, with the server's code and words; the address joins the bounced mailboxes only when the server
         refused the address itself (a refused sender or message says nothing about the mailbox)."""
+        from campaignkit.core.db import writing
+
+        from . import store
+
         code, status = _codes(error)
         detail = {"code": status or code, "smtp_code": code, "text": error[:500]}
         now = ctx.runtime.clock.now()

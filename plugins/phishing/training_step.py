@@ -9,11 +9,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from campaignkit.core import Message, PermanentStepError, StepContext, StepResult, StepType, TrainingAssignment
-from campaignkit.core.db import reading
-from campaignkit.core.templating import render
-from campaignkit.core.web.links import page_url
-
-from . import store
 
 if TYPE_CHECKING:
     from campaignkit.core.runtime import Runtime
@@ -44,6 +39,13 @@ class PhishingTraining(StepType):
         return parsed
 
     def execute(self, ctx: StepContext) -> StepResult:
+        # Imported here: registering the step type (the CLI's --help does) must not load the database or Jinja2.
+        from campaignkit.core.db import reading
+        from campaignkit.core.templating import render
+        from campaignkit.core.web.links import page_url
+
+        from . import store
+
         cfg: PhishingTraining.Config = ctx.config
         runtime = ctx.runtime
         with reading(runtime.engine) as conn:

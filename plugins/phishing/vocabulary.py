@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from campaignkit.core.kinds import Listing
 
+LINK_PREFIX = "/p/"  # the recipients' pages (CampaignKind.link_paths)
+SAMPLE_TOKEN = "0" * 32  # what a template sees when it is tried at create and launch
+UNDELIVERED = "undelivered"  # the send step's edge, and the event, of an email that will not arrive
+RESEND = "resend"
+
 PENDING, DELIVERED, FAILED, BLOCKLISTED = "Pending", "Delivered", "Failed", "Blocklisted"
 DELIVERY_STATUSES = (PENDING, DELIVERED, FAILED, BLOCKLISTED)
 

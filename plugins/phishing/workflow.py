@@ -15,9 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from .settings import PhishingSettings
-from .steps import UNDELIVERED
-
-RESEND = "resend"
+from .vocabulary import RESEND, UNDELIVERED
 
 
 def _iso(duration: timedelta) -> str:
