@@ -110,7 +110,7 @@ def test_did_you_mean_names_the_closest_only_when_close() -> None:
 def test_a_misspelt_kind_or_step_type_names_its_key_the_known_names_and_the_closest(runtime: Any) -> None:
     # Only the kind: the missing workflow follows from it and would send the reader the wrong way.
     assert problems("name: R\nkind: acess_review\nsettings: {remind_every: P3D}\n", kinds=runtime.kinds) == [
-        "test.yaml:2:1: kind: unknown campaign kind 'acess_review' (known: access_review, journey); "
+        "test.yaml:2:1: kind: unknown campaign kind 'acess_review' (known: access_review, journey, phishing); "
         "did you mean 'access_review'?"]
     loaded = load_definition_text("name: T\nworkflow:\n  nodes:\n    - {id: a, type: entered_campaign, next: b}\n"
                                   "    - {id: b, type: left_campain}\n", "test.yaml")
@@ -161,12 +161,13 @@ def test_values_at_every_bound_are_stored_and_run_alike_on_both_databases(harnes
 def test_the_examples_load_and_launch_on_both_databases(cli: Cli) -> None:
     cli("init")
     examples = sorted(EXAMPLES.glob("*.yaml"))
-    assert [p.name for p in examples] == ["access_review.yaml", "journey.yaml"]
+    assert [p.name for p in examples] == ["access_review.yaml", "journey.yaml", "phishing.yaml"]
     for example in examples:
         assert "created campaign" in cli("campaign", "create", str(example)).stdout
     for listed in as_json(cli("campaign", "list", "--format", "json")):
         assert "launched campaign" in cli("campaign", "launch", listed["id"]).stdout
-    for name, csv in (("Welcome journey", "contacts.csv"), ("Quarterly access review", "access_review.csv")):
+    for name, csv in (("Welcome journey", "contacts.csv"), ("Quarterly access review", "access_review.csv"),
+                      ("Q4 phishing simulation", "phishing.csv")):
         rows = len((EXAMPLES / csv).read_text().splitlines()) - 1  # one run per row: no key repeats
         assert len(as_json(cli("runs", name, "--format", "json"))) == rows
 

@@ -42,7 +42,7 @@ DEFINITIONS = {
     "integer_beyond_64_bits.yaml": ":5:58: workflow.nodes[1].retry.max_attempts: '99999999999999999999' is out of "
                                    "range",
     "integer_of_5000_digits.yaml": ":3:15: settings.n: '99999", "kind_misspelt.yaml": "did you mean 'access_review'?",
-    "kind_not_text.yaml": ":2:1: kind: must be one of access_review, journey, not a list",
+    "kind_not_text.yaml": ":2:1: kind: must be one of access_review, journey, phishing, not a list",
     "latin1_encoding.yaml": ":1:10: not valid UTF-8: byte 0xe9 at byte offset 9",
     "list_as_key.yaml": ":3:12: settings: mapping keys must be plain values",
     "merge_key.yaml": ":5:45: workflow.nodes[1].config: merge keys (<<) are not supported",
