@@ -1,17 +1,19 @@
 """A simulation's results: By User (each recipient's time of each event), By Group and By Attack (how many users
 reached each event), as pages, CSV and JSON for the CLI, the API and the console.
 
-All of it reads phishing_results (one row per run, its event times kept as they happen) and phishing_groups, on
-their (campaign_id, ...) indexes: a page of By User is an index range, the counts one GROUP BY.
+All of it reads phishing_results (one row per run, its event times kept as they happen) on its (campaign_id, ...)
+indexes: a page of By User is an index range (its group filter goes through phishing_groups), By Attack one GROUP
+BY, By Group one GROUP BY over the users' sets of groups.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, case, func, select
+from sqlalchemy import ColumnElement, Select, Text, case, cast, func, select
 
 from campaignkit.core.csv_export import csv_chunks
 from campaignkit.core.db import reading
@@ -104,14 +106,22 @@ def _counts(label: ColumnElement[Any]) -> list[ColumnElement[Any]]:
 
 
 def by_group(runtime: Runtime, campaign_id: str, cycle: int | None = None) -> list[dict[str, Any]]:
-    statement = (select(*_counts(phishing_groups.c.group_name.label("Group")))
-                 .select_from(phishing_groups.join(phishing_results, R.run_id == phishing_groups.c.run_id))
-                 .where(phishing_groups.c.campaign_id == campaign_id)
-                 .group_by(phishing_groups.c.group_name).order_by(phishing_groups.c.group_name))
+    """Per group, the users at each event. One scan of the campaign's results, counted per set of groups (a user
+    in Finance and Managers counts once in each); the sets, far fewer than the users, are then added up per group.
+    Joining every membership to its results row instead reads the rows at random, three times slower."""
+    groups_text = cast(R.groups, Text)  # PostgreSQL's json has no equality: grouped by its text, written sorted
+    statement = (select(*_counts(groups_text.label("Groups"))).where(R.campaign_id == campaign_id)
+                 .group_by(groups_text))
     if cycle is not None:
         statement = statement.where(R.launch_id == cycle)
+    totals: dict[str, dict[str, int]] = {}
     with reading(runtime.engine) as conn:
-        return [_plain(row) for row in conn.execute(statement).mappings()]
+        for row in conn.execute(statement).mappings():
+            for group in json.loads(row["Groups"]):
+                counted = totals.setdefault(group, dict.fromkeys(COUNTS, 0))
+                for name in COUNTS:
+                    counted[name] += int(row[name] or 0)
+    return [{"Group": group, **totals[group]} for group in sorted(totals)]
 
 
 def by_attack(runtime: Runtime, campaign_id: str, cycle: int | None = None) -> list[dict[str, Any]]:

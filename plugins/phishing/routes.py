@@ -8,7 +8,6 @@ Submitted form values are never read into anything but the names of the fields.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hmac
 import json
@@ -51,10 +50,19 @@ class _SettingsCache:
         self.runtime = runtime
         self._found: dict[str, tuple[float, PhishingSettings]] = {}
 
-    def get(self, campaign_id: str) -> PhishingSettings:
+    def fresh(self, campaign_id: str) -> PhishingSettings | None:
+        """The settings if read lately, without touching the database (for the event loop)."""
         cached = self._found.get(campaign_id)
-        if cached is not None and time.monotonic() - cached[0] < SETTINGS_SECONDS:
-            return cached[1]
+        return cached[1] if cached is not None and time.monotonic() - cached[0] < SETTINGS_SECONDS else None
+
+    async def of(self, campaign_id: str) -> PhishingSettings:
+        cached = self.fresh(campaign_id)
+        return cached if cached is not None else await run_in_threadpool(self.get, campaign_id)
+
+    def get(self, campaign_id: str) -> PhishingSettings:
+        cached = self.fresh(campaign_id)
+        if cached is not None:
+            return cached
         from campaignkit.core import find_campaign
 
         settings = PhishingSettings.model_validate(find_campaign(self.runtime, campaign_id).settings)
@@ -72,9 +80,9 @@ def recipient_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
         client = request.client.host if request.client else None
         if not is_token(token):
             return await _refused(client, "malformed token")
-        outcome = await asyncio.wrap_future(recorder.submit(HitRequest(
+        outcome = await recorder.submit(HitRequest(
             token=token, event=event, method=request.method, user_agent=request.headers.get("user-agent", ""),
-            client_ip=client, **kwargs)))
+            client_ip=client, **kwargs))
         if outcome.row is None:
             return await _refused(client, "unknown token")
         if outcome.expired:
@@ -97,7 +105,7 @@ def recipient_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
         outcome = await hit(request, token, "clicked")
         if isinstance(outcome, Response):
             return outcome
-        campaign = await run_in_threadpool(settings.get, outcome.row.campaign_id)
+        campaign = await settings.of(outcome.row.campaign_id)
         if campaign.scanners.confirm_clicks and request.method == "GET":
             return _confirm_page(runtime, token)
         return await _landing(token, outcome, campaign)
@@ -108,7 +116,7 @@ def recipient_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
         outcome = await hit(request, token, "clicked", confirmed=True)
         if isinstance(outcome, Response):
             return outcome
-        campaign = await run_in_threadpool(settings.get, outcome.row.campaign_id)
+        campaign = await settings.of(outcome.row.campaign_id)
         return await _landing(token, outcome, campaign)
 
     async def _landing(token: str, outcome: HitOutcome, campaign: PhishingSettings) -> Response:
@@ -160,7 +168,7 @@ def recipient_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
         outcome = await hit(request, token, "training_started")
         if isinstance(outcome, Response):
             return outcome
-        campaign = await run_in_threadpool(settings.get, outcome.row.campaign_id)
+        campaign = await settings.of(outcome.row.campaign_id)
         return _course(runtime, token, campaign.training.course, outcome.row)
 
     @router.post("/p/{token}/training")
@@ -172,7 +180,7 @@ def recipient_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
         found = await run_in_threadpool(_row, runtime, token)
         if found is None:
             return await _refused(request.client.host if request.client else None, "unknown token")
-        campaign = await run_in_threadpool(settings.get, found.campaign_id)
+        campaign = await settings.of(found.campaign_id)
         quiz = load_quiz(runtime.pages, campaign.training.course)
         score = quiz.score(answers)
         if score < quiz.pass_mark:

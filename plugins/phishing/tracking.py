@@ -8,6 +8,8 @@ after; a burst costs one transaction per batch instead of one per request.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -18,12 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from campaignkit.core.db import writing
 from campaignkit.core.db.schema import FINAL_STATUSES, events, phishing_results, runs
 from campaignkit.core.engine.events import wake_waiting
-from campaignkit.core.interfaces import Hit
+from campaignkit.core.interfaces import Hit, HitDetector
 
 from .vocabulary import FILTERED, HIT_EVENTS
 
@@ -63,26 +65,35 @@ class HitOutcome:
     filtered: str | None = None
 
 
+Waiter = Future["HitOutcome"] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[HitOutcome]"]
+
+
 class HitRecorder:
-    """The writer thread and its queue; one per web app. ``record`` blocks until the hit is committed."""
+    """The writer thread and its queue; one per web app. A request waits until its hit is committed."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._queue: queue.Queue[tuple[HitRequest, datetime, Future[HitOutcome]]] = queue.Queue()
+        self._queue: queue.Queue[tuple[HitRequest, datetime, Waiter]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._settings: dict[str, tuple[float, Mapping[str, Any]]] = {}
+        self._detectors: list[HitDetector] | None = None
 
-    def submit(self, hit: HitRequest) -> Future[HitOutcome]:
-        done: Future[HitOutcome] = Future()
-        self._queue.put((hit, self.runtime.clock.now(), done))
-        self._start()
+    def submit(self, hit: HitRequest) -> asyncio.Future[HitOutcome]:
+        """From the event loop: a future the loop resolves, with one wake-up per written batch (not per hit)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[HitOutcome] = loop.create_future()
+        self._put(hit, (loop, done))
         return done
 
     def record(self, hit: HitRequest) -> HitOutcome:
-        return self.submit(hit).result()
+        """From a thread: blocks until the hit is committed."""
+        done: Future[HitOutcome] = Future()
+        self._put(hit, done)
+        return done.result()
 
-    def _start(self) -> None:
+    def _put(self, hit: HitRequest, waiter: Waiter) -> None:
+        self._queue.put((hit, self.runtime.clock.now(), waiter))
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="campaignkit-hits", daemon=True)
@@ -98,20 +109,29 @@ class HitRecorder:
                     break
             self._write(batch)
 
-    def _write(self, batch: list[tuple[HitRequest, datetime, Future[HitOutcome]]]) -> None:
+    def _write(self, batch: list[tuple[HitRequest, datetime, Waiter]]) -> None:
+        if self._detectors is None:
+            self._detectors = self.runtime.registry.hit_detectors(self.runtime)
         try:
             with writing(self.runtime.engine) as conn:
-                outcomes = record_hits(conn, self.runtime, [(hit, at) for hit, at, _ in batch], self._rules)
+                outcomes: list[HitOutcome | BaseException] = list(record_hits(
+                    conn, self.runtime, [(hit, at) for hit, at, _ in batch], self._rules, self._detectors))
         except Exception as exc:  # one bad hit must not fail the others: they are retried one by one
             if len(batch) > 1:
                 for item in batch:
                     self._write([item])
                 return
             log.error("tracking hit not recorded: %s", type(exc).__name__)
-            batch[0][2].set_exception(exc)
-            return
-        for (_, _, done), outcome in zip(batch, outcomes, strict=True):
-            done.set_result(outcome)
+            outcomes = [exc]
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[HitOutcome], Any]]] = {}
+        for (_, _, waiter), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(waiter, Future):
+                waiter.set_exception(outcome) if isinstance(outcome, BaseException) else waiter.set_result(outcome)
+            else:
+                by_loop.setdefault(waiter[0], []).append((waiter[1], outcome))
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits any more
+                loop.call_soon_threadsafe(_settle, settled)
 
     def _rules(self, conn: Connection, campaign_id: str) -> Mapping[str, Any]:
         """The campaign's scanner settings with their defaults, re-read at most every RULES_SECONDS (a new
@@ -131,15 +151,28 @@ class HitRecorder:
         return rules
 
 
+def _settle(settled: list[tuple[asyncio.Future[HitOutcome], Any]]) -> None:
+    for future, outcome in settled:
+        if future.done():  # the request went away
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
 def record_hits(conn: Connection, runtime: Runtime, hits: list[tuple[HitRequest, datetime]],
-                rules: Any) -> list[HitOutcome]:
-    """Classify and write a batch of hits in the caller's transaction; one outcome per hit, in order."""
+                rules: Any, detectors: list[HitDetector] | None = None) -> list[HitOutcome]:
+    """Classify and write a batch of hits in the caller's transaction; one outcome per hit, in order. A handful of
+    statements whatever the batch's size: one read, one insert of the events, one update per kind of change."""
     tokens = sorted({hit.token for hit, _ in hits})
-    rows = {row.token: row for row in conn.execute(select(phishing_results).where(
-        phishing_results.c.token.in_(tokens)))}
-    statuses: dict[int, str] = dict(conn.execute(select(runs.c.id, runs.c.status).where(
-        runs.c.id.in_([row.run_id for row in rows.values()]))).all())
-    detectors = runtime.registry.hit_detectors(runtime)
+    found = conn.execute(select(phishing_results, runs.c.status.label("run_status"))
+                         .join(runs, runs.c.id == phishing_results.c.run_id)
+                         .where(phishing_results.c.token.in_(tokens)))
+    rows = {row.token: row for row in found}
+    statuses: dict[int, str] = {row.run_id: row.run_status for row in rows.values()}
+    if detectors is None:
+        detectors = runtime.registry.hit_detectors(runtime)
     seen: dict[str, dict[str, Any]] = {token: {"clicked_at": row.clicked_at} for token, row in rows.items()}
     outcomes: list[HitOutcome] = []
     new_events: list[dict[str, Any]] = []
@@ -182,12 +215,15 @@ def record_hits(conn: Connection, runtime: Runtime, hits: list[tuple[HitRequest,
         outcomes.append(HitOutcome(row, filtered=reason))
     if new_events:
         conn.execute(insert(events), new_events)
-    for run_id, column, at in firsts:
-        conn.execute(update(phishing_results).where(phishing_results.c.run_id == run_id,
-                                                    phishing_results.c[column].is_(None)).values({column: at}))
-    for run_id, count in filtered.items():
-        conn.execute(update(phishing_results).where(phishing_results.c.run_id == run_id)
-                     .values(filtered_hits=phishing_results.c.filtered_hits + count))
+    for column in sorted({column for _, column, _ in firsts}):
+        conn.execute(update(phishing_results).where(phishing_results.c.run_id == bindparam("b_run"),
+                                                    phishing_results.c[column].is_(None))
+                     .values({column: bindparam("b_at")}),
+                     [{"b_run": run_id, "b_at": at} for run_id, named, at in firsts if named == column])
+    if filtered:
+        conn.execute(update(phishing_results).where(phishing_results.c.run_id == bindparam("b_run"))
+                     .values(filtered_hits=phishing_results.c.filtered_hits + bindparam("b_count")),
+                     [{"b_run": run_id, "b_count": count} for run_id, count in filtered.items()])
     if wake:
         wake_waiting(conn, runs.c.id.in_(sorted(wake)), max(at for _, at in hits))
     return outcomes
