@@ -10,7 +10,7 @@ kind implements only what it needs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -53,6 +53,17 @@ class RunStart:
     """Where a kind starts one run of a launch: when it is first due (a simulation's send moment) and the context
     it starts with (what the kind chose for it, e.g. the attack)."""
 
+    due_at: datetime
+    context: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class LaunchedRun:
+    """A run a launch has just written, as the kind's ``launched`` sees it: no need to read it back."""
+
+    id: int
+    target_key: str
+    target: Mapping[str, Any]
     due_at: datetime
     context: Mapping[str, Any]
 
@@ -216,9 +227,11 @@ class CampaignKind(Component):
         empty context."""
         return None
 
-    def launched(self, conn: Connection, settings: Any, campaign_id: str, launch_id: int, now: datetime) -> None:
-        """Write the kind's own rows for a launch's runs (its results table), in the launch's transaction, after
-        the runs: a failure here rolls the whole launch back."""
+    def launched(self, conn: Connection, settings: Any, campaign_id: str, launch_id: int,
+                 batch: Sequence[LaunchedRun], now: datetime) -> None:
+        """Write the kind's own rows (its results table) for a batch of runs the launch has just written, in the
+        launch's transaction: a failure here rolls the whole launch back. Called once per batch of up to a few
+        thousand runs; a target repeated in a later batch comes again with the same run id."""
 
     def template_variables(self, settings: Any, ctx: StepContext) -> dict[str, Any]:
         """Variables the kind adds to its runs' templates (named in ``template_names``): plain values only."""

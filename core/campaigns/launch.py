@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, literal_column
+from sqlalchemy import Connection, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db import is_postgres
@@ -18,7 +18,7 @@ from ..definitions.reading import CONTROL, shown
 from ..definitions.workflow import CampaignDefinition
 from ..errors import AudienceError
 from ..interfaces import Target
-from ..kinds import RunStart
+from ..kinds import LaunchedRun, RunStart
 from . import counts
 
 if TYPE_CHECKING:
@@ -185,12 +185,13 @@ def insert_runs(
     now: datetime,
     progress: Progress | None = None,
     start: Callable[[Target], RunStart] | None = None,
+    launched: Callable[[list[LaunchedRun]], None] | None = None,
 ) -> int:
     """Insert one pending run per distinct target key; returns how many runs exist for the launch.
 
     A duplicate key merges its attributes into the first (later values win). Any AudienceError raised by
     the source propagates, and the caller's transaction rolls back every row written so far. ``start`` (the kind's
-    launch planner) gives each new run its due time and first context.
+    launch planner) gives each new run its due time and first context; ``launched`` gets each written batch.
     """
     statement = _upsert(conn)
     launched_before = _launched(conn, launch_id)
@@ -206,12 +207,12 @@ def insert_runs(
                 planned = start(target)
                 chunk[target.key].update(due_at=planned.due_at, context=dict(planned.context))
         if len(chunk) >= CHUNK:
-            conn.execute(statement, list(chunk.values()))
+            _write(conn, statement, chunk, launch_id, launched)
             chunk.clear()
             if progress:
                 progress(seen_rows)
     if chunk:
-        conn.execute(statement, list(chunk.values()))
+        _write(conn, statement, chunk, launch_id, launched)
     if progress:
         progress(seen_rows)
     count = _launched(conn, launch_id)
@@ -219,6 +220,16 @@ def insert_runs(
         raise AudienceError("the audience is empty: no targets to launch")
     counts.add_launched(conn, campaign_id, launch_id, count - launched_before)
     return count
+
+
+def _write(conn: Connection, statement: Any, chunk: dict[str, dict[str, Any]], launch_id: int,
+           launched: Callable[[list[LaunchedRun]], None] | None) -> None:
+    conn.execute(statement, list(chunk.values()))
+    if launched is None:
+        return
+    ids = dict(conn.execute(select(runs.c.target_key, runs.c.id).where(
+        runs.c.launch_id == launch_id, runs.c.target_key.in_(list(chunk)))).all())
+    launched([LaunchedRun(ids[key], key, row["target"], row["due_at"], row["context"]) for key, row in chunk.items()])
 
 
 def _launched(conn: Connection, launch_id: int) -> int:

@@ -26,7 +26,7 @@ from ..definitions.workflow import CampaignDefinition
 from ..engine.events import wake_waiting
 from ..errors import CampaignkitError, InvalidState, NotFound
 from ..interfaces import Target
-from ..kinds import RunStart
+from ..kinds import LaunchedRun, RunStart
 from .launch import AudienceFile, CountedTargets, Progress, audience_file, audience_targets, insert_runs
 from .lifecycle import Lifecycle, audit_object
 
@@ -205,8 +205,8 @@ class Campaigns(Lifecycle):
                                          deadline=_deadline(definition, now))
             count = insert_runs(conn, targets, campaign_id=campaign_id, launch_id=launch_id,
                                 version_id=version_id, due_at=now, now=now, progress=progress,
-                                start=self._planner(definition, now))
-            self._kind_launched(conn, definition, campaign_id, launch_id, now)
+                                start=self._planner(definition, now),
+                                launched=self._kind_launched(conn, definition, campaign_id, launch_id, now))
             self._audit_import(conn, audience_file(definition, base_dir, audience), targets, count, campaign_id,
                                definition, launch_id, actor, now)
             self._mark_launched(conn, campaign, definition, launch_id, count, actor, now)
@@ -218,9 +218,10 @@ class Campaigns(Lifecycle):
         return kind.launch_planner(kind.settings(definition.settings), now)
 
     def _kind_launched(self, conn: Connection, definition: CampaignDefinition, campaign_id: str, launch_id: int,
-                       now: datetime) -> None:
+                       now: datetime) -> Callable[[list[LaunchedRun]], None]:
         kind = self.runtime.kind(definition.kind)
-        kind.launched(conn, kind.settings(definition.settings), campaign_id, launch_id, now)
+        settings = kind.settings(definition.settings)
+        return lambda batch: kind.launched(conn, settings, campaign_id, launch_id, batch, now)
 
     def _checked_targets(self, definition: CampaignDefinition, base_dir: Path,
                          audience: Path | None = None) -> Iterator[Target]:
@@ -285,8 +286,8 @@ class Campaigns(Lifecycle):
                     return CycleOutcome(launch_id, "taken")
                 count = insert_runs(conn, targets, campaign_id=launch.campaign_id, launch_id=launch_id,
                                     version_id=launch.version_id, due_at=now, now=now,
-                                    start=self._planner(definition, now))
-                self._kind_launched(conn, definition, launch.campaign_id, launch_id, now)
+                                    start=self._planner(definition, now),
+                                    launched=self._kind_launched(conn, definition, launch.campaign_id, launch_id, now))
                 self._audit_import(conn, audience_file(definition, base_dir), targets, count, launch.campaign_id,
                                    definition, launch_id, actor, now)
                 self._mark_launched(conn, campaign, definition, launch_id, count, actor, now)

@@ -8,12 +8,21 @@ Group and By Attack (results.py) in its CLI (cli.py), its API and its console ta
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from campaignkit.core.kinds import CampaignKind, ConsoleTab, JobOutcome, KindJob, KindTemplate, RunStart, WebContext
+from campaignkit.core.kinds import (
+    CampaignKind,
+    ConsoleTab,
+    JobOutcome,
+    KindJob,
+    KindTemplate,
+    LaunchedRun,
+    RunStart,
+    WebContext,
+)
 
 from .config import PhishingConfig
 from .settings import PhishingSettings
@@ -73,10 +82,11 @@ class Phishing(CampaignKind):
 
         return launch_planner(settings, launched_at)
 
-    def launched(self, conn: Connection, settings: Any, campaign_id: str, launch_id: int, now: datetime) -> None:
+    def launched(self, conn: Connection, settings: Any, campaign_id: str, launch_id: int,
+                 batch: Sequence[LaunchedRun], now: datetime) -> None:
         from .launching import write_results
 
-        write_results(conn, settings, campaign_id, launch_id, now)
+        write_results(conn, settings, campaign_id, launch_id, batch, now)
 
     def template_variables(self, settings: Any, ctx: StepContext) -> dict[str, Any]:
         """``recipient`` (name, email, groups), ``links`` (click, pixel, attachment, report, training) and

@@ -4,21 +4,19 @@ and groups, written in the launch's transaction."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
-from campaignkit.core.db.schema import phishing_groups, phishing_results, runs
+from campaignkit.core.db.schema import phishing_groups, phishing_results
 from campaignkit.core.interfaces import Target
-from campaignkit.core.kinds import RunStart
+from campaignkit.core.kinds import LaunchedRun, RunStart
 
 from .links import new_token
 from .planning import SendPlanner
 from .settings import PhishingSettings
-
-CHUNK = 2000
 
 
 def launch_planner(settings: PhishingSettings, launched_at: datetime) -> Callable[[Target], RunStart]:
@@ -38,29 +36,25 @@ def launch_planner(settings: PhishingSettings, launched_at: datetime) -> Callabl
 
 
 def write_results(conn: Connection, settings: PhishingSettings, campaign_id: str, launch_id: int,
-                  now: datetime) -> None:
-    """One results row and the group rows per run of the launch, in batches."""
+                  batch: Sequence[LaunchedRun], now: datetime) -> None:
+    """A results row and the group rows for each run of a batch the launch has just written. A target repeated
+    in a later batch (its run merged) already has them: it is skipped."""
     # Links work from the recipient's own send moment (a throttled send can fall after the window) for the
     # observation and the grace period.
     lifetime = settings.observe_for + settings.link_grace
-    last = 0
-    while True:  # in keyset chunks: memory stays flat however big the audience
-        chunk = conn.execute(select(runs.c.id, runs.c.target_key, runs.c.target, runs.c.context, runs.c.due_at)
-                             .where(runs.c.launch_id == launch_id, runs.c.id > last)
-                             .order_by(runs.c.id).limit(CHUNK)).all()
-        if not chunk:
-            return
-        last = chunk[-1].id
-        rows = [_row(settings, campaign_id, launch_id, run, now, max(run.due_at or now, now) + lifetime)
-                for run in chunk]
+    written = set(conn.execute(select(phishing_results.c.run_id).where(
+        phishing_results.c.run_id.in_([run.id for run in batch]))).scalars())
+    rows = [_row(settings, campaign_id, launch_id, run, max(run.due_at, now) + lifetime)
+            for run in batch if run.id not in written]
+    if rows:
         conn.execute(insert(phishing_results), rows)
-        groups = [{"campaign_id": campaign_id, "group_name": group, "run_id": row["run_id"]}
-                  for row in rows for group in row["groups"]]
-        if groups:
-            conn.execute(insert(phishing_groups), groups)
+    groups = [{"campaign_id": campaign_id, "group_name": group, "run_id": row["run_id"]}
+              for row in rows for group in row["groups"]]
+    if groups:
+        conn.execute(insert(phishing_groups), groups)
 
 
-def _row(settings: PhishingSettings, campaign_id: str, launch_id: int, run: Any, now: datetime,
+def _row(settings: PhishingSettings, campaign_id: str, launch_id: int, run: LaunchedRun,
          expires_at: datetime) -> dict[str, Any]:
     target = run.target
     return {
@@ -69,5 +63,5 @@ def _row(settings: PhishingSettings, campaign_id: str, launch_id: int, run: Any,
         "name": str(target.get(settings.name_column) or "")[:200],
         "attack": str(run.context.get("attack") or settings.attacks[0].name),
         "groups": settings.groups(target), "token": new_token(), "expires_at": expires_at,
-        "send_at": run.due_at or now, "attempt": 0, "filtered_hits": 0,
+        "send_at": run.due_at, "attempt": 0, "filtered_hits": 0,
     }
