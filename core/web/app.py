@@ -109,6 +109,8 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
             return JSONResponse({"detail": str(exc)}, status_code=status)
         return render_page(runtime, "link_error", status, message=str(exc))
 
+    heads: list[str | None] = []  # the migrations' head, read from the files once: they do not change under the app
+
     @app.get("/health")
     def health() -> JSONResponse:
         # 503 unless the database answers and its schema is current, so a load balancer or `make run` can wait on it.
@@ -117,7 +119,9 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
         except SQLAlchemyError as exc:
             log.warning("health check: database unavailable: %s", type(exc).__name__)
             return JSONResponse({"status": "database unavailable", "revision": None}, status_code=503)
-        head = head_revision()
+        if not heads:
+            heads.append(head_revision())
+        head = heads[0]
         if revision != head:
             return JSONResponse({"status": "migrations pending", "revision": revision, "head": head}, status_code=503)
         return JSONResponse({"status": "ok", "revision": revision})
