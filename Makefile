@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/audit.py
 	$(BIN)/python benchmarks/history.py
 	$(BIN)/python benchmarks/console.py
+	$(BIN)/python benchmarks/phishing.py
 
 # docs/configuration.md is generated from the settings models; tests/test_config_reference.py fails when it is stale.
 docs: $(STAMP)
