@@ -97,9 +97,10 @@ def test_every_sub_type_is_documented_once_and_campaignkit_s_own_are_marked() ->
 
 def test_every_sub_type_a_bundled_kind_writes_is_documented_with_its_kind() -> None:
     from campaignkit.plugins.access_review.kind import AccessReview
+    from campaignkit.plugins.phishing.kind import Phishing
 
     documented = {(row[0], row[1], row[2]): row[3] for row in table("Added by campaign kinds")}
-    declared = {(kind.name, audit_type, sub_type) for kind in (AccessReview,)
+    declared = {(kind.name, audit_type, sub_type) for kind in (AccessReview, Phishing)
                 for sub_type, (audit_type, _) in kind.audit_sub_types.items()}
     assert set(documented) == declared
     assert not {sub_type for _, _, sub_type in declared} & {str(s) for s in AuditSubType}  # no clash with core's
