@@ -34,6 +34,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from imap_tools import BaseMailBox, ImapToolsError, MailBox, MailBoxStartTls, MailBoxUnencrypted
 
+from campaignkit.core.errors import CampaignkitError
+
 from .config import ImapConfig
 
 __all__ = ["ImapConfig", "ImapMailbox", "InboundSmtp", "MailboxError"]
@@ -43,7 +45,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[bytes], None]
 
 
-class MailboxError(Exception):
+class MailboxError(CampaignkitError):
     """The mailbox could not be reached or read; the message names the server and the cause, never the password."""
 
 

@@ -19,7 +19,7 @@ from campaignkit.core.csv_export import csv_chunks
 from campaignkit.core.db import reading
 from campaignkit.core.db.schema import campaign_versions, phishing_groups, phishing_results
 
-from .vocabulary import BY_ATTACK, BY_GROUP, BY_USER, COUNTS, DELIVERY_STATUSES, EVENTS
+from .vocabulary import BY_USER, COUNTS, DELIVERY_STATUSES, EVENTS
 
 if TYPE_CHECKING:
     from campaignkit.core.runtime import Runtime
@@ -159,5 +159,3 @@ def by_user_all(runtime: Runtime, query: ResultsQuery, chunk: int = 1000) -> Ite
         for part in conn.execute(statement.execution_options(yield_per=chunk)).partitions():
             yield from (user_row(row) for row in part)
 
-
-LISTINGS = {BY_USER.title: BY_USER, BY_GROUP.title: BY_GROUP, BY_ATTACK.title: BY_ATTACK}

@@ -40,40 +40,12 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 MAX_FORM_BYTES = 65536
 FIELD_NAME_LIMIT = 64
-SETTINGS_SECONDS = 30.0
-
-
-class _SettingsCache:
-    """A campaign's settings for its pages, re-read at most every SETTINGS_SECONDS (a new version takes effect)."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self._found: dict[str, tuple[float, PhishingSettings]] = {}
-
-    def fresh(self, campaign_id: str) -> PhishingSettings | None:
-        """The settings if read lately, without touching the database (for the event loop)."""
-        cached = self._found.get(campaign_id)
-        return cached[1] if cached is not None and time.monotonic() - cached[0] < SETTINGS_SECONDS else None
-
-    async def of(self, campaign_id: str) -> PhishingSettings:
-        cached = self.fresh(campaign_id)
-        return cached if cached is not None else await run_in_threadpool(self.get, campaign_id)
-
-    def get(self, campaign_id: str) -> PhishingSettings:
-        cached = self.fresh(campaign_id)
-        if cached is not None:
-            return cached
-        from campaignkit.core import find_campaign
-
-        settings = PhishingSettings.model_validate(find_campaign(self.runtime, campaign_id).settings)
-        self._found[campaign_id] = (time.monotonic(), settings)
-        return settings
 
 
 def recipient_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
     router = APIRouter(include_in_schema=False)  # recipients' pages, not the API
     recorder = HitRecorder(runtime)
-    settings = _SettingsCache(runtime)
+    settings = recorder.settings
 
     async def hit(request: Request, token: str, event: str, **kwargs: Any) -> HitOutcome | Response:
         """The hit recorded (or the refusal answered): an unknown token is 404, an expired one 410."""
@@ -139,15 +111,7 @@ def recipient_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
     async def learn(token: str, request: Request) -> Response:
         if not is_token(token):
             return render_page(runtime, "link_error", 404, message="this link is not valid")
-        from campaignkit.core.db import reading
-
-        from .store import result_by_token
-
-        def row() -> Any:
-            with reading(runtime.engine) as conn:
-                return result_by_token(conn, token)
-
-        found = await run_in_threadpool(row)
+        found = await run_in_threadpool(_row, runtime, token)
         if found is None:
             return render_page(runtime, "link_error", 404, message="this link is not valid")
         return _awareness(runtime, found, "credentials")

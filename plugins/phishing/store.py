@@ -71,10 +71,3 @@ def record_event(conn: Connection, run_id: int, name: str, payload: Mapping[str,
                                        created_at=at, consumed_at=None))
     if wake:
         wake_waiting(conn, runs.c.id == run_id, at)
-
-
-def set_first(conn: Connection, run_id: int, column: str, at: datetime) -> bool:
-    """The first time of an event (a later repeat keeps it); True when this was the first."""
-    col = RESULTS[column]
-    return bool(conn.execute(update(phishing_results).where(RESULTS.run_id == run_id, col.is_(None))
-                             .values({column: at})).rowcount)

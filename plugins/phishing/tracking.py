@@ -13,9 +13,7 @@ import contextlib
 import logging
 import queue
 import threading
-import time
 from collections.abc import Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -27,6 +25,7 @@ from campaignkit.core.db.schema import FINAL_STATUSES, events, phishing_results,
 from campaignkit.core.engine.events import wake_waiting
 from campaignkit.core.interfaces import Hit, HitDetector
 
+from .campaign_settings import CampaignSettings
 from .vocabulary import FILTERED, HIT_EVENTS
 
 if TYPE_CHECKING:
@@ -37,7 +36,6 @@ BATCH = 500
 # The events a simulation's workflow can wait for (training follows a click or credentials): these wake the run.
 WAKING = frozenset({"clicked", "submitted", "training_finished"})
 MAX_FIELDS = 20
-RULES_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ class HitOutcome:
     filtered: str | None = None
 
 
-Waiter = Future["HitOutcome"] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[HitOutcome]"]
+Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[HitOutcome]"]
 
 
 class HitRecorder:
@@ -76,7 +74,7 @@ class HitRecorder:
         self._queue: queue.Queue[tuple[HitRequest, datetime, Waiter]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._settings: dict[str, tuple[float, Mapping[str, Any]]] = {}
+        self.settings = CampaignSettings(runtime)  # shared with the pages that answer the hits
         self._detectors: list[HitDetector] | None = None
 
     def submit(self, hit: HitRequest) -> asyncio.Future[HitOutcome]:
@@ -85,12 +83,6 @@ class HitRecorder:
         done: asyncio.Future[HitOutcome] = loop.create_future()
         self._put(hit, (loop, done))
         return done
-
-    def record(self, hit: HitRequest) -> HitOutcome:
-        """From a thread: blocks until the hit is committed."""
-        done: Future[HitOutcome] = Future()
-        self._put(hit, done)
-        return done.result()
 
     def _put(self, hit: HitRequest, waiter: Waiter) -> None:
         self._queue.put((hit, self.runtime.clock.now(), waiter))
@@ -124,31 +116,15 @@ class HitRecorder:
             log.error("tracking hit not recorded: %s", type(exc).__name__)
             outcomes = [exc]
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[HitOutcome], Any]]] = {}
-        for (_, _, waiter), outcome in zip(batch, outcomes, strict=True):
-            if isinstance(waiter, Future):
-                waiter.set_exception(outcome) if isinstance(outcome, BaseException) else waiter.set_result(outcome)
-            else:
-                by_loop.setdefault(waiter[0], []).append((waiter[1], outcome))
+        for (_, _, (loop, future)), outcome in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(loop, []).append((future, outcome))
         for loop, settled in by_loop.items():
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits any more
                 loop.call_soon_threadsafe(_settle, settled)
 
     def _rules(self, conn: Connection, campaign_id: str) -> Mapping[str, Any]:
-        """The campaign's scanner settings with their defaults, re-read at most every RULES_SECONDS (a new
-        version of the campaign takes effect without a restart)."""
-        cached = self._settings.get(campaign_id)
-        if cached is not None and time.monotonic() - cached[0] < RULES_SECONDS:
-            return cached[1]
-        from campaignkit.core.db.schema import campaign_versions, campaigns
-
-        from .settings import Scanners
-
-        definition = conn.execute(select(campaign_versions.c.definition).join(
-            campaigns, campaigns.c.current_version_id == campaign_versions.c.id)
-            .where(campaigns.c.id == campaign_id)).scalar() or {}
-        rules = Scanners.model_validate((definition.get("settings") or {}).get("scanners") or {}).model_dump()
-        self._settings[campaign_id] = (time.monotonic(), rules)
-        return rules
+        """The campaign's scanner settings, their defaults included."""
+        return self.settings.get(campaign_id).scanners.model_dump()
 
 
 def _settle(settled: list[tuple[asyncio.Future[HitOutcome], Any]]) -> None:
