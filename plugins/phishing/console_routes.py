@@ -119,4 +119,6 @@ def console_router(runtime: Runtime, console: ConsoleGate) -> APIRouter:
 
 
 def _back(campaign_id: str, done: str) -> str:
-    return f"/campaigns/{campaign_id}?" + urlencode({"tab": BY_USER.title, **({"done": done} if done else {})})
+    """The By User tab; after a change, scrolled to the notice saying what was done (it sits below the map)."""
+    query = urlencode({"tab": BY_USER.title, **({"done": done} if done else {})})
+    return f"/campaigns/{campaign_id}?{query}" + ("#results-done" if done else "")
