@@ -114,8 +114,8 @@ READING = frozenset({"GET", "HEAD"})
 class HeaderLimit:
     """Refuse a request whose line and headers pass ``max_bytes`` with 431.
 
-    uvicorn's h11 limit (h11_max_incomplete_event_size, given the same setting) holds only while headers are
-    incomplete: headers that arrive whole in one read (up to 256 KiB) pass it. This counts them once parsed.
+    The transport's limit (web/transport.py, given the same setting) holds only while headers are incomplete:
+    headers that arrive whole in one read (up to 256 KiB) pass it. This counts them once parsed.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -195,7 +195,7 @@ def _content_length(scope: Scope) -> int | None:
     try:
         return None if value is None else int(value)
     except ValueError:
-        return None  # h11 refuses a malformed length before the app sees the request; count the body instead
+        return None  # the parser refuses a malformed length before the app sees the request; count the body instead
 
 
 def _head_size(scope: Scope) -> int:
