@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import typer
     from fastapi import APIRouter, Request, Response
     from sqlalchemy import Connection
+    from starlette.routing import Router
 
     from .step import StepContext
     from .web.rejections import Rejections
@@ -264,7 +265,15 @@ class CampaignKind(Component):
         return {}
 
     def router(self, web: WebContext) -> APIRouter | None:
-        """HTTP routes: recipients' pages, tracking endpoints, the kind's API listings."""
+        """HTTP routes: the kind's API listings and console pages (and, for a kind without ``link_router``, its
+        recipients' pages)."""
+        return None
+
+    def link_router(self, web: WebContext) -> Router | None:
+        """The recipients' pages and tracking endpoints, every path under ``link_paths``: served by an app of the
+        kind's link routes only, reached without matching the console's and the API's routes first. A FastAPI
+        APIRouter, or a plain Starlette Router where FastAPI's matching and parameter solving would cost more than
+        the answer (a tracking pixel). None: they are in ``router``, which then serves those paths too."""
         return None
 
     def jobs(self) -> list[KindJob]:

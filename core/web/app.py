@@ -10,10 +10,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -36,6 +37,7 @@ from .console.api_docs import API_DOCS
 from .console.gate import KindConsole
 from .cursors import Cursors, next_link
 from .limits import BearerTokenGate, BodyLimit, HeaderLimit, RejectionRecorder, body_limit, client_ip, is_api
+from .link_routes import LinkRoutes, link_app
 from .pages import render_page
 from .rejections import Rejections, Throttle, flushing
 
@@ -70,6 +72,23 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
 
     app = FastAPI(title="campaignkit", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.web_settings = web  # for whoever serves the app: core.web_transport.uvicorn_config(app, web)
+    # The kinds' routers: recipients' pages, tracking endpoints, the kinds' own API listings and console pages
+    # (which share the console's sessions and forms).
+    web_context = WebContext(runtime, rejections, KindConsole(Console.build(runtime, rejections)))
+    handle_errors = _error_handling(runtime, rejections)
+    kind_routers: list[APIRouter] = []
+    link_apps: list[tuple[tuple[str, ...], Starlette]] = []
+    for kind in runtime.kinds.values():
+        router = kind.router(web_context)
+        if router is not None:
+            kind_routers.append(router)
+        links = kind.link_router(web_context) or router  # without a link router, the kind's router serves them
+        if kind.link_paths and links is not None:
+            link_apps.append((kind.link_paths, link_app(links, handle_errors)))
+    link_paths = tuple(path for kind in runtime.kinds.values() for path in kind.link_paths)
+    # Innermost, after every limit below: a kind's link pages go to an app of its own link routes, not matched
+    # after the console's and the API's.
+    app.add_middleware(LinkRoutes, link_apps=link_apps)
     # Pure ASGI, before routing, the last added outermost: header size, the API's bearer token (and /openapi.json,
     # which describes the API), then the body limits, so no unauthenticated or oversized body is read or parsed.
     app.add_middleware(BodyLimit, limit_for=lambda path: body_limit(runtime.settings, path))
@@ -78,36 +97,15 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
                        on_rejected=on_api_rejected or rejections.api_recorder, on_refused=rejections.refused)
     app.add_middleware(HeaderLimit, max_bytes=web.max_header_bytes)
     # Outermost: a client refused too often costs nothing more.
-    app.add_middleware(Throttle, rejections=rejections,
-                       link_paths=tuple(path for kind in runtime.kinds.values() for path in kind.link_paths))
+    app.add_middleware(Throttle, rejections=rejections, link_paths=link_paths)
     app.include_router(console_router(runtime, rejections))
     app.include_router(api_campaigns_router(runtime))
     app.include_router(api_audit_router(runtime))
     app.include_router(api_definitions_router(runtime))
     app.include_router(api_operations_router(runtime))
-    # The kinds' own console pages (an export, a confirmation) share the console's sessions and forms.
-    web_context = WebContext(runtime, rejections, KindConsole(Console.build(runtime, rejections)))
-    for kind in runtime.kinds.values():  # recipients' pages, tracking endpoints, the kinds' own API listings
-        router = kind.router(web_context)
-        if router is not None:
-            app.include_router(router)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def refused(request: Request, exc: StarletteHTTPException) -> Response:
-        # A route's own 403 (GET /api/plugins for a non-admin) is audited like the token gate's.
-        principal = getattr(request.state, "principal", None)
-        if exc.status_code == 403 and principal is not None:
-            await run_in_threadpool(rejections.refused, client_ip(request), principal.user_name, str(exc.detail),
-                                    request.method, request.url.path)
-        return await http_exception_handler(request, exc)
-
-    @app.exception_handler(CampaignkitError)
-    async def known_problem(request: Request, exc: Exception) -> Response:
-        # A state the product knows (not found, closed, refused) is never a bare 500, whichever route met it.
-        status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, InvalidState) else 400
-        if is_api(request.url.path):
-            return JSONResponse({"detail": str(exc)}, status_code=status)
-        return render_page(runtime, "link_error", status, message=str(exc))
+    for router in kind_routers:
+        app.include_router(router)
+    handle_errors(app)
 
     heads: list[str | None] = []  # the migrations' head, read from the files once: they do not change under the app
 
@@ -202,6 +200,32 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
         return {"event_id": event_id}
 
     return app
+
+
+def _error_handling(runtime: Runtime, rejections: Rejections) -> Callable[[Starlette], None]:
+    """The app's answers to exceptions, for the main app and the kinds' link app alike."""
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        # A route's own 403 (GET /api/plugins for a non-admin) is audited like the token gate's.
+        principal = getattr(request.state, "principal", None)
+        if exc.status_code == 403 and principal is not None:
+            await run_in_threadpool(rejections.refused, client_ip(request), principal.user_name, str(exc.detail),
+                                    request.method, request.url.path)
+        return await http_exception_handler(request, exc)
+
+    async def known_problem(request: Request, exc: Exception) -> Response:
+        # A state the product knows (not found, closed, refused) is never a bare 500, whichever route met it.
+        status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, InvalidState) else 400
+        if is_api(request.url.path):
+            return JSONResponse({"detail": str(exc)}, status_code=status)
+        return render_page(runtime, "link_error", status, message=str(exc))
+
+    def install(app: Starlette) -> None:
+        app.add_exception_handler(StarletteHTTPException, refused)
+        app.add_exception_handler(CampaignkitError, known_problem)
+
+    return install
 
 
 def _campaign_position(position: Any) -> tuple[str, str, str]:

@@ -122,13 +122,17 @@ class AccessReview(CampaignKind):
 
         return run_history_tab(self.runtime, campaign_id, query) if tab == TAB else None
 
+    def link_router(self, web: WebContext) -> APIRouter:
+        from .routes import review_router
+
+        return review_router(web.runtime, web.rejections)
+
     def router(self, web: WebContext) -> APIRouter:
         from fastapi import APIRouter
 
-        from .routes import api_router, review_router
+        from .routes import api_router
 
         router = APIRouter()
-        router.include_router(review_router(web.runtime, web.rejections))
         router.include_router(api_router(web.runtime))
         if web.console is not None:  # the Run History tab's export and retry pages
             from .console_routes import console_router

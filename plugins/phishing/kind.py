@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import typer
     from fastapi import APIRouter
     from sqlalchemy import Connection
+    from starlette.routing import Router
 
     from campaignkit.core.interfaces import Target
     from campaignkit.core.step import StepContext
@@ -148,14 +149,17 @@ class Phishing(CampaignKind):
             return []
         return [KindJob("mailboxes", "phishing notifications and reports", read_mailboxes, config.poll_seconds)]
 
+    def link_router(self, web: WebContext) -> Router:
+        from .routes import recipient_router
+
+        return recipient_router(web.runtime, web.rejections)
+
     def router(self, web: WebContext) -> APIRouter:
         from fastapi import APIRouter
 
         from .api import api_router
-        from .routes import recipient_router
 
         router = APIRouter()
-        router.include_router(recipient_router(web.runtime, web.rejections))
         router.include_router(api_router(web.runtime))
         if web.console is not None:
             from .console_routes import console_router

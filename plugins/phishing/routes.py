@@ -18,9 +18,10 @@ from email.parser import BytesParser
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route, Router
 
 from campaignkit.core.audit import AuditSubType
 from campaignkit.core.errors import CampaignkitError
@@ -42,8 +43,9 @@ MAX_FORM_BYTES = 65536
 FIELD_NAME_LIMIT = 64
 
 
-def recipient_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
-    router = APIRouter(include_in_schema=False)  # recipients' pages, not the API
+def recipient_router(runtime: Runtime, rejections: Rejections) -> Router:
+    """Plain Starlette routes, not FastAPI's: they take most of a simulation's requests, and FastAPI's matching
+    and parameter solving cost more than the rest of a pixel's answer."""
     recorder = HitRecorder(runtime)
     settings = recorder.settings
 
@@ -65,15 +67,15 @@ def recipient_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
         await run_in_threadpool(rejections.reject, client, AuditSubType.LINK_REJECTED, "phishing link", reason)
         return render_page(runtime, "link_error", 404, message="this link is not valid")
 
-    @router.get("/p/{token}/o.gif")
-    async def opened(token: str, request: Request) -> Response:
+    async def opened(request: Request) -> Response:
+        token = request.path_params["token"]
         outcome = await hit(request, token, "opened")
         if isinstance(outcome, Response):
             return outcome
         return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
-    @router.api_route("/p/{token}", methods=["GET", "HEAD"])
-    async def clicked(token: str, request: Request) -> Response:
+    async def clicked(request: Request) -> Response:
+        token = request.path_params["token"]
         outcome = await hit(request, token, "clicked")
         if isinstance(outcome, Response):
             return outcome
@@ -82,8 +84,8 @@ def recipient_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
             return _confirm_page(runtime, token)
         return await _landing(token, outcome, campaign)
 
-    @router.get("/p/{token}/page")
-    async def page(token: str, request: Request) -> Response:
+    async def page(request: Request) -> Response:
+        token = request.path_params["token"]
         """Where the confirmation page's script goes: a click a browser confirmed by running it."""
         outcome = await hit(request, token, "clicked", confirmed=True)
         if isinstance(outcome, Response):
@@ -99,16 +101,16 @@ def recipient_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
             return HTMLResponse(html, headers=PAGE_HEADERS)
         return _awareness(runtime, outcome.row, attack.kind)
 
-    @router.post("/p/{token}/submit")
-    async def submitted(token: str, request: Request) -> Response:
+    async def submitted(request: Request) -> Response:
+        token = request.path_params["token"]
         fields = await _field_names(request)
         outcome = await hit(request, token, "submitted", fields=fields)
         if isinstance(outcome, Response):
             return outcome
         return RedirectResponse(f"/p/{token}/learn", status_code=303, headers=NO_STORE)
 
-    @router.get("/p/{token}/learn")
-    async def learn(token: str, request: Request) -> Response:
+    async def learn(request: Request) -> Response:
+        token = request.path_params["token"]
         if not is_token(token):
             return render_page(runtime, "link_error", 404, message="this link is not valid")
         found = await run_in_threadpool(_row, runtime, token)
@@ -116,8 +118,8 @@ def recipient_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
             return render_page(runtime, "link_error", 404, message="this link is not valid")
         return _awareness(runtime, found, "credentials")
 
-    @router.get("/p/{token}/a/{name}")
-    async def attachment(token: str, name: str, request: Request) -> Response:
+    async def attachment(request: Request) -> Response:
+        token, name = request.path_params["token"], request.path_params["name"]
         outcome = await hit(request, token, "clicked", extra={"via": "attachment"})
         if isinstance(outcome, Response):
             return outcome
@@ -126,8 +128,8 @@ def recipient_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
         return Response(html, media_type="text/html", headers={
             **PAGE_HEADERS, "Content-Disposition": f'attachment; filename="{safe}"'})
 
-    @router.get("/p/{token}/training")
-    async def training(token: str, request: Request) -> Response:
+    async def training(request: Request) -> Response:
+        token = request.path_params["token"]
         """The built-in course and its quiz; opening it is Started training."""
         outcome = await hit(request, token, "training_started")
         if isinstance(outcome, Response):
@@ -135,8 +137,8 @@ def recipient_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
         campaign = await settings.of(outcome.row.campaign_id)
         return _course(runtime, token, campaign.training.course, outcome.row)
 
-    @router.post("/p/{token}/training")
-    async def quiz(token: str, request: Request) -> Response:
+    async def quiz(request: Request) -> Response:
+        token = request.path_params["token"]
         """The quiz's answers: Finished training only when it is passed."""
         answers = await _answers(request)
         if not is_token(token):
@@ -154,8 +156,8 @@ def recipient_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
             return outcome
         return _course(runtime, token, campaign.training.course, found, score=score, finished=True)
 
-    @router.post("/p/{token}/training/complete")
-    async def training_report(token: str, request: Request) -> Response:
+    async def training_report(request: Request) -> Response:
+        token = request.path_params["token"]
         """An external training provider (lms) reports progress: {"event": "started" | "finished"}, signed with
         its shared secret (X-Campaignkit-Timestamp, X-Campaignkit-Signature)."""
         body = await request.body()
@@ -171,17 +173,15 @@ def recipient_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
             return JSONResponse({"error": "unknown or expired link"}, status_code=outcome.status_code)
         return JSONResponse({"recorded": event})
 
-    @router.post("/p/{token}/report")
-    async def reported(token: str, request: Request) -> Response:
+    async def reported(request: Request) -> Response:
+        token = request.path_params["token"]
         return await _report(request, token)
 
-    @router.post("/p/report")
     async def reported_by_header(request: Request) -> Response:
         """A mail-client add-in's report button: the message's X-Campaignkit-Token header, sent back."""
         return await _report(request, request.headers.get("x-campaignkit-token", "").strip())
 
-    @router.options("/p/report")
-    async def report_preflight() -> Response:
+    async def report_preflight(request: Request) -> Response:
         return Response(status_code=204, headers=_cors())
 
     async def _report(request: Request, token: str) -> Response:
@@ -190,7 +190,21 @@ def recipient_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
             return JSONResponse({"reported": False}, status_code=outcome.status_code, headers=_cors())
         return JSONResponse({"reported": True, "simulation": True}, headers=_cors())
 
-    return router
+    # In the order they are tried: the pixel and the link first; /p/report after /p/{token}, which it also matches.
+    return Router(routes=[
+        Route("/p/{token}/o.gif", opened, methods=["GET"]),
+        Route("/p/{token}", clicked, methods=["GET", "HEAD"]),
+        Route("/p/{token}/page", page, methods=["GET"]),
+        Route("/p/{token}/submit", submitted, methods=["POST"]),
+        Route("/p/{token}/learn", learn, methods=["GET"]),
+        Route("/p/{token}/a/{name}", attachment, methods=["GET"]),
+        Route("/p/{token}/training", training, methods=["GET"]),
+        Route("/p/{token}/training", quiz, methods=["POST"]),
+        Route("/p/{token}/training/complete", training_report, methods=["POST"]),
+        Route("/p/{token}/report", reported, methods=["POST"]),
+        Route("/p/report", reported_by_header, methods=["POST"]),
+        Route("/p/report", report_preflight, methods=["OPTIONS"]),
+    ])
 
 
 async def _field_names(request: Request) -> tuple[str, ...]:

@@ -285,6 +285,26 @@ def test_unknown_tokens_are_404_and_expired_links_410_while_the_grace_period_sti
     assert events_of(runtime, dee.run_id, "clicked", "opened", "reported", "filtered_hit") == []
 
 
+def test_the_web_limits_guard_the_tracking_pages_served_by_their_own_app(
+        ck_web: Any, ck_campaign: Any, browser: httpx.Client, clock: Any) -> None:
+    runtime = ck_campaign.runtime
+    campaign_id = start(ck_campaign, AUDIENCE)
+    ada = results(runtime, campaign_id)["ada@example.org"]
+    clock.advance(60)
+    limit = runtime.settings.web.max_form_body_bytes
+    too_big = browser.post(f"/p/{ada.token}/submit", data={"password": "x" * (limit + 1)})
+    assert too_big.status_code == 413  # refused before the form is read: no Entered Credentials
+    big = "a" * (runtime.settings.web.max_header_bytes + 1)
+    assert browser.get(f"/p/{ada.token}/o.gif", headers={"X-Big": big}).status_code == 431
+    assert browser.get(f"/p/{ada.token}/nothing-here").status_code == 404  # no such page: not a hit either
+    assert browser.delete(f"/p/{ada.token}").status_code == 405
+    row = results(runtime, campaign_id)["ada@example.org"]
+    assert (row.submitted_at, row.opened_at, row.clicked_at) == (None, None, None)
+    assert events_of(runtime, ada.run_id, "submitted", "opened", "clicked") == []
+    assert browser.get(f"/p/{ada.token}/o.gif").status_code == 200  # the same page within the limits is a hit
+    assert results(runtime, campaign_id)["ada@example.org"].opened_at == clock.now()
+
+
 # --- 4. a typed password is kept nowhere ------------------------------------------------------------------------------
 
 MULTIPART_PAGE = """{% extends "pages/base.html" %}
