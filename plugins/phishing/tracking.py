@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from campaignkit.core.db import writing
+from campaignkit.core.db.checkpoints import checkpoints_elsewhere
 from campaignkit.core.db.schema import FINAL_STATUSES, events, phishing_results, runs
 from campaignkit.core.engine.events import wake_waiting
 from campaignkit.core.interfaces import Hit, HitDetector
@@ -92,26 +92,29 @@ class HitRecorder:
                 self._thread.start()
 
     def _run(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._write(batch)
+        # One connection for the thread's life, which leaves WAL checkpoints (and their fsyncs) to another thread.
+        engine = self.runtime.engine
+        with engine.connect() as conn, checkpoints_elsewhere(engine, conn):
+            while True:
+                batch = [self._queue.get()]
+                while len(batch) < BATCH:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                self._write(conn, batch)
 
-    def _write(self, batch: list[tuple[HitRequest, datetime, Waiter]]) -> None:
+    def _write(self, conn: Connection, batch: list[tuple[HitRequest, datetime, Waiter]]) -> None:
         if self._detectors is None:
             self._detectors = self.runtime.registry.hit_detectors(self.runtime)
         try:
-            with writing(self.runtime.engine) as conn:
+            with conn.begin():  # after a lost connection, SQLAlchemy connects again here
                 outcomes: list[HitOutcome | BaseException] = list(record_hits(
                     conn, self.runtime, [(hit, at) for hit, at, _ in batch], self._rules, self._detectors))
         except Exception as exc:  # one bad hit must not fail the others: they are retried one by one
             if len(batch) > 1:
                 for item in batch:
-                    self._write([item])
+                    self._write(conn, [item])
                 return
             log.error("tracking hit not recorded: %s", type(exc).__name__)
             outcomes = [exc]
@@ -141,14 +144,11 @@ def record_hits(conn: Connection, runtime: Runtime, hits: list[tuple[HitRequest,
                 rules: Any, detectors: list[HitDetector] | None = None) -> list[HitOutcome]:
     """Classify and write a batch of hits in the caller's transaction; one outcome per hit, in order. A handful of
     statements whatever the batch's size: one read, one insert of the events, one update per kind of change."""
-    tokens = sorted({hit.token for hit, _ in hits})
-    found = conn.execute(select(phishing_results, runs.c.status.label("run_status"))
-                         .join(runs, runs.c.id == phishing_results.c.run_id)
-                         .where(phishing_results.c.token.in_(tokens)))
-    rows = {row.token: row for row in found}
+    rows = _recipients(conn, sorted({hit.token for hit, _ in hits}))
     statuses: dict[int, str] = {row.run_id: row.run_status for row in rows.values()}
     if detectors is None:
         detectors = runtime.registry.hit_detectors(runtime)
+    rules_of: dict[str, Any] = {}  # per campaign, read once a batch
     seen: dict[str, dict[str, Any]] = {token: {"clicked_at": row.clicked_at} for token, row in rows.items()}
     outcomes: list[HitOutcome] = []
     new_events: list[dict[str, Any]] = []
@@ -164,9 +164,11 @@ def record_hits(conn: Connection, runtime: Runtime, hits: list[tuple[HitRequest,
             outcomes.append(HitOutcome(row, expired=True))
             continue
         seen_row = seen[hit.token]
+        if row.campaign_id not in rules_of:
+            rules_of[row.campaign_id] = rules(conn, row.campaign_id)
         candidate = Hit(event=hit.event, method=hit.method, user_agent=hit.user_agent, client_ip=hit.client_ip,
-                        at=at, sent_at=row.sent_at, page_loaded=seen_row["clicked_at"] is not None,
-                        confirmed=hit.confirmed, rules=rules(conn, row.campaign_id))
+                        at=at, sent_at=row.sent_at, page_loaded=bool(seen_row["clicked_at"]),
+                        confirmed=hit.confirmed, rules=rules_of[row.campaign_id])
         reason = None if hit.trusted else next(
             (found for detector in detectors if (found := detector.classify(candidate))), None)
         payload: dict[str, Any] = {"ip": hit.client_ip, "user_agent": hit.user_agent[:300], **hit.extra}
@@ -179,7 +181,7 @@ def record_hits(conn: Connection, runtime: Runtime, hits: list[tuple[HitRequest,
             filtered[row.run_id] = filtered.get(row.run_id, 0) + 1
         else:
             column = HIT_EVENTS[hit.event]
-            if seen_row.get(column) is None and getattr(row, column) is None:
+            if not seen_row.get(column) and not getattr(row, column):
                 firsts.append((row.run_id, column, at))
                 seen_row[column] = at
             # Only what the workflow may wait for stays to be consumed; the rest is the run's record of it.
@@ -203,3 +205,15 @@ def record_hits(conn: Connection, runtime: Runtime, hits: list[tuple[HitRequest,
     if wake:
         wake_waiting(conn, runs.c.id.in_(sorted(wake)), max(at for _, at in hits))
     return outcomes
+
+
+def _recipients(conn: Connection, tokens: list[str]) -> dict[str, Any]:
+    """What the hits need of their recipients' rows, by token: who and which attack (for the page answered), when
+    the links expire and the email was sent (for the scanner rules), their run's status, and whether each event
+    has happened yet (true or false: the times themselves are not needed, nor read)."""
+    table = phishing_results.c
+    had = [table[column].is_not(None).label(column) for column in HIT_EVENTS.values()]
+    found = conn.execute(select(table.run_id, table.token, table.campaign_id, table.attack, table.name,
+                                table.expires_at, table.sent_at, *had, runs.c.status.label("run_status"))
+                         .join(runs, runs.c.id == table.run_id).where(table.token.in_(tokens)))
+    return {row.token: row for row in found}
