@@ -13,6 +13,7 @@ from sqlalchemy import Connection, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db import is_postgres
+from ..db.bulk import BulkInsert
 from ..db.schema import runs
 from ..definitions.reading import CONTROL, shown
 from ..definitions.workflow import CampaignDefinition
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from ..runtime import Runtime
 
 CHUNK = 2000
+# What differs from run to run at a launch; the rest is the same for every run (BulkInsert's shared values).
+RUN_COLUMNS = ("target_key", "target", "due_at", "context")
 Progress = Callable[[int], None]
 
 
@@ -193,7 +196,9 @@ def insert_runs(
     the source propagates, and the caller's transaction rolls back every row written so far. ``start`` (the kind's
     launch planner) gives each new run its due time and first context; ``launched`` gets each written batch.
     """
-    statement = _upsert(conn)
+    writer = BulkInsert(conn, runs, RUN_COLUMNS, statement=_upsert(conn), shared={
+        "campaign_id": campaign_id, "launch_id": launch_id, "version_id": version_id, "status": "pending",
+        "current_node": None, "lease_token": 0, "attempt": 0, "created_at": now, "updated_at": now})
     launched_before = _launched(conn, launch_id)
     seen_rows = 0
     chunk: dict[str, dict[str, Any]] = {}
@@ -202,17 +207,17 @@ def insert_runs(
         if target.key in chunk:
             chunk[target.key]["target"] = {**chunk[target.key]["target"], **target.attributes}
         else:
-            chunk[target.key] = _row(target, campaign_id, launch_id, version_id, due_at, now)
+            chunk[target.key] = {"target": dict(target.attributes), "due_at": due_at, "context": {}}
             if start is not None:
                 planned = start(target)
                 chunk[target.key].update(due_at=planned.due_at, context=dict(planned.context))
         if len(chunk) >= CHUNK:
-            _write(conn, statement, chunk, launch_id, launched)
+            _write(conn, writer, chunk, launch_id, launched)
             chunk.clear()
             if progress:
                 progress(seen_rows)
     if chunk:
-        _write(conn, statement, chunk, launch_id, launched)
+        _write(conn, writer, chunk, launch_id, launched)
     if progress:
         progress(seen_rows)
     count = _launched(conn, launch_id)
@@ -222,9 +227,9 @@ def insert_runs(
     return count
 
 
-def _write(conn: Connection, statement: Any, chunk: dict[str, dict[str, Any]], launch_id: int,
+def _write(conn: Connection, writer: BulkInsert, chunk: dict[str, dict[str, Any]], launch_id: int,
            launched: Callable[[list[LaunchedRun]], None] | None) -> None:
-    conn.execute(statement, list(chunk.values()))
+    writer.execute((key, row["target"], row["due_at"], row["context"]) for key, row in chunk.items())
     if launched is None:
         return
     ids = dict(conn.execute(select(runs.c.target_key, runs.c.id).where(
@@ -235,16 +240,6 @@ def _write(conn: Connection, statement: Any, chunk: dict[str, dict[str, Any]], l
 def _launched(conn: Connection, launch_id: int) -> int:
     return int(conn.execute(runs.select().with_only_columns(func.count()).where(runs.c.launch_id == launch_id))
                .scalar_one())
-
-
-def _row(target: Target, campaign_id: str, launch_id: int, version_id: int, due_at: datetime,
-         now: datetime) -> dict[str, Any]:
-    return {
-        "campaign_id": campaign_id, "launch_id": launch_id, "version_id": version_id,
-        "target_key": target.key, "target": dict(target.attributes), "status": "pending",
-        "current_node": None, "context": {}, "due_at": due_at, "lease_token": 0, "attempt": 0,
-        "created_at": now, "updated_at": now,
-    }
 
 
 def _upsert(conn: Connection) -> Any:

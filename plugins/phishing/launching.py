@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
+from campaignkit.core.db.bulk import BulkInsert
 from campaignkit.core.db.schema import phishing_groups, phishing_results
 from campaignkit.core.interfaces import Target
 from campaignkit.core.kinds import LaunchedRun, RunStart
@@ -44,24 +45,20 @@ def write_results(conn: Connection, settings: PhishingSettings, campaign_id: str
     lifetime = settings.observe_for + settings.link_grace
     written = set(conn.execute(select(phishing_results.c.run_id).where(
         phishing_results.c.run_id.in_([run.id for run in batch]))).scalars())
-    rows = [_row(settings, campaign_id, launch_id, run, max(run.due_at, now) + lifetime)
-            for run in batch if run.id not in written]
-    if rows:
-        conn.execute(insert(phishing_results), rows)
-    groups = [{"campaign_id": campaign_id, "group_name": group, "run_id": row["run_id"]}
-              for row in rows for group in row["groups"]]
-    if groups:
-        conn.execute(insert(phishing_groups), groups)
+    rows = [_row(settings, run, max(run.due_at, now) + lifetime) for run in batch if run.id not in written]
+    shared = {"campaign_id": campaign_id, "launch_id": launch_id, "attempt": 0, "filtered_hits": 0}
+    BulkInsert(conn, phishing_results, RESULT_COLUMNS, shared=shared).execute(rows)
+    BulkInsert(conn, phishing_groups, ("group_name", "run_id"), shared={"campaign_id": campaign_id}).execute(
+        (group, row[0]) for row in rows for group in row[GROUPS])
 
 
-def _row(settings: PhishingSettings, campaign_id: str, launch_id: int, run: LaunchedRun,
-         expires_at: datetime) -> dict[str, Any]:
+RESULT_COLUMNS = ("run_id", "target_key", "email", "name", "attack", "groups", "token", "expires_at", "send_at")
+GROUPS = RESULT_COLUMNS.index("groups")
+
+
+def _row(settings: PhishingSettings, run: LaunchedRun, expires_at: datetime) -> tuple[Any, ...]:
     target = run.target
-    return {
-        "run_id": run.id, "campaign_id": campaign_id, "launch_id": launch_id, "target_key": run.target_key,
-        "email": str(target.get(settings.email_column) or "").strip(),
-        "name": str(target.get(settings.name_column) or "")[:200],
-        "attack": str(run.context.get("attack") or settings.attacks[0].name),
-        "groups": settings.groups(target), "token": new_token(), "expires_at": expires_at,
-        "send_at": run.due_at, "attempt": 0, "filtered_hits": 0,
-    }
+    return (run.id, run.target_key, str(target.get(settings.email_column) or "").strip(),
+            str(target.get(settings.name_column) or "")[:200],
+            str(run.context.get("attack") or settings.attacks[0].name), settings.groups(target), new_token(),
+            expires_at, run.due_at)

@@ -1,0 +1,95 @@
+"""BulkInsert writes exactly what SQLAlchemy's own insert writes: the same stored text for times and JSON, the
+columns' constant defaults, an ON CONFLICT clause kept; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from campaignkit.core.db import is_postgres, make_engine
+from campaignkit.core.db.bulk import BulkInsert
+from campaignkit.core.db.schema import UTCDateTime
+
+metadata = MetaData()
+things = Table(
+    "bulk_things", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner", String(20), nullable=False),
+    Column("at", UTCDateTime, nullable=True),
+    Column("doc", JSON, nullable=False),
+    Column("tries", Integer, nullable=False, default=0),
+    Column("label", String(20), nullable=True),
+)
+stamped = Table("bulk_stamped", metadata, Column("id", Integer, primary_key=True),
+                Column("stamp", String(20), default=lambda: "made per row"))
+ROWS = [
+    (1, datetime(2026, 3, 29, 0, 30, tzinfo=UTC), {"a": [1, "é"], "b": None}, "x"),
+    (2, datetime(2026, 3, 29, 3, 30, tzinfo=timezone(timedelta(hours=2))), {}, None),
+    (3, None, {"nested": {"k": 1.5}}, "z"),
+]
+
+
+@pytest.fixture
+def engine(database_url: str) -> Any:
+    engine = make_engine(database_url)
+    metadata.create_all(engine)
+    yield engine
+    metadata.drop_all(engine)
+    engine.dispose()
+
+
+def stored(engine: Any) -> list[tuple[Any, ...]]:
+    """Each row as the database holds it: times and JSON as their stored text."""
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(select(
+            things.c.id, things.c.owner, func.cast(things.c.at, String), func.cast(things.c.doc, String),
+            things.c.tries, things.c.label).order_by(things.c.id))]
+
+
+def test_rows_are_stored_as_sqlalchemy_stores_them(engine: Any) -> None:
+    shared_at = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(insert(things), [{"id": i, "owner": "core", "at": at, "doc": doc, "label": label}
+                                      for i, at, doc, label in ROWS])
+    expected = stored(engine)
+    with engine.begin() as conn:
+        conn.execute(things.delete())
+        BulkInsert(conn, things, ("id", "at", "doc", "label"), shared={"owner": "core"}).execute(ROWS)
+    assert stored(engine) == expected
+    assert [row[4] for row in expected] == [0, 0, 0]  # the constant default, filled in by both
+
+    with engine.begin() as conn:  # a shared time is converted as a row's own would be
+        BulkInsert(conn, things, ("id", "doc"), shared={"owner": "s", "at": shared_at, "tries": 2}).execute(
+            [(10, {}), (11, {"x": 1})])
+    with engine.connect() as conn:
+        found = conn.execute(select(things.c.at, things.c.tries).where(things.c.id >= 10)).all()
+    assert found == [(shared_at, 2), (shared_at, 2)]
+
+
+def test_an_on_conflict_clause_is_kept_and_nothing_is_half_written(engine: Any) -> None:
+    with engine.begin() as conn:
+        BulkInsert(conn, things, ("id", "doc"), shared={"owner": "first"}).execute([(1, {}), (2, {})])
+    with engine.begin() as conn:
+        dialect = postgresql if is_postgres(conn) else sqlite
+        statement = dialect.insert(things)
+        statement = statement.on_conflict_do_update(index_elements=[things.c.id],
+                                                    set_={"owner": statement.excluded.owner})
+        BulkInsert(conn, things, ("id", "doc"), shared={"owner": "second"}, statement=statement).execute(
+            [(2, {}), (3, {})])
+    with engine.connect() as conn:
+        assert conn.execute(select(things.c.id, things.c.owner).order_by(things.c.id)).all() == [
+            (1, "first"), (2, "second"), (3, "second")]
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # a duplicate key: the whole batch rolls back
+        BulkInsert(conn, things, ("id", "doc"), shared={"owner": "third"}).execute([(4, {}), (1, {})])
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(things)).scalar_one() == 3
+
+
+def test_a_column_left_out_whose_default_is_computed_per_row_is_named(engine: Any) -> None:
+    with engine.begin() as conn, pytest.raises(ValueError, match=r"bulk_stamped\.stamp: give its value"):
+        BulkInsert(conn, stamped, ("id",))
