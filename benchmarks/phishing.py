@@ -506,6 +506,16 @@ def recorded(install: Install, agents: dict[str, int]) -> tuple[set[int], Counte
     return found, names, other
 
 
+def by_event(burst: Burst, sessions: list[list[Hit]]) -> str:
+    """p50 and p99 of each kind of hit: a slow page shows apart from the pixel."""
+    event = {hit.number: hit.event for session in sessions for hit in session}
+    latencies: dict[str, list[float]] = {}
+    for number, _, seconds in burst.answered:
+        latencies.setdefault(event[number], []).append(seconds)
+    return "; ".join(f"{name} p50 {percentile(sorted(found), 50):.1f} ms, p99 {percentile(sorted(found), 99):.1f} ms"
+                     for name, found in sorted(latencies.items()))
+
+
 def tracking(args: argparse.Namespace, folder: Path, checks: list[tuple[str, bool, str]]) -> None:
     install = Install(folder / "tracking", free_port())
     _, tokens = tracking_campaign(install, args.recipients)
@@ -558,6 +568,7 @@ def tracking(args: argparse.Namespace, folder: Path, checks: list[tuple[str, boo
         cpu = server.cpu_seconds() - cpu
         print(burst.summary("tracking hits") + f"; server CPU {cpu / max(len(burst.answered), 1) * 1e6:.0f} µs a hit "
               f"({cpu / burst.seconds:.0%} of a core)")
+        print("latency by hit: " + by_event(burst, sessions))
     finally:
         server.stop()
     if profile is not None:
