@@ -11,7 +11,7 @@ kind implements only what it needs.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -91,6 +91,19 @@ class KindJob:
     run: Callable[[Any], JobOutcome]  # takes the runtime
     seconds: float
     also_in_work: bool = False
+
+
+@dataclass(frozen=True)
+class RetryPoint:
+    """Runs a kind counts as failed although they ended (an access review's revocation that failed: completed with
+    Result Failure), which a retry sends back to ``node``: `campaign retry --status <name>` and the API's
+    ``status`` name it. ``audit`` starts each retry's audit details ("retry enforcement")."""
+
+    description: str  # what they are, for people: "runs whose revocation failed"
+    node: str
+    audit: str
+    status: str = "completed"
+    facets: Mapping[str, str] = field(default_factory=dict)  # facet column -> value: {"result": "Failure"}
 
 
 @dataclass(frozen=True)
@@ -196,6 +209,8 @@ class CampaignKind(Component):
     listing: ClassVar[Listing | None] = None
     # The tabs it adds to a campaign's page in the console, in order.
     console_tabs: ClassVar[tuple[str, ...]] = ()
+    # Finished runs it counts as failed, which a retry may send back to a node, by name (RetryPoint).
+    retry_points: ClassVar[Mapping[str, RetryPoint]] = {}
     # Path prefixes of the pages its router serves to recipients ("/review/"): a client refused too often there
     # (bad or expired links) gets 429 before a signature is checked or a row read. /api/ is always covered.
     link_paths: ClassVar[tuple[str, ...]] = ()

@@ -160,14 +160,36 @@ def terminate(ref: Ref) -> None:
 @group.command()
 def retry(
     ref: Ref,
-    node: Annotated[str | None, typer.Option(help="Only runs that failed at this node.")] = None,
+    status: Annotated[str, typer.Option(help="failed (back to the node that failed), or a retry point of the "
+                                             "campaign's kind (an access review's enforcement-failed).")] = "failed",
+    node: Annotated[str | None, typer.Option(help="Only runs that stopped at this node.")] = None,
+    error: Annotated[str | None, typer.Option(help="Only runs whose error contains this text (any case).")] = None,
+    run: Annotated[list[int] | None, typer.Option("--run", help="Only this run (repeat for more).")] = None,
+    cycle: Annotated[int | None, typer.Option(help="Only runs of this cycle (launch id).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say which runs, change nothing.")] = False,
+    fmt: Annotated[Format, typer.Option("--format")] = Format.table,
 ) -> None:
-    """Send failed runs back to the node where they failed, as a new attempt (each retry is audited)."""
-    from ..campaigns.retry import retry_failed_runs
+    """Send failed runs back to the node where they failed, as a new visit with a new idempotency key (each retry
+    is audited); --dry-run lists them first."""
+    from ..campaigns.retry import RetrySelection, retry_preview, retry_runs
 
+    selection = RetrySelection(status=status, node=node, error=error, run_ids=tuple(run or ()), cycle=cycle)
     _, campaign_id = _resolved(ref)
-    retried = retry_failed_runs(STATE.runtime(), campaign_id, actor(), node=node)
-    info(f"campaign {campaign_id}: {retried} failed run(s) to retry; the workers will run them")
+    outcome = (retry_preview(STATE.runtime(), campaign_id, selection) if dry_run
+               else retry_runs(STATE.runtime(), campaign_id, actor(), selection))
+    if fmt is Format.json:
+        render_json({"retried" if not dry_run else "would_retry": outcome.runs, "runs": outcome.sample})
+        return
+    if outcome.sample and (dry_run or fmt is not Format.table):
+        render(outcome.sample, ["run_id", "target_key", "node", "to_node", "error"], fmt)
+    if fmt is not Format.table:
+        return
+    which = f"campaign {campaign_id}: {outcome.runs} run(s) ({selection.describe()})"
+    if dry_run:
+        listed = f", the first {len(outcome.sample)} above" if outcome.runs > len(outcome.sample) else ""
+        info(f"{which} would be retried{listed}; nothing changed")
+    else:
+        info(f"{which} to retry; the workers will run them")
 
 
 @group.command()

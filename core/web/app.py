@@ -32,6 +32,7 @@ from .api_audit import api_audit_router
 from .api_campaigns import api_campaigns_router
 from .api_definitions import api_definitions_router
 from .api_operations import api_operations_router
+from .api_retry import api_retry_router
 from .console import Console, console_router
 from .console.api_docs import API_DOCS
 from .console.gate import KindConsole
@@ -103,6 +104,7 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
     app.include_router(api_audit_router(runtime))
     app.include_router(api_definitions_router(runtime))
     app.include_router(api_operations_router(runtime))
+    app.include_router(api_retry_router(runtime))
     for router in kind_routers:
         app.include_router(router)
     handle_errors(app)

@@ -19,6 +19,7 @@ from campaignkit.core.kinds import (
     JobOutcome,
     KindJob,
     KindTemplate,
+    RetryPoint,
     WebContext,
 )
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from campaignkit.core.step import StepContext
 
 NAME = "access_review"
+ENFORCEMENT_FAILED = "enforcement-failed"
 
 
 class AccessReview(CampaignKind):
@@ -51,6 +53,9 @@ class AccessReview(CampaignKind):
     listing = HISTORY
     console_tabs = (HISTORY.title,)
     link_paths = ("/review/",)  # the approvers' decision pages
+    # A revocation that failed ends the run at the workflow's failed node (Result Failure); a retry runs it again.
+    retry_points = {ENFORCEMENT_FAILED: RetryPoint("runs whose revocation failed", node="enforce",
+                                                   audit="retry enforcement", facets={"result": "Failure"})}
 
     def workflow(self, settings: Any) -> Mapping[str, Any]:
         return access_review_workflow(settings)

@@ -100,11 +100,25 @@ class Console:
 
 
 def console_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
-    from . import actions, api_docs, audit, campaigns, contacts, definitions, plugins, schedule, sign_in, sso, users
+    from . import (
+        actions,
+        api_docs,
+        audit,
+        campaigns,
+        contacts,
+        definitions,
+        plugins,
+        retry,
+        schedule,
+        sign_in,
+        sso,
+        users,
+    )
 
     console = Console.build(runtime, rejections)
     router = APIRouter(include_in_schema=False)
     # definitions before campaigns: /campaigns/new is not a campaign's page.
-    for area in (sign_in, sso, definitions, campaigns, contacts, actions, audit, schedule, plugins, users, api_docs):
+    for area in (sign_in, sso, definitions, campaigns, contacts, actions, retry, audit, schedule, plugins, users,
+                 api_docs):
         router.include_router(area.router(console))
     return router

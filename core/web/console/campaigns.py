@@ -33,7 +33,8 @@ STATE_ACTIONS = {"draft": ("launch",), "completed": ("launch",), "scheduled": ("
                  "in_progress": ("pause", "terminate"), "paused": ("resume", "terminate")}
 DONE = {"launch": "Launched.", "pause": "Paused.", "resume": "Resumed.", "terminate": "Terminated.",
         "created": "Created.", "edited": "The definition is saved.",
-        "scheduled": "Scheduled: its first cycle launches at the time given."}
+        "scheduled": "Scheduled: its first cycle launches at the time given.",
+        "retried": "Retried: the runs went back to the node where they stopped; the workers run them again."}
 STATUSES = (*LIVE_STATUSES, *FINAL_STATUSES)
 # The executions' orders, each read from an index (the API's RunQuery has more, for scripts that can wait).
 CONSOLE_SORTS = ("created", "target", "status")
