@@ -209,6 +209,9 @@ class CampaignKind(Component):
     listing: ClassVar[Listing | None] = None
     # The tabs it adds to a campaign's page in the console, in order.
     console_tabs: ClassVar[tuple[str, ...]] = ()
+    # Whether a new version moves the runs in progress onto it (campaigns/live_edit.py), or every run finishes on
+    # the version it started on.
+    moves_runs_on_edit: ClassVar[bool] = False
     # Finished runs it counts as failed, which a retry may send back to a node, by name (RetryPoint).
     retry_points: ClassVar[Mapping[str, RetryPoint]] = {}
     # Path prefixes of the pages its router serves to recipients ("/review/"): a client refused too often there
@@ -315,3 +318,4 @@ class Journey(CampaignKind):
     name = JOURNEY
     description = "A workflow graph per contact, as the definition's nodes and edges write it."
     Settings = FreeSettings
+    moves_runs_on_edit = True  # a new version is the journey from now on, for the contacts already in it too

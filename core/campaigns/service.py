@@ -29,6 +29,7 @@ from ..interfaces import Target
 from ..kinds import LaunchedRun, RunStart
 from .launch import AudienceFile, CountedTargets, Progress, audience_file, audience_targets, insert_runs
 from .lifecycle import Lifecycle, audit_object
+from .live_edit import move_runs
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -97,11 +98,16 @@ class Campaigns(Lifecycle):
                 campaign_versions.c.id == campaign.current_version_id)).one()
             has_runs = conn.execute(select(exists().where(runs.c.campaign_id == campaign_id))).scalar()
             wanted = definition.version_tuple
+            moved = None
             if has_runs:
-                # Runs keep the version they started on, so the edit becomes a version of its own.
+                # Finished runs keep the version they ran, so the edit becomes a version of its own; a journey's
+                # runs in progress move onto it (live_edit.py says by which rules).
                 wanted = max(wanted, (current.major, current.minor + 1))
                 definition = definition.model_copy(update={"version": f"{wanted[0]}.{wanted[1]}"})
                 version_id = self._insert_version(conn, campaign_id, definition, loaded, now)
+                if campaign.kind == definition.kind and self.runtime.kind(definition.kind).moves_runs_on_edit:
+                    moved = move_runs(conn, campaign_id, version_id, definition.workflow, now,
+                                      paused=campaign.state == "paused")
             else:
                 version_id = current.id
                 conn.execute(update(campaign_versions).where(campaign_versions.c.id == version_id).values(
@@ -115,7 +121,8 @@ class Campaigns(Lifecycle):
                 raise InvalidState(f"another campaign is named {definition.name!r} in folder "
                                    f"{definition.folder!r}") from None
             record(conn, actor=actor, audit_type=AuditType.OBJECT_CHANGE, sub_type=AuditSubType.EDITED, at=now,
-                   obj=audit_object(campaign_id, definition), code=self, details=f"version {definition.version}")
+                   obj=audit_object(campaign_id, definition), code=self,
+                   details=f"version {definition.version}" + (f"; {moved.describe()}" if moved is not None else ""))
         return definition.version_tuple
 
     def _check_templates(self, loaded: LoadedDefinition) -> None:

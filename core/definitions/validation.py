@@ -41,6 +41,13 @@ def validate_definition(definition: CampaignDefinition, source: SourceMap, runti
     start = workflow.start_node()
     if start not in positions:
         report(None, f"start node {start!r} does not exist", "start")
+    for former, node_id in workflow.node_mappings.items():
+        if former in positions:
+            report(None, f"{former!r} is a node of this version: a mapping is for nodes it removed", "node_mappings",
+                   former)
+        elif node_id not in positions:
+            report(None, f"maps {former!r} to unknown node {node_id!r}{did_you_mean(node_id, positions)}",
+                   "node_mappings", former)
 
     for i, node in enumerate(workflow.nodes):
         if not runtime.registry.has("step type", node.type):

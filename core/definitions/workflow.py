@@ -102,6 +102,9 @@ class Workflow(BaseModel):
 
     start: str | None = Field(default=None, description="First node; default: the entered_campaign node.")
     nodes: list[Node] = Field(min_length=1)
+    node_mappings: dict[str, str] = Field(
+        default_factory=dict, description="For a new version of a running journey: {node an earlier version had: "
+        "node of this one}; runs standing at a node this version removed go on at the node given (docs/journeys.md).")
 
     def node_map(self) -> dict[str, Node]:
         return {node.id: node for node in self.nodes}
