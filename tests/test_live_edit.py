@@ -165,3 +165,23 @@ def test_a_mapping_that_cannot_apply_is_refused_naming_its_key(harness: Any, map
     assert any(problem in line for line in refused.value.problems), refused.value.problems
     assert harness.campaigns.get(campaign_id)["current_version_id"] == version_id  # nothing was saved
     assert {r.version_id for r in harness.runs(campaign_id)} == {version_id}
+
+
+def test_a_run_a_worker_holds_during_the_edit_stays_on_its_version(harness: Any, clock: Any) -> None:
+    from campaignkit.core.engine.worker import Worker
+
+    campaign_id = harness.create(V1)
+    harness.launch(campaign_id, harness.csv(AUDIENCE))
+    harness.run_to_idle()
+    clock.advance(timedelta(days=1))
+    worker = Worker(harness.runtime)
+    taken = worker._claim(clock.now())  # both runs, due after their wait: the worker is about to send
+    assert len(taken) == 2
+    before = {r.version_id for r in harness.runs(campaign_id)}
+    edit(harness, campaign_id, V2)
+    assert edited_audit(harness).details == ("version 1.1; 0 run(s) in progress moved onto it; 2 kept on their "
+                                             "version: a worker was running their step")
+    worker._process(taken)  # the old version's template, as the worker had begun
+    assert {r.version_id for r in harness.runs(campaign_id)} == before
+    assert subjects(harness) == ["Welcome Ada", "Welcome Bob"]
+    worker.close()

@@ -30,15 +30,18 @@ class MovedRuns:
     moved: int = 0
     remapped: dict[str, tuple[str, int]] = field(default_factory=dict)
     kept: Counter[str] = field(default_factory=Counter)  # removed node -> runs left on their version
+    busy: int = 0  # runs a worker held: left on their version
 
     def describe(self) -> str:
-        if not (self.moved or self.remapped or self.kept):
+        if not (self.moved or self.remapped or self.kept or self.busy):
             return "no run in progress"
         parts = [f"{self.moved + sum(n for _, n in self.remapped.values())} run(s) in progress moved onto it"]
         parts += [f"{n} from node {former!r} to {node!r} (node_mappings)" for former, (node, n) in
                   sorted(self.remapped.items())]
         parts += [f"{n} kept on their version at node {node!r}, which it removed" for node, n in
                   sorted(self.kept.items())]
+        if self.busy:
+            parts.append(f"{self.busy} kept on their version: a worker was running their step")
         return "; ".join(parts)
 
 
@@ -47,9 +50,15 @@ def move_runs(conn: Connection, campaign_id: str, version_id: int, workflow: Wor
     """Move the campaign's runs in progress onto ``version_id`` (whose workflow is ``workflow``) by the rules above."""
     nodes = workflow.node_map()
     moved = MovedRuns()
-    live = and_(runs.c.campaign_id == campaign_id, runs.c.status.in_(LIVE_STATUSES), runs.c.version_id != version_id)
+    live = and_(runs.c.campaign_id == campaign_id, runs.c.status.in_(LIVE_STATUSES), runs.c.version_id != version_id,
+                # A run a worker holds at this moment is not touched: the worker would write back the next node of
+                # the old workflow. It finishes on its version (or a later edit moves it).
+                runs.c.lease_owner.is_(None))
     at_nodes = conn.execute(select(runs.c.current_node, func.count()).where(live)
                             .group_by(runs.c.current_node)).all()
+    moved.busy = conn.execute(select(func.count()).where(
+        runs.c.campaign_id == campaign_id, runs.c.status.in_(LIVE_STATUSES), runs.c.version_id != version_id,
+        runs.c.lease_owner.is_not(None))).scalar_one()
     for node, count in at_nodes:
         if node is None or node in nodes:
             at = runs.c.current_node.is_(None) if node is None else runs.c.current_node == node
@@ -57,10 +66,7 @@ def move_runs(conn: Connection, campaign_id: str, version_id: int, workflow: Wor
             moved.moved += count
         elif node in workflow.node_mappings:
             target = workflow.node_mappings[node]
-            remapped = _remap(conn, live, node, target, version_id, now, paused)
-            moved.remapped[node] = (target, remapped)
-            if count > remapped:
-                moved.kept[node] += count - remapped
+            moved.remapped[node] = (target, _remap(conn, live, node, target, version_id, now, paused))
         else:
             moved.kept[node] += count
     return moved
@@ -68,9 +74,7 @@ def move_runs(conn: Connection, campaign_id: str, version_id: int, workflow: Wor
 
 def _remap(conn: Connection, live: ColumnElement[bool], node: str, target: str, version_id: int, now: datetime,
            paused: bool) -> int:
-    # A run a worker holds at this moment is not touched: it finishes its step, and then its version, as before.
-    chosen = conn.execute(select(runs.c.id, runs.c.context).where(live, runs.c.current_node == node,
-                                                                 runs.c.lease_owner.is_(None))).all()
+    chosen = conn.execute(select(runs.c.id, runs.c.context).where(live, runs.c.current_node == node)).all()
     due = {"paused_due_at": now, "due_at": None} if paused else {"due_at": now}
     for run in chosen:
         # A new visit of the node it goes to: whatever the removed node was waiting for no longer applies.
