@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .audit.catalog import AuditType
     from .audit.records import Actor
+    from .campaigns.entries import EntryOutcome, InvalidEntry, enter_target
     from .campaigns.views import CampaignView, RunView, campaign_runs, find_campaign, latest_cycle, run_view
     from .engine.events import EventAudit, InvalidEvent, send_event
     from .errors import (
@@ -93,6 +94,7 @@ _SOURCES = (
     "audit.catalog",
     "audit.records",
     "campaigns.views",
+    "campaigns.entries",
     "web.app",
 )
 _MISSING = object()
@@ -147,6 +149,7 @@ __all__ = [
     "EnforcementAction",
     "EnforcementRequest",
     "EnforcementResult",
+    "EntryOutcome",
     "EventAudit",
     "FieldUpdate",
     "FieldUpdater",
@@ -156,6 +159,7 @@ __all__ = [
     "HttpCallConfig",
     "HttpClient",
     "HttpError",
+    "InvalidEntry",
     "InvalidEvent",
     "JobOutcome",
     "KindJob",
@@ -188,6 +192,7 @@ __all__ = [
     "__version__",
     "campaign_runs",
     "create_app",
+    "enter_target",
     "find_campaign",
     "hookimpl",
     "is_loopback",

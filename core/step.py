@@ -51,6 +51,8 @@ class StepContext:
     deadline: datetime | None = None  # the run's cycle deadline (schedule.end_after), if it has one
     # The template variables the campaign's kind adds (CampaignKind.template_variables), asked for when needed.
     kind_variables: Callable[[StepContext], Mapping[str, Any]] | None = field(default=None, repr=False)
+    # True in a simulation (``campaign simulate``): nothing is sent or changed, ``run_id`` is negative (no such run).
+    simulated: bool = False
     _variables: dict[str, Any] | None = field(default=None, init=False, repr=False)
 
     def template_vars(self) -> dict[str, Any]:
@@ -131,6 +133,17 @@ class StepType(ABC):
 
     @abstractmethod
     def execute(self, ctx: StepContext) -> StepResult: ...
+
+    def simulate(self, ctx: StepContext) -> StepResult:
+        """Where a run would go in a simulation (``campaign simulate``), without touching the outside: nothing sent,
+        no access removed, no field or other system changed. A step without side effects runs as it does for real.
+        A step with ``side_effect`` overrides this to say what it would do (render what it would send, return
+        ``StepResult.follow(...)``, a ``message`` in the detail to show it); one that does not, or raises
+        NotImplementedError, cannot be simulated: the simulation stops the target at its node and reports it.
+        Added in campaignkit 0.3."""
+        if self.side_effect:
+            raise NotImplementedError(f"step type {self.name!r} has side effects and offers no simulation")
+        return self.execute(ctx)
 
 
 __all__ = ["FAILURE", "NEXT", "TEMPLATE_VARIABLES", "TIMEOUT", "RunEvent", "StepContext", "StepResult", "StepType"]

@@ -185,3 +185,42 @@ def test_a_run_a_worker_holds_during_the_edit_stays_on_its_version(harness: Any,
     assert {r.version_id for r in harness.runs(campaign_id)} == before
     assert subjects(harness) == ["Welcome Ada", "Welcome Bob"]
     worker.close()
+
+
+def test_a_run_at_a_node_its_version_lacks_fails_alone_not_its_batch(harness: Any, clock: Any) -> None:
+    from sqlalchemy import update
+
+    from campaignkit.core.db import writing
+    from campaignkit.core.db.schema import runs
+
+    campaign_id = harness.create(TWO_WAITS)
+    harness.launch(campaign_id, harness.csv(AUDIENCE))
+    harness.run_to_idle()
+    with writing(harness.runtime.engine) as conn:  # as a hand-made change of the database could leave it
+        conn.execute(update(runs).where(runs.c.campaign_id == campaign_id, runs.c.target_key == "bob")
+                     .values(current_node="ghost"))
+    clock.advance(timedelta(days=1))
+    harness.run_to_idle()
+    found = {r.target_key: r for r in harness.runs(campaign_id)}
+    assert (found["bob"].status, found["bob"].error) == (
+        "failed", "ghost: its version of the workflow has no such node (see `campaignkit runs repair`)")
+    assert (found["ada"].status, found["ada"].current_node) == ("waiting", "second")
+
+
+def test_a_run_at_a_removed_node_that_its_version_maps_goes_on_there(harness: Any, clock: Any) -> None:
+    from sqlalchemy import update
+
+    from campaignkit.core.db import writing
+    from campaignkit.core.db.schema import runs
+
+    campaign_id = harness.create(TWO_WAITS)
+    harness.launch(campaign_id, harness.csv(AUDIENCE))
+    harness.run_to_idle()
+    edit(harness, campaign_id, ONE_WAIT.replace("MAPPING", "{first: second}"))
+    version_id = harness.campaigns.get(campaign_id)["current_version_id"]
+    with writing(harness.runtime.engine) as conn:  # a run put on the new version at the removed node, by hand
+        conn.execute(update(runs).where(runs.c.campaign_id == campaign_id, runs.c.target_key == "bob")
+                     .values(current_node="first", version_id=version_id, status="active", due_at=clock.now()))
+    harness.run_to_idle()
+    bob = next(r for r in harness.runs(campaign_id) if r.target_key == "bob")
+    assert (bob.status, bob.current_node, bob.due_at) == ("waiting", "second", clock.now() + timedelta(days=2))

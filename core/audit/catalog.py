@@ -78,6 +78,9 @@ class AuditSubType(StrEnum):
     TOKEN_CREATED = "Token Created"  # Security: a personal API token issued
     TOKEN_REVOKED = "Token Revoked"  # Security: a personal API token revoked
     ACCESS_DENIED = "Access Denied"  # Security: an account asked for what its role or token may not do
+    RUNS_REPAIRED = "Runs Repaired"  # Operations: stuck runs fixed (`runs repair`, the scheduler's repair job)
+    CAMPAIGN_SIMULATED = "Campaign Simulated"  # Operations: a campaign simulated (nothing sent), its summary kept
+    SIMULATION_DELETED = "Simulation Deleted"  # Operations: a kept simulation deleted
 
 
 OWN_AUDIT_TYPES = frozenset({AuditType.OBJECT_CHANGE})
@@ -85,7 +88,8 @@ OWN_SUB_TYPES = frozenset({
     AuditSubType.LAUNCH_MISSED, AuditSubType.DEADLINE, AuditSubType.CREATED,
     AuditSubType.EDITED, AuditSubType.LINK_REJECTED, AuditSubType.AUDIT_CHECKPOINT, AuditSubType.AUDIT_VERIFIED,
     AuditSubType.USER_CREATED, AuditSubType.ROLE_CHANGED, AuditSubType.USER_DISABLED, AuditSubType.USER_ENABLED,
-    AuditSubType.TOKEN_CREATED, AuditSubType.TOKEN_REVOKED, AuditSubType.ACCESS_DENIED,
+    AuditSubType.TOKEN_CREATED, AuditSubType.TOKEN_REVOKED, AuditSubType.ACCESS_DENIED, AuditSubType.RUNS_REPAIRED,
+    AuditSubType.CAMPAIGN_SIMULATED, AuditSubType.SIMULATION_DELETED,
 })
 
 # Names that records written before these sub-types took their AuditHistory names carry (campaignkit 0.1).

@@ -24,6 +24,7 @@ from . import counts
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
+    from .entries import LaunchGate
 
 CHUNK = 2000
 # What differs from run to run at a launch; the rest is the same for every run (BulkInsert's shared values).
@@ -189,12 +190,14 @@ def insert_runs(
     progress: Progress | None = None,
     start: Callable[[Target], RunStart] | None = None,
     launched: Callable[[list[LaunchedRun]], None] | None = None,
+    gate: LaunchGate | None = None,
 ) -> int:
     """Insert one pending run per distinct target key; returns how many runs exist for the launch.
 
     A duplicate key merges its attributes into the first (later values win). Any AudienceError raised by
     the source propagates, and the caller's transaction rolls back every row written so far. ``start`` (the kind's
-    launch planner) gives each new run its due time and first context; ``launched`` gets each written batch.
+    launch planner) gives each new run its due time and first context; ``launched`` gets each written batch;
+    ``gate`` (the entry rules, entries.py) keeps out the targets they skip, and counts them.
     """
     writer = BulkInsert(conn, runs, RUN_COLUMNS, statement=_upsert(conn), shared={
         "campaign_id": campaign_id, "launch_id": launch_id, "version_id": version_id, "status": "pending",
@@ -212,23 +215,34 @@ def insert_runs(
                 planned = start(target)
                 chunk[target.key].update(due_at=planned.due_at, context=dict(planned.context))
         if len(chunk) >= CHUNK:
-            _write(conn, writer, chunk, launch_id, launched)
+            _write(conn, writer, _admitted(conn, chunk, gate, launch_id), launch_id, launched)
             chunk.clear()
             if progress:
                 progress(seen_rows)
     if chunk:
-        _write(conn, writer, chunk, launch_id, launched)
+        _write(conn, writer, _admitted(conn, chunk, gate, launch_id), launch_id, launched)
     if progress:
         progress(seen_rows)
     count = _launched(conn, launch_id)
-    if count == 0:
+    # Every target skipped by the entry rules, or a journey opened for entries only: a launch of no run.
+    if count == 0 and not (gate is not None and (gate.skipped or (gate.events_only and not seen_rows))):
         raise AudienceError("the audience is empty: no targets to launch")
     counts.add_launched(conn, campaign_id, launch_id, count - launched_before)
     return count
 
 
+def _admitted(conn: Connection, chunk: dict[str, dict[str, Any]], gate: LaunchGate | None,
+              launch_id: int) -> dict[str, dict[str, Any]]:
+    if gate is None or not gate.active:
+        return chunk
+    skipped = gate.skip(conn, list(chunk), launch_id)
+    return {key: row for key, row in chunk.items() if key not in skipped} if skipped else chunk
+
+
 def _write(conn: Connection, writer: BulkInsert, chunk: dict[str, dict[str, Any]], launch_id: int,
            launched: Callable[[list[LaunchedRun]], None] | None) -> None:
+    if not chunk:
+        return
     writer.execute((key, row["target"], row["due_at"], row["context"]) for key, row in chunk.items())
     if launched is None:
         return

@@ -41,7 +41,8 @@ def operate(runtime: Runtime, campaign_id: str, action: str, actor: Actor, *, at
         result = campaigns.launch(campaign_id, actor, at=at)
         if result.status == "scheduled":
             return Outcome(action, f"{name!r} is scheduled for {result.cycle_at:%Y-%m-%d %H:%M} UTC", 0)
-        return Outcome(action, f"{name!r} launched: {result.target_count} run(s)", result.target_count)
+        skipped = f"; {result.summary}" if result.summary else ""
+        return Outcome(action, f"{name!r} launched: {result.target_count} run(s){skipped}", result.target_count)
     if action == "pause":
         count = campaigns.pause(campaign_id, actor)
         return Outcome(action, f"{name!r} paused: {count} run(s) parked", count)

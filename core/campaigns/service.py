@@ -4,8 +4,8 @@ in its own transaction."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ from ..engine.events import wake_waiting
 from ..errors import CampaignkitError, InvalidState, NotFound
 from ..interfaces import Target
 from ..kinds import LaunchedRun, RunStart
+from .entries import launch_audience, open_gate, settle_idle
 from .launch import AudienceFile, CountedTargets, Progress, audience_file, audience_targets, insert_runs
 from .lifecycle import Lifecycle, audit_object
 from .live_edit import move_runs
@@ -42,6 +43,7 @@ class CycleOutcome:
     target_count: int = 0
     deadline: datetime | None = None
     next_launch_id: int | None = None
+    skipped: Mapping[str, int] = field(default_factory=dict)  # targets the entry rules kept out, by reason
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class LaunchResult:
     cycle_at: datetime
     status: str  # launched or scheduled
     target_count: int
+    skipped: Mapping[str, int] = field(default_factory=dict)  # targets the entry rules kept out, by reason
+    summary: str = ""  # what skipped says, in words
 
 
 class Campaigns(Lifecycle):
@@ -206,19 +210,23 @@ class Campaigns(Lifecycle):
             at = first_cycle(definition.schedule, now, self.runtime.settings.timezone)
         if at is not None and utc(at) > now:
             return self._schedule(campaign, definition, version_id, utc(at), actor, now)
-        targets = CountedTargets(self._checked_targets(definition, base_dir, audience))
+        targets = CountedTargets(launch_audience(definition, audience,
+                                                 lambda: self._checked_targets(definition, base_dir, audience)))
         with writing(self.runtime.engine) as conn:
+            gate = open_gate(conn, campaign_id, definition, now)  # first: entries wait for this launch
             launch_id = self._new_launch(conn, campaign, version_id, now, "launched", now,
                                          deadline=_deadline(definition, now))
             count = insert_runs(conn, targets, campaign_id=campaign_id, launch_id=launch_id,
                                 version_id=version_id, due_at=now, now=now, progress=progress,
                                 start=self._planner(definition, now),
-                                launched=self._kind_launched(conn, definition, campaign_id, launch_id, now))
+                                launched=self._kind_launched(conn, definition, campaign_id, launch_id, now), gate=gate)
             self._audit_import(conn, audience_file(definition, base_dir, audience), targets, count, campaign_id,
                                definition, launch_id, actor, now)
-            self._mark_launched(conn, campaign, definition, launch_id, count, actor, now)
+            self._mark_launched(conn, campaign, definition, launch_id, count, actor, now, gate.summary())
+        if count == 0:
+            settle_idle(self.runtime, campaign_id, definition, actor)
         self._notify_started(campaign_id, launch_id, count)
-        return LaunchResult(campaign_id, launch_id, now, "launched", count)
+        return LaunchResult(campaign_id, launch_id, now, "launched", count, dict(gate.skipped), gate.summary())
 
     def _planner(self, definition: CampaignDefinition, now: datetime) -> Callable[[Target], RunStart] | None:
         kind = self.runtime.kind(definition.kind)
@@ -277,7 +285,7 @@ class Campaigns(Lifecycle):
         campaign = self.get(launch.campaign_id)
         definition, _, base_dir = self.definition(launch.campaign_id)
         if now - launch.cycle_at > grace:
-            status, count, deadline = "missed", 0, None
+            status, count, deadline, skipped = "missed", 0, None, {}
             with writing(self.runtime.engine) as conn:
                 if not self._claim_launch(conn, launch_id, "missed", now):
                     return CycleOutcome(launch_id, "taken")
@@ -287,22 +295,28 @@ class Campaigns(Lifecycle):
                                f"(grace {grace})")
         else:
             status, deadline = "launched", _deadline(definition, now)
-            targets = CountedTargets(self._checked_targets(definition, base_dir))
+            targets = CountedTargets(launch_audience(definition, None,
+                                                     lambda: self._checked_targets(definition, base_dir)))
             with writing(self.runtime.engine) as conn:
+                gate = open_gate(conn, launch.campaign_id, definition, now)  # first: entries wait for this launch
                 if not self._claim_launch(conn, launch_id, "launched", now, deadline=deadline):
                     return CycleOutcome(launch_id, "taken")
                 count = insert_runs(conn, targets, campaign_id=launch.campaign_id, launch_id=launch_id,
                                     version_id=launch.version_id, due_at=now, now=now,
                                     start=self._planner(definition, now),
-                                    launched=self._kind_launched(conn, definition, launch.campaign_id, launch_id, now))
+                                    launched=self._kind_launched(conn, definition, launch.campaign_id, launch_id, now),
+                                    gate=gate)
                 self._audit_import(conn, audience_file(definition, base_dir), targets, count, launch.campaign_id,
                                    definition, launch_id, actor, now)
-                self._mark_launched(conn, campaign, definition, launch_id, count, actor, now)
+                self._mark_launched(conn, campaign, definition, launch_id, count, actor, now, gate.summary())
+            skipped = dict(gate.skipped)
             self._notify_started(launch.campaign_id, launch_id, count)
         next_launch_id = self._schedule_next(campaign, definition, launch.version_id, launch.cycle_at, now)
         if next_launch_id is None and status == "missed":
             self._settle_state(launch.campaign_id, now)
-        return CycleOutcome(launch_id, status, count, deadline, next_launch_id)
+        if status == "launched" and count == 0:
+            settle_idle(self.runtime, launch.campaign_id, definition, actor)
+        return CycleOutcome(launch_id, status, count, deadline, next_launch_id, skipped)
 
     @staticmethod
     def _claim_launch(conn: Connection, launch_id: int, status: str, now: datetime,
@@ -409,13 +423,13 @@ class Campaigns(Lifecycle):
                 f"campaign {campaign['name']!r} already has a launch at {cycle_at.isoformat()}") from None
 
     def _mark_launched(self, conn: Connection, campaign: dict[str, Any], definition: CampaignDefinition,
-                       launch_id: int, count: int, actor: Actor, now: datetime) -> None:
+                       launch_id: int, count: int, actor: Actor, now: datetime, skipped: str = "") -> None:
         conn.execute(update(launches).where(launches.c.id == launch_id).values(target_count=count))
         conn.execute(update(campaigns).where(campaigns.c.id == campaign["id"])
                      .values(state="in_progress", updated_at=now, finished_at=None))
         record(conn, actor=actor, audit_type=AuditType.INTERACTION_EVENT, sub_type=AuditSubType.WORKFLOW_STARTED,
                at=now, obj=audit_object(campaign["id"], definition), code=self,
-               details=f"launch {launch_id}: {count} run(s)")
+               details=f"launch {launch_id}: {count} run(s)" + (f"; {skipped}" if skipped else ""))
 
     def _audit_import(self, conn: Connection, imported: AudienceFile | None, targets: CountedTargets, count: int,
                       campaign_id: str, definition: CampaignDefinition, launch_id: int, actor: Actor,

@@ -22,6 +22,13 @@ FileArg = Annotated[Path, typer.Argument(help="Campaign definition (YAML or JSON
 
 
 def register(app: typer.Typer) -> None:
+    from . import entries, simulate  # simulate, simulations, simulation, delete-simulation; enter (light too)
+
+    simulate.register(group)
+    entries.register(group)
+    from . import report  # campaign report (light too: it loads the reporting when it runs)
+
+    report.register(group)
     app.add_typer(group, name="campaign")
 
 
@@ -140,7 +147,8 @@ def launch(
     if result.status == "scheduled":
         info(f"campaign {campaign_id} scheduled for {result.cycle_at.isoformat()} (launch {result.launch_id})")
     else:
-        info(f"launched campaign {campaign_id}: {result.target_count} run(s) (launch {result.launch_id})")
+        skipped = f"; {result.summary}" if result.summary else ""
+        info(f"launched campaign {campaign_id}: {result.target_count} run(s) (launch {result.launch_id}){skipped}")
 
 
 def _resolved(ref: str) -> tuple[Campaigns, str]:

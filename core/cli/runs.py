@@ -1,21 +1,43 @@
-"""runs (a campaign's run history), run show (one run's timeline), event send."""
+"""runs (a campaign's run history), runs repair (stuck runs), run show (one run's timeline), event send."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from .options import RunCycle, RunNode, RunOffset, RunSearch, RunSort, RunStatus, event_payload
 from .output import Format, info, render, render_json
 from .state import STATE, actor
 
+if TYPE_CHECKING:
+    from ..campaigns.repair import Report
+
 RUN_COLUMNS = ["id", "target_key", "status", "current_node", "launch_id", "due_at", "updated_at", "error"]
 STEP_COLUMNS = ["node_id", "step_type", "visit", "attempt", "started_at", "finished_at", "outcome", "edge", "detail"]
 
 
+REPAIR_COLUMNS = ["campaign", "kind", "runs", "detail", "action"]
+
+
+class RunsGroup(TyperGroup):
+    """`runs CAMPAIGN` lists a campaign's runs as it always has (it is `runs list CAMPAIGN`); `runs repair` is the
+    other command. A campaign named like a command is listed with `runs list NAME`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("runs")(runs)
+    group = typer.Typer(cls=RunsGroup, no_args_is_help=True,
+                        help="A campaign's runs (`runs CAMPAIGN`, the same as `runs list CAMPAIGN`), and `runs repair` "
+                             "for runs that cannot progress.")
+    group.command("list")(runs)
+    group.command("repair")(repair)
+    app.add_typer(group, name="runs")
     run = typer.Typer(help="One run: its timeline.", no_args_is_help=True)
     run.command("show")(show)
     app.add_typer(run, name="run")
@@ -45,6 +67,43 @@ def runs(
                                        sort=sort.lstrip("-"), descending=sort.startswith("-"),
                                        limit=limit, offset=offset))
     render(rows, RUN_COLUMNS, fmt, title=f"Runs of {campaign}")
+
+
+def repair(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be done; change nothing.")] = False,
+    campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign (id, id prefix or name).")]
+    = None,
+    fmt: Annotated[Format, typer.Option("--format")] = Format.table,
+) -> None:
+    """Find runs that cannot progress, say what each finding means and what repair does, and do it (each kind of
+    fix audited as Operations / Runs Repaired)."""
+    from ..campaigns import Campaigns
+    from ..campaigns.repair import repair as run_repair
+
+    runtime = STATE.runtime()
+    campaign_id = Campaigns(runtime).resolve(campaign) if campaign is not None else None
+    render_repair(run_repair(runtime, actor(), campaign_id=campaign_id, dry_run=dry_run), fmt)
+
+
+def render_repair(report: Report, fmt: Format) -> None:
+    """A repair's findings as a table, each kind with what it means in words; or as CSV or JSON."""
+    if fmt is Format.json:
+        render_json(report.as_dict())
+        return
+    from ..campaigns.repair import MEANINGS
+
+    if not report.findings and fmt is Format.table:
+        info("nothing is stuck: every unfinished run can progress")
+        return
+    rows = [{**finding.as_dict(), "done": finding.fixed if finding.fixable else None} for finding in report.findings]
+    title = "Stuck runs: what repair would do (nothing changed)" if report.dry_run else "Stuck runs: what repair did"
+    render(rows, REPAIR_COLUMNS + ([] if report.dry_run else ["done"]), fmt, title=title)
+    if fmt is not Format.table:
+        return
+    for kind in dict.fromkeys(finding.kind for finding in report.findings):
+        info(f"{kind}: {MEANINGS[kind]}")
+    if report.dry_run and any(finding.fixable for finding in report.findings):
+        info("run `campaignkit runs repair` without --dry-run to do it")
 
 
 def show(

@@ -24,6 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from .report_schema import report_tables
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -446,6 +448,24 @@ phishing_groups = Table(
 
 FINAL_STATUSES = ("completed", "failed", "terminated")
 
+report_counts, report_deltas = report_tables(metadata, UTCDateTime)  # campaign reports: db/report_schema.py
+
+# Simulations (campaign simulate): summaries kept apart from runs, in no history, result or export; deletable.
+simulations = Table(
+    "simulations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("campaign_id", String(36), ForeignKey("campaigns.id"), nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("targets", Integer, nullable=False),
+    Column("sample", Integer, nullable=True),  # NULL: the whole audience
+    Column("fast_forward", Boolean, nullable=False),
+    Column("summary", JSON, nullable=False),  # counts, examples, problems: simulation_tally.py
+    Index("ix_simulations_campaign_id_id", "campaign_id", "id"),
+)
+
 __all__ = [
     "FINAL_STATUSES",
     "LIVE_STATUSES",
@@ -472,6 +492,7 @@ __all__ = [
     "run_counts",
     "runs",
     "sessions",
+    "simulations",
     "step_records",
     "step_starts",
     "targets",

@@ -9,6 +9,8 @@ from pydantic import ValidationError
 
 from ..errors import CampaignkitError, DefinitionError
 from ..step import FAILURE
+from .checking import checking
+from .entry import entry_problems
 from .loader import SourceMap, describe_path
 from .schedule import cron_trigger
 from .workflow import CampaignDefinition, Workflow, did_you_mean
@@ -57,7 +59,8 @@ def validate_definition(definition: CampaignDefinition, source: SourceMap, runti
             continue
         step = runtime.registry.step_type(node.type)
         try:
-            config = step.compile(node.config, runtime)
+            with checking():
+                config = step.compile(node.config, runtime)
         except ValidationError as exc:
             for err in exc.errors():
                 loc = tuple(str(part) if not isinstance(part, int) else part for part in err["loc"])
@@ -81,6 +84,7 @@ def validate_definition(definition: CampaignDefinition, source: SourceMap, runti
             problems.extend(_template_problems(runtime, template, source, i, node.id, field, kind_names))
 
     problems.extend(_schedule_problems(definition, source, runtime.settings.timezone))
+    problems.extend(entry_problems(definition, source))
     problems.extend(_audience_problems(definition, source, runtime))
     if problems:
         raise DefinitionError(problems)

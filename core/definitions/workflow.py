@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from .entry import EntryRules
+
 NODE_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$"
 EDGE_LABEL_LENGTH = 100  # step_records.edge
 
@@ -162,6 +164,8 @@ class CampaignDefinition(BaseModel):
     audience: AudienceSpec | None = None
     schedule: Schedule | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
+    entry: EntryRules | None = Field(default=None, description="Who may enter again, and whether runs start from "
+                                                               "launches or only from entries (entry.py).")
 
     @field_validator("version", mode="before")
     @classmethod

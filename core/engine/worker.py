@@ -21,6 +21,7 @@ from ..errors import StepError
 from ..step import FAILURE, NEXT, RunEvent, StepContext, StepResult
 from .compiled import CompiledNode, CompiledWorkflow, WorkflowCache
 from .executor import Outcome, StepExecutor
+from .report_tally import ReportTally
 from .statements import FACETS, RUN_FACETS, Statements
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ class Worker:
         self._deadlines: dict[int, datetime | None] = {}  # a cycle's deadline is fixed when it launches
         self.executor = StepExecutor(self.settings.threads)
         self._statements = Statements(is_postgres(runtime.engine))
+        self._tally = ReportTally(is_postgres(runtime.engine))  # the campaign reports' counts
 
     # --- loop ---------------------------------------------------------------------------------------
 
@@ -179,7 +181,7 @@ class Worker:
                 if keep_going:
                     still_live.append(state)
             live = still_live
-        finished, completed = self._write(states, records, started, self.runtime.clock.now())
+        finished, completed = self._write(states, records, started, self.runtime.clock.now(), rows)
         self._after_commit(finished, completed)
         return BatchStats(claimed=len(rows), steps=len(records), finished=len(finished))
 
@@ -197,6 +199,14 @@ class Worker:
         state.status = "active" if row.status == "pending" else row.status
         if state.status == "waiting":
             state.status = "active"  # due again: its timeout passed or an event arrived
+        mapped = workflow.definition.workflow.node_mappings.get(state.node_id)
+        if state.node_id not in workflow.nodes and mapped in workflow.nodes:
+            state.enter(mapped)  # as a live edit moves a run at a node its version removed
+        elif state.node_id not in workflow.nodes:
+            # Only a hand-made change of the database puts a run there; it fails alone, not the batch it came in.
+            state.status = "failed"
+            state.error = (f"{state.node_id}: its version of the workflow has no such node "
+                           "(see `campaignkit runs repair`)")
         return state
 
     def _attach_events(self, states: list[RunState]) -> None:
@@ -349,7 +359,7 @@ class Worker:
 
     def _write(
         self, states: list[RunState], records: list[dict[str, Any]], started: set[tuple[int, str, int]],
-        now: datetime,
+        now: datetime, claimed: list[Row[Any]],
     ) -> tuple[list[RunState], list[str]]:
         """Returns the runs that finished and the campaigns that completed with them."""
         with writing(self.runtime.engine) as conn:
@@ -360,6 +370,7 @@ class Worker:
             kept_records = [r for r in records if r["run_id"] in owned]
             if kept_records:
                 conn.execute(self._statements.upsert_step, kept_records)
+                self._tally.write(conn, claimed, kept_records)
             settled = [key for r in kept_records if r["outcome"] != "retrying"
                        and (key := (r["run_id"], r["node_id"], r["visit"])) in started]
             if settled:  # their visits have an outcome: no later attempt needs their first time

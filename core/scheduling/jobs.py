@@ -14,6 +14,8 @@ from ..audit.checkpoints import take_checkpoint
 from ..audit.dispatch import AuditDispatcher
 from ..campaigns import Campaigns
 from ..campaigns.counts import fold
+from ..campaigns.repair import repair
+from ..engine import report_tally
 from .housekeeping import prune_step_records
 from .tasks import system_task
 
@@ -88,10 +90,27 @@ def kind_job(kind_name: str, job_id: str) -> None:
 
 
 def fold_counts() -> None:
-    """PostgreSQL: fold the run and path count deltas its triggers appended, so a page sums a few rows."""
+    """PostgreSQL: fold the run and path count deltas its triggers appended, so a page sums a few rows; and the
+    report counts' deltas (core/engine/report_tally.py)."""
     runtime = _bound().runtime
     with system_task(runtime, "fold run counts", fold_counts):
         fold(runtime.engine)
+        report_tally.fold(runtime.engine)
+
+
+def repair_runs() -> None:
+    """Do the safe part of `runs repair`: release runs held by gone workers, settle campaigns whose state crossed their
+    runs', move runs by a node mapping. Audited (Runs Repaired) only where something was fixed."""
+    runtime = _bound().runtime
+    with system_task(runtime, "repair stuck runs", repair_runs):
+        report = repair(runtime, Actor.system(runtime.instance_id), safe_only=True)
+        fixed = [finding for finding in report.findings if finding.fixed]
+        if fixed:
+            log.info("repair: %s", "; ".join(f"{f.campaign}: {f.result}" for f in fixed))
+        left = [finding for finding in report.findings if not finding.fixed]
+        if left:  # what needs a person: `campaignkit runs repair --dry-run` says what and why
+            log.warning("repair: %d finding(s) need a person: %s", len(left),
+                        "; ".join(f"{f.campaign}: {f.kind} ({f.runs} run(s))" for f in left))
 
 
 def prune() -> None:

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 JOBS = "campaignkit.core.scheduling.jobs"
 RETIRED_JOBS = ("housekeeping:digests",)  # campaignkit 0.1's digest job, now the access_review kind's
 FOLD_SECONDS = 60  # how often PostgreSQL's count deltas are folded (core/campaigns/counts.py)
+REPAIR_SECONDS = 300  # how often the safe repairs run (core/campaigns/repair.py): a lease is 5 minutes by default
 FORMER_JOBS = "campaignkit.core.jobs"  # where 0.1's job store found the job functions
 JOB_TABLE = SCHEDULER_JOB_TABLE
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -114,6 +115,7 @@ class SchedulerService:
             with contextlib.suppress(JobLookupError):
                 self.scheduler.remove_job(retired)
         self._ensure("housekeeping:retention", "prune", CronTrigger(hour=3, minute=17, timezone=UTC))
+        self._ensure("housekeeping:repair", "repair_runs", IntervalTrigger(seconds=REPAIR_SECONDS))
         if self.runtime.engine.dialect.name == "postgresql":  # SQLite's triggers keep one count row per key already
             self._ensure("housekeeping:fold-counts", "fold_counts", IntervalTrigger(seconds=FOLD_SECONDS))
         # Anchored at a fixed instant, so that restarting the scheduler (which replaces the job) never puts it off.

@@ -30,7 +30,8 @@ HOUSEKEEPING = {
     "housekeeping:audit-dispatch": "deliver new audit records to the audit sinks",
     "housekeeping:audit-checkpoint": "sign a checkpoint of the audit chain's head",
     "housekeeping:retention": "prune the step records of long-finished runs",
-    "housekeeping:fold-counts": "fold the run counts' deltas into their totals (PostgreSQL)",
+    "housekeeping:repair": "repair stuck runs: the safe fixes of `runs repair`",
+    "housekeeping:fold-counts": "fold the run and report counts' deltas into their totals (PostgreSQL)",
 }
 
 

@@ -1,17 +1,24 @@
 """The API's views of the installation: the schedule (any account) and the plugins with their settings masked (admins
-only). The console's Schedule and Plugins pages show the same, from the same functions."""
+only). The console's Schedule and Plugins pages show the same, from the same functions. And repairing stuck runs
+(operators and admins), as `campaignkit runs repair` does."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, ConfigDict
 
 from ..accounts.roles import GRANTS, Access, Principal
+from ..audit import Actor
+from ..campaigns import Campaigns
+from ..campaigns.repair import repair as run_repair
+from ..errors import NotFound
 from ..plugins.listing import plugins_overview
 from ..runtime import Runtime
 from ..scheduling.upcoming import schedule_overview
 from .console.api_docs import NEEDS
+from .limits import client_ip
 
 
 def administrator(request: Request) -> Principal:
@@ -24,6 +31,13 @@ def administrator(request: Request) -> Principal:
         raise HTTPException(403, f"{principal.user_name} ({principal.role}) may not read the plugins' settings: "
                                  "admins only")
     return principal
+
+
+class RepairRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dry_run: bool = False  # say what would be done, change nothing
+    campaign: str | None = None  # only this campaign: its id, a unique id prefix, or its name
 
 
 def api_operations_router(runtime: Runtime) -> APIRouter:
@@ -40,5 +54,18 @@ def api_operations_router(runtime: Runtime) -> APIRouter:
         """The hook specs, the loaded plugins and what each provides, the blocked ones, and each component's
         settings with every secret masked (admins only)."""
         return plugins_overview(runtime)
+
+    @router.post("/operations/repair")
+    def repair(request: Request, body: RepairRequest | None = None) -> dict[str, Any]:
+        """Find runs that cannot progress and fix them (or, with dry_run, only say what would be done): the
+        findings, each with what it means, what repair does about it and, unless a dry run, what it did."""
+        body = body or RepairRequest()
+        try:
+            campaign_id = Campaigns(runtime).resolve(body.campaign) if body.campaign is not None else None
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        principal = request.state.principal
+        actor = Actor(principal.user_name, None, client_ip(request))
+        return run_repair(runtime, actor, campaign_id=campaign_id, dry_run=body.dry_run).as_dict()
 
     return router

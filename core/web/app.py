@@ -31,8 +31,11 @@ from ..runtime import Runtime
 from .api_audit import api_audit_router
 from .api_campaigns import api_campaigns_router
 from .api_definitions import api_definitions_router
+from .api_entries import api_entries_router
 from .api_operations import api_operations_router
+from .api_reporting import api_reporting_router
 from .api_retry import api_retry_router
+from .api_simulate import api_simulate_router
 from .console import Console, console_router
 from .console.api_docs import API_DOCS
 from .console.gate import KindConsole
@@ -103,8 +106,11 @@ def create_app(runtime: Runtime, on_api_rejected: RejectionRecorder | None = Non
     app.include_router(api_campaigns_router(runtime))
     app.include_router(api_audit_router(runtime))
     app.include_router(api_definitions_router(runtime))
+    app.include_router(api_entries_router(runtime))
     app.include_router(api_operations_router(runtime))
     app.include_router(api_retry_router(runtime))
+    app.include_router(api_reporting_router(runtime))
+    app.include_router(api_simulate_router(runtime))
     for router in kind_routers:
         app.include_router(router)
     handle_errors(app)

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from typing import TYPE_CHECKING, Any, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ...definitions.workflow import Duration
 from ...errors import TemplateStepError
 from ...step import NEXT, TIMEOUT, StepContext, StepResult, StepType
+from .local_time import (
+    ATTRIBUTE_PATTERN,
+    WEEKDAYS,
+    TimeOfDay,
+    canonical_zone,
+    next_local_time,
+    next_window_opening,
+    run_zone,
+)
 
 if TYPE_CHECKING:
     from ...runtime import Runtime
@@ -113,27 +121,48 @@ class RandomCohort(StepType):
 
 
 class TimeDelay(StepType):
-    """time_delay: parks the run for a fixed duration (ISO 8601 like PT2H or P3D, or seconds)."""
+    """time_delay: parks the run for a fixed duration (ISO 8601 like PT2H or P3D, or seconds), then, with ``at``,
+    until the next such local time (the target's own zone with ``timezone_attribute``, else ``timezone``)."""
 
     name = "time_delay"
     waits = True
-    description = "Waits for a duration."
+    description = "Waits for a duration, then optionally until a local time of day."
 
     class Config(_Config):
         duration: Duration = Field(description="ISO 8601 duration (PT2H, P3D) or seconds, up to 10 years")
+        at: TimeOfDay | None = Field(default=None, description='After the duration, wait for this local time '
+                                                              '("09:00")')
+        timezone: str | None = Field(default=None, description="The zone of at (default UTC), and the fallback "
+                                                               "of timezone_attribute")
+        timezone_attribute: str | None = Field(default=None, pattern=ATTRIBUTE_PATTERN,
+                                               description="The target attribute holding its own IANA zone")
+
+        @field_validator("timezone", "timezone_attribute")
+        @classmethod
+        def _zone(cls, value: str | None, info: ValidationInfo) -> str | None:
+            if value is not None and "at" in info.data and info.data["at"] is None:
+                raise ValueError('says whose clock `at` reads: give at, e.g. at: "09:00"')
+            return canonical_zone(value) if value is not None and info.field_name == "timezone" else value
 
     def execute(self, ctx: StepContext) -> StepResult:
-        until = datetime.fromisoformat(ctx.wait["until"]) if ctx.wait else ctx.now + ctx.config.duration
-        if ctx.now >= until:
-            return StepResult.follow()
-        return StepResult.wait(until=until)
+        config = ctx.config
+        if config.at is None:
+            until = datetime.fromisoformat(ctx.wait["until"]) if ctx.wait else ctx.now + config.duration
+            return StepResult.follow() if ctx.now >= until else StepResult.wait(until=until)
+        chosen = run_zone(ctx.target, config.timezone_attribute, config.timezone or "UTC")
+        until = (datetime.fromisoformat(ctx.wait["until"]) if ctx.wait
+                 else next_local_time(ctx.now + config.duration, config.at, chosen.zone))
+        detail = {**chosen.detail, "local_time": until.astimezone(chosen.zone).isoformat()}
+        return StepResult.follow(**detail) if ctx.now >= until else _wait(until, detail)
 
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+def _wait(until: datetime, detail: dict[str, str]) -> StepResult:
+    return StepResult(edge=None, waiting=True, wait_until=until, detail=detail)
 
 
 class TimeWindow(StepType):
-    """time_window: lets a run pass only on allowed days between two local times, else waits for the next."""
+    """time_window: lets a run pass only on allowed days between two local times, else waits for the next; in the
+    target's own zone with ``timezone_attribute``, else in ``timezone``."""
 
     name = "time_window"
     waits = True
@@ -141,9 +170,11 @@ class TimeWindow(StepType):
 
     class Config(_Config):
         days: list[str] = Field(default_factory=lambda: list(WEEKDAYS[:5]))
-        start: time = time(9, 0)
-        end: time = time(17, 0)
-        timezone: str = "UTC"
+        start: TimeOfDay = time(9, 0)
+        end: TimeOfDay = time(17, 0)
+        timezone: str = Field(default="UTC", description="The window's zone, and the fallback of timezone_attribute")
+        timezone_attribute: str | None = Field(default=None, pattern=ATTRIBUTE_PATTERN,
+                                               description="The target attribute holding its own IANA zone")
 
         @field_validator("days")
         @classmethod
@@ -157,11 +188,7 @@ class TimeWindow(StepType):
         @field_validator("timezone")
         @classmethod
         def _zone(cls, value: str) -> str:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {value!r}") from None
-            return value
+            return canonical_zone(value)
 
         @model_validator(mode="after")
         def _order(self) -> Self:
@@ -170,28 +197,14 @@ class TimeWindow(StepType):
             return self
 
     def execute(self, ctx: StepContext) -> StepResult:
-        opens = next_window_opening(ctx.now, ctx.config)
-        if opens <= ctx.now:
-            return StepResult.follow()
-        return StepResult.wait(until=opens)
-
-
-def next_window_opening(now: datetime, config: Any) -> datetime:
-    """``now`` if inside the window, else the next moment it opens (in UTC)."""
-    zone = ZoneInfo(config.timezone)
-    local = now.astimezone(zone)
-    allowed = {WEEKDAYS.index(d) for d in config.days}
-    for offset in range(8):
-        day = (local + timedelta(days=offset)).date()
-        if day.weekday() not in allowed:
-            continue
-        start = datetime.combine(day, config.start, tzinfo=zone)
-        end = datetime.combine(day, config.end, tzinfo=zone)
-        if offset == 0 and start <= local < end:
-            return now
-        if start > local:
-            return start.astimezone(now.tzinfo)
-    raise AssertionError("a week always holds an allowed day")
+        config = ctx.config
+        if config.timezone_attribute is None:  # the node's zone: no detail, as before target zones
+            opens = next_window_opening(ctx.now, config)
+            return StepResult.follow() if opens <= ctx.now else StepResult.wait(until=opens)
+        chosen = run_zone(ctx.target, config.timezone_attribute, config.timezone)
+        opens = next_window_opening(ctx.now, config, chosen.zone)
+        detail = {**chosen.detail, "local_time": opens.astimezone(chosen.zone).isoformat()}
+        return StepResult.follow(**detail) if opens <= ctx.now else _wait(opens, detail)
 
 
 class WaitForEvent(StepType):

@@ -111,6 +111,7 @@ def console_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
         retry,
         schedule,
         sign_in,
+        simulations,
         sso,
         users,
     )
@@ -118,7 +119,7 @@ def console_router(runtime: Runtime, rejections: Rejections) -> APIRouter:
     console = Console.build(runtime, rejections)
     router = APIRouter(include_in_schema=False)
     # definitions before campaigns: /campaigns/new is not a campaign's page.
-    for area in (sign_in, sso, definitions, campaigns, contacts, actions, retry, audit, schedule, plugins, users,
-                 api_docs):
+    for area in (sign_in, sso, definitions, campaigns, contacts, actions, retry, simulations, audit, schedule,
+                 plugins, users, api_docs):
         router.include_router(area.router(console))
     return router

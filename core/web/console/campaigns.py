@@ -25,6 +25,7 @@ from ...errors import CampaignkitError, NotFound
 from ...kinds import CampaignKind
 from . import Console
 from .actions import may_operate
+from .report_chart import activity
 from .workflow_map import draw
 
 PAGE_SIZE = 50
@@ -72,9 +73,10 @@ def router(console: Console) -> APIRouter:
             tabs = [EXECUTIONS, *kind.console_tabs]
             common = {"session": session, "campaign": summary, "statuses": STATUSES, "tabs": tabs,
                       **_overview(console, summary),
+                      **activity(console.runtime, summary["id"], request.query_params.get("report")),
                       "actions": STATE_ACTIONS.get(summary["state"], ()) if may_operate(session) else (),
                       "may_edit": may_operate(session) and summary["state"] != "terminated",
-                      "done": DONE.get(done)}
+                      "done": DONE.get(done), "may_simulate": may_operate(session)}
             if tab in kind.console_tabs:
                 return console.render("campaign", tab=tab, **common,
                                       **_kind_tab(console, kind, tab, campaign_id, request, session))
