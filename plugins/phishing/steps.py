@@ -100,6 +100,28 @@ class PhishingSend(StepType):
             store.mark_sent(conn, ctx.run_id, runtime.clock.now(), detail)
         return StepResult.follow(attack=attack.name, **detail)
 
+    def simulate(self, ctx: StepContext) -> StepResult:
+        """In a simulation (`campaign simulate`): the email the recipient would get, rendered, with a sample token in
+        its links (a simulated run has no results row), or Blocklisted for an address on the bounced mailboxes
+        list; nothing is sent and no delivery status written."""
+        from campaignkit.core.db import reading
+
+        from . import store
+        from .vocabulary import SAMPLE_TOKEN
+
+        cfg: PhishingSend.Config = ctx.config
+        attack = next((a for a in cfg.attacks if a.name == ctx.context.get("attack")), cfg.attacks[0])
+        to = str(ctx.template_vars()["recipient"]["email"]).strip()
+        if not to:  # as the real send: the address is refused, and the run goes on as undelivered
+            return StepResult.follow(UNDELIVERED, delivery=FAILED, error="no recipient address")
+        with reading(ctx.runtime.engine) as conn:
+            if store.blocked(conn, to) is not None:
+                return StepResult.follow(UNDELIVERED, delivery=BLOCKLISTED)
+        message = self._message(ctx, cfg, attack, to, SAMPLE_TOKEN, 0)
+        return StepResult.follow(attack=attack.name, channel=cfg.channel, to=to, message={
+            "channel": cfg.channel, "to": to, "subject": message.subject, "text": message.text,
+            "html": message.html})
+
     def _message(self, ctx: StepContext, cfg: PhishingSend.Config, attack: AttackRef, to: str, token: str,
                  attempt: int) -> Message:
         from campaignkit.core.templating import render

@@ -38,6 +38,28 @@ class PhishingTraining(StepType):
         runtime.registry.require("channel", parsed.channel)
         return parsed
 
+    def simulate(self, ctx: StepContext) -> StepResult:
+        """In a simulation: the training email rendered with the built-in course's link (a sample token); no
+        provider is asked to enrol anyone and nothing is sent."""
+        from campaignkit.core.templating import render
+        from campaignkit.core.web.links import page_url
+
+        from .vocabulary import SAMPLE_TOKEN
+
+        cfg: PhishingTraining.Config = ctx.config
+        url = page_url(ctx.runtime, f"p/{SAMPLE_TOKEN}/training")
+        variables = {**ctx.template_vars(), "training": {"url": url, "course": cfg.course, "reminder": cfg.reminder}}
+        to = str(variables["recipient"]["email"])
+        env = ctx.runtime.jinja
+        message = {"channel": cfg.channel, "to": to, "html": None,
+                   "subject": render(env.get_template(f"{cfg.template}/subject.txt"), variables).strip(),
+                   "text": render(env.get_template(f"{cfg.template}/body.txt"), variables)}
+        updates: dict[str, Any] = {"training_key": ctx.idempotency_key}
+        if cfg.reminder:
+            updates[REMINDERS] = int(ctx.context.get(REMINDERS) or 0) + 1
+        return StepResult(detail={"course": cfg.course, "reminder": cfg.reminder, "channel": cfg.channel, "to": to,
+                                  "message": message}, context_updates=updates)
+
     def execute(self, ctx: StepContext) -> StepResult:
         # Imported here: registering the step type (the CLI's --help does) must not load the database or Jinja2.
         from campaignkit.core.db import reading
