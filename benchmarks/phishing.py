@@ -44,7 +44,6 @@ import http.client
 import io
 import math
 import os
-import platform
 import pstats
 import random
 import re
@@ -65,6 +64,7 @@ from typing import Any
 
 from engine import cpu_calibration  # benchmarks/engine.py: the host's speed
 from history import _peak_rss, _reset_peak_rss, timed  # benchmarks/history.py: median and worst; peak RSS
+from host import machine  # benchmarks/host.py
 from sqlalchemy import String, case, func, select, update
 
 from campaignkit.core.audit import Actor
@@ -159,18 +159,6 @@ finally:
 
 
 # --- the machine ------------------------------------------------------------------------------------------------
-
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown")
-    memory = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:")), 0)
-    import sqlalchemy
-    import uvicorn
-
-    return (f"{model}, {os.cpu_count()} cores, {memory / 2**20:.0f} GiB RAM; Python {platform.python_version()}, "
-            f"SQLite {sqlite3.sqlite_version}, SQLAlchemy {sqlalchemy.__version__}, uvicorn {uvicorn.__version__}")
-
 
 def load() -> str:
     return " ".join(f"{n:.2f}" for n in os.getloadavg())
@@ -766,7 +754,8 @@ def main() -> None:
     else:
         atexit.register(shutil.rmtree, folder, True)
     command = " ".join(["python benchmarks/phishing.py", *sys.argv[1:]])
-    print(f"command: {command}\nmachine: {machine()}\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {load()}, "
+    print(f"command: {command}\nmachine: {machine('sqlalchemy', 'uvicorn')}\n"
+          f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {load()}, "
           f"calibration {cpu_calibration():.2f} s (benchmarks/engine.py's fixed loop)")
     checks: list[tuple[str, bool, str]] = []
     if "tracking" in args.parts:

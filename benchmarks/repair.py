@@ -19,11 +19,9 @@ from __future__ import annotations
 import argparse
 import atexit
 import os
-import platform
 import secrets
 import shutil
 import socket
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -33,6 +31,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from host import machine  # benchmarks/host.py
 from sqlalchemy import bindparam, text
 
 from campaignkit.core.audit import Actor
@@ -77,13 +76,6 @@ FROM seq
 """
 BACKFILL = ("INSERT INTO run_counts (campaign_id, launch_id, status, node, runs) SELECT campaign_id, launch_id, "
             "status, coalesce(current_node, ''), count(*) FROM runs GROUP BY 1, 2, 3, 4")
-
-
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    return (f"{platform.node()}: {cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
 
 
 def build(runtime: Runtime, total: int) -> dict[str, str]:

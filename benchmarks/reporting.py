@@ -22,20 +22,19 @@ import argparse
 import atexit
 import json
 import os
-import platform
 import random
 import secrets
 import shutil
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
+from history import timed  # benchmarks/history.py: median and worst
+from host import machine  # benchmarks/host.py
 from sqlalchemy import insert, text
 
 from campaignkit.core.campaigns.reporting import campaign_report
@@ -62,27 +61,6 @@ class Claimed(NamedTuple):
     current_node: str | None
     status: str
     attempt: int
-
-
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown")
-    memory = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:")), 0)
-    import sqlalchemy
-
-    return (f"{model}, {os.cpu_count()} cores, {memory / 2**20:.0f} GiB RAM; Python {platform.python_version()}, "
-            f"SQLite {sqlite3.sqlite_version}, SQLAlchemy {sqlalchemy.__version__}")
-
-
-def timed(call: Callable[[], Any], repeat: int) -> tuple[float, float]:
-    call()  # warm the page cache and SQLAlchemy's statement cache
-    times = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - began) * 1000)
-    return statistics.median(times), max(times)
 
 
 def create_campaigns(runtime: Runtime, nodes: int) -> tuple[str, str]:
@@ -215,7 +193,7 @@ def main() -> None:
     atexit.register(shutil.rmtree, folder, True)  # ten million step records are a few gigabytes
     database = folder / "bench.db"
     print(f"command: python benchmarks/reporting.py {' '.join(sys.argv[1:])}".rstrip())
-    print(f"machine: {machine()}")
+    print(f"machine: {machine('sqlalchemy')}")
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {' '.join(f'{n:.2f}' for n in os.getloadavg())}")
     settings = Settings(var_dir=folder, database_url=f"sqlite:///{database}", audit_key=secrets.token_urlsafe(48))
     runtime = Runtime(settings)
