@@ -33,6 +33,9 @@ class Component:
     name: ClassVar[str]
     config_key: ClassVar[str | None] = None
     Config: ClassVar[type[BaseModel]] = NoConfig
+    # False for a component whose calls never wait on anything outside the process (no network, disk or lock held
+    # elsewhere): the worker then runs the steps that use it inline instead of on its thread pool under a timeout.
+    blocking: ClassVar[bool] = True
 
     @classmethod
     def settings_key(cls) -> str:

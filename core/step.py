@@ -13,7 +13,10 @@ from pydantic import BaseModel
 from .interfaces import NoConfig
 
 if TYPE_CHECKING:
+    import jinja2
+
     from .runtime import Runtime
+    from .templating import Scope
 
 NEXT = "next"
 FAILURE = "failure"
@@ -54,6 +57,7 @@ class StepContext:
     # True in a simulation (``campaign simulate``): nothing is sent or changed, ``run_id`` is negative (no such run).
     simulated: bool = False
     _variables: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    _scope: Scope | None = field(default=None, init=False, repr=False)
 
     def template_vars(self) -> dict[str, Any]:
         """What templates see: plain values only (dicts, strings, numbers, times). Nothing here holds the runtime,
@@ -68,6 +72,15 @@ class StepContext:
                 "now": self.now,
             }
         return self._variables
+
+    def render(self, template: jinja2.Template) -> str:
+        """One of the step's templates rendered from ``template_vars()``; a template that fails on the run's data
+        raises TemplateStepError naming its file and line. Added in campaignkit 0.3."""
+        if self._scope is None:
+            from .templating import Scope  # templating reads this module's names
+
+            self._scope = Scope(self.template_vars())
+        return self._scope.render(template)
 
 
 @dataclass(frozen=True)
@@ -105,8 +118,8 @@ class StepType(ABC):
     """A kind of node. Subclasses set ``name`` and ``Config`` and implement ``execute``.
 
     ``waits``: the step can park a run (a cycle through such a node is allowed).
-    ``side_effect``: the step talks to the outside; it runs on the worker's thread pool with a timeout and
-    its idempotency key is stable across retries and redelivery.
+    ``side_effect``: the step talks to the outside; its idempotency key is stable across retries and redelivery,
+    and it runs on the worker's thread pool with a timeout unless ``blocks`` says it cannot wait on anything.
     """
 
     name: ClassVar[str]
@@ -126,6 +139,13 @@ class StepType(ABC):
     def templates(self, config: Any) -> dict[str, str]:
         """Template sources in the config, by field name, for validation against undefined variables."""
         return {}
+
+    def blocks(self, config: Any, runtime: Runtime) -> bool:
+        """Whether a node with this (compiled) config may wait on something outside (network, disk, another
+        process): such a step runs on the worker's thread pool under its timeout; any other runs inline, which
+        is cheaper. A side effect blocks unless its type knows better (a send through a channel that declares
+        ``blocking = False``). Added in campaignkit 0.3."""
+        return self.side_effect
 
     def compile(self, config: Mapping[str, Any], runtime: Runtime) -> Any:
         """Validate and prepare a node's config once per workflow version; the result is ``ctx.config``."""

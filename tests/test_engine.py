@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from campaignkit.core import AudienceError, Channel, Delivery, Message, PermanentStepError, StepError, hookimpl
-from campaignkit.core.db.schema import audit_history, launches
+from campaignkit.core.db.schema import audit_history, launches, runs
 
 FLOW = """
 name: Engine
@@ -176,6 +176,21 @@ def test_terminate_ends_unfinished_runs_and_drops_a_worker_s_late_results(make_r
         details = conn.execute(select(audit_history.c.details).where(
             audit_history.c.audit_sub_type == "Workflow Termination Request")).scalar_one()
     assert details == "1 unfinished run(s) terminated"
+
+
+def test_a_run_taken_over_during_a_batch_drops_only_its_own_results(make_runtime: Any, actor: Any, tmp_path: Any,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    harness, _, campaign_id = setup(make_runtime, actor, tmp_path, {}, keys="a\nb\n")
+    claimed = harness.worker._claim(harness.runtime.clock.now())
+    taken = next(row.id for row in claimed if row.target_key == "a")
+    with harness.runtime.engine.begin() as conn:  # a's lease ran out and another worker claimed it meanwhile
+        conn.execute(update(runs).where(runs.c.id == taken).values(lease_owner="other",
+                                                                    lease_token=runs.c.lease_token + 1))
+    harness.worker._process(claimed)
+    a, b = harness.runs(campaign_id)
+    assert (b.status, [s.node_id for s in harness.steps(b.id)]) == ("completed", ["start", "mail", "done"])
+    assert (a.status, a.current_node, a.lease_owner, harness.steps(a.id)) == ("pending", None, "other", [])
+    assert "1 run(s) changed hands or state during the batch" in caplog.text
 
 
 def test_a_campaign_completes_when_its_last_run_finishes(make_runtime: Any, actor: Any, tmp_path: Any) -> None:

@@ -31,6 +31,7 @@ class CompiledNode:
     edges: dict[str, str]
     retry: RetryPolicy
     timeout_seconds: float
+    pooled: bool  # runs on the worker's thread pool under its timeout (StepType.blocks), not inline
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,16 @@ def compile_workflow(
     nodes = {}
     for node in definition.workflow.nodes:
         step = runtime.registry.step_type(node.type)
+        config = step.compile(node.config, runtime)
         nodes[node.id] = CompiledNode(
             id=node.id,
             type=node.type,
             step=step,
-            config=step.compile(node.config, runtime),
+            config=config,
             edges=node.all_edges(),
             retry=node.retry or DEFAULT_RETRY,
             timeout_seconds=node.timeout_seconds or default_timeout,
+            pooled=step.blocks(config, runtime),
         )
     kind = runtime.kind(definition.kind)
     return CompiledWorkflow(version_id, campaign_id, definition, definition.workflow.start_node(), nodes, kind,

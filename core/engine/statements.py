@@ -1,24 +1,35 @@
 """The worker's hot-path statements (claim, step-record upsert, first-attempt starts, run update): built once per
-worker, so SQLAlchemy's compiled cache is hit on every batch."""
+worker, so SQLAlchemy's compiled cache is hit on every batch, and the two that write a row per step compiled once
+for the driver (core/db/bulk.py), so a batch hands it prepared tuples."""
 
 from __future__ import annotations
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import Dialect, bindparam, delete, exists, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..db.schema import runs, step_records, step_starts
+from ..db.bulk import PreparedStatement
+from ..db.schema import events, runs, step_records, step_starts
 from ..kinds import ENGINE_FACETS
 
 FACETS = ENGINE_FACETS  # what steps may set, as far as the run's kind declares (CampaignKind.facets)
 # What the engine keeps per run: the facets, and the assignment version it bumps whenever the assignee changes (a
 # decision link is bound to it, so a link stops working once its item is handed to someone else).
 RUN_FACETS = (*FACETS, "assignment")
+# A step record as the worker builds it (a dict with these keys), in the order the prepared upsert takes them.
+STEP_RECORD = ("run_id", "node_id", "visit", "step_type", "attempt", "started_at", "idempotency_key", "finished_at",
+               "outcome", "edge", "detail")
+# What every run update sets, in the order the prepared update takes them after the run's id; then the facets that
+# changed. A facet is only written when it changed: on SQLite an UPDATE maintains every index on a column it sets,
+# changed or not, and most steps change no facet.
+RUN_UPDATE = ("status", "current_node", "context", "due_at", "attempt", "error", "updated_at", "finished_at")
 
 
 class Statements:
     """The hot path's statements, built once so SQLAlchemy's compiled cache is hit every batch."""
 
-    def __init__(self, postgres: bool) -> None:
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        postgres = dialect.name == "postgresql"
         due = select(runs.c.id).where(runs.c.due_at <= bindparam("now")).order_by(runs.c.due_at).limit(
             bindparam("limit")
         )
@@ -31,7 +42,10 @@ class Statements:
                     lease_token=runs.c.lease_token + 1)
             .returning(runs.c.id, runs.c.campaign_id, runs.c.launch_id, runs.c.version_id, runs.c.target_key,
                        runs.c.target, runs.c.status, runs.c.current_node, runs.c.context, runs.c.attempt,
-                       runs.c.lease_token, *(runs.c[name] for name in RUN_FACETS))
+                       runs.c.lease_token, *(runs.c[name] for name in RUN_FACETS),
+                       # Whether the run has events to read: most have none, and need no query for them.
+                       exists().where(events.c.run_id == runs.c.id, events.c.consumed_at.is_(None))
+                       .label("has_events"))
         )
         insert = postgresql.insert if postgres else sqlite.insert
         # A new start, or the one recorded by an earlier attempt (updated to itself, so RETURNING gives it back):
@@ -41,7 +55,7 @@ class Statements:
             index_elements=list(step_starts.primary_key.columns), set_={"started_at": step_starts.c.started_at},
         ).returning(step_starts.c.run_id, step_starts.c.node_id, step_starts.c.visit, step_starts.c.started_at)
         stmt = insert(step_records)
-        self.upsert_step = stmt.on_conflict_do_update(
+        self.upsert_step = PreparedStatement(dialect, stmt.on_conflict_do_update(
             index_elements=[step_records.c.run_id, step_records.c.node_id, step_records.c.visit],
             set_={
                 "attempt": stmt.excluded.attempt,
@@ -50,20 +64,22 @@ class Statements:
                 "edge": stmt.excluded.edge,
                 "detail": stmt.excluded.detail,
             },
-        )
-        self.update_run = (
-            update(runs)
-            .where(and_(runs.c.id == bindparam("b_id")))
-            .values(
-                status=bindparam("b_status"),
-                current_node=bindparam("b_node"),
-                context=bindparam("b_context", type_=runs.c.context.type),
-                due_at=bindparam("b_due", type_=runs.c.due_at.type),
-                lease_owner=None,
-                attempt=bindparam("b_attempt"),
-                error=bindparam("b_error"),
-                updated_at=bindparam("b_now", type_=runs.c.updated_at.type),
-                finished_at=bindparam("b_finished", type_=runs.c.finished_at.type),
-                **{name: bindparam(f"b_{name}", type_=runs.c[name].type) for name in RUN_FACETS},
-            )
-        )
+        ), STEP_RECORD)
+        self.delete_start = PreparedStatement(dialect, delete(step_starts).where(
+            step_starts.c.run_id == bindparam("d_run"), step_starts.c.node_id == bindparam("d_node"),
+            step_starts.c.visit == bindparam("d_visit")), ("d_run", "d_node", "d_visit"))
+        self._run_updates: dict[tuple[str, ...], PreparedStatement] = {}
+
+    def update_run(self, facets: tuple[str, ...]) -> PreparedStatement:
+        """The run update that also writes ``facets`` (in RUN_FACETS order), for the runs whose lease the worker
+        still holds; rows are (id, lease owner, lease token, *RUN_UPDATE, *facets)."""
+        found = self._run_updates.get(facets)
+        if found is None:
+            columns = (*RUN_UPDATE, *facets)
+            statement = update(runs).where(
+                runs.c.id == bindparam("b_id"), runs.c.lease_owner == bindparam("b_owner"),
+                runs.c.lease_token == bindparam("b_token"),
+            ).values(lease_owner=null(), **{name: bindparam(f"b_{name}", type_=runs.c[name].type) for name in columns})
+            found = self._run_updates[facets] = PreparedStatement(
+                self.dialect, statement, ("b_id", "b_owner", "b_token", *(f"b_{name}" for name in columns)))
+        return found

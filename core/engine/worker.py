@@ -10,19 +10,20 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Row, case, delete, exists, select, tuple_, update
+from sqlalchemy import Connection, Row, case, exists, select, update
 
 from ..audit import Actor, AuditObject, AuditSubType, AuditType, record
 from ..db import is_postgres, writing
-from ..db.schema import LIVE_STATUSES, campaigns, events, launches, runs, step_starts
+from ..db.schema import LIVE_STATUSES, campaigns, events, launches, runs
 from ..errors import StepError
 from ..step import FAILURE, NEXT, RunEvent, StepContext, StepResult
 from .compiled import CompiledNode, CompiledWorkflow, WorkflowCache
 from .executor import Outcome, StepExecutor
 from .report_tally import ReportTally
-from .statements import FACETS, RUN_FACETS, Statements
+from .statements import RUN_FACETS, STEP_RECORD, Statements
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 # Engine bookkeeping inside a run's context; user data never starts with an underscore.
 VISITS, VISIT, WAIT = "_visits", "_visit", "_wait"
 MAX_RETRY_AFTER_SECONDS = 86_400
+_STEP_RECORD_VALUES = itemgetter(*STEP_RECORD)  # a step record's values in the prepared upsert's order
 
 
 def idempotency_key(run_id: int, node_id: str, visit: int) -> str:
@@ -67,6 +69,7 @@ class RunState:
     events: list[RunEvent] = field(default_factory=list)
     consumed: list[int] = field(default_factory=list)
     facets: dict[str, Any] = field(default_factory=dict)
+    claimed_facets: tuple[Any, ...] = ()  # the facets as claimed, in RUN_FACETS order: only changed ones are written
 
     @property
     def visit(self) -> int:
@@ -89,6 +92,10 @@ class BatchStats:
     finished: int = 0
 
 
+class _ChangedHands(Exception):
+    """A run of the batch is no longer this worker's: write the batch again for the runs that still are."""
+
+
 class Worker:
     """Any number of workers may run against one database; leases keep them from sharing a run."""
 
@@ -99,7 +106,7 @@ class Worker:
         self.workflows = WorkflowCache(runtime)
         self._deadlines: dict[int, datetime | None] = {}  # a cycle's deadline is fixed when it launches
         self.executor = StepExecutor(self.settings.threads)
-        self._statements = Statements(is_postgres(runtime.engine))
+        self._statements = Statements(runtime.engine.dialect)
         self._tally = ReportTally(is_postgres(runtime.engine))  # the campaign reports' counts
 
     # --- loop ---------------------------------------------------------------------------------------
@@ -161,7 +168,7 @@ class Worker:
         for row in rows:
             state = self._state(row, now, records)
             states.append(state)
-        self._attach_events(states)
+        self._attach_events([s for s, row in zip(states, rows, strict=True) if row.has_events])
         self._load_deadlines(states)
         live = [s for s in states if not s.finished and s.status != "waiting"]
         max_steps = self.settings.max_steps_per_claim
@@ -193,6 +200,7 @@ class Worker:
             workflow=workflow, target_key=row.target_key, target=row.target, context=context,
             node_id=row.current_node or workflow.start, attempt=row.attempt,
             facets={name: getattr(row, name) for name in RUN_FACETS},
+            claimed_facets=tuple(getattr(row, name) for name in RUN_FACETS),
         )
         if row.current_node is None:
             state.enter(workflow.start)
@@ -361,30 +369,43 @@ class Worker:
         self, states: list[RunState], records: list[dict[str, Any]], started: set[tuple[int, str, int]],
         now: datetime, claimed: list[Row[Any]],
     ) -> tuple[list[RunState], list[str]]:
-        """Returns the runs that finished and the campaigns that completed with them."""
-        with writing(self.runtime.engine) as conn:
-            owned = self._still_owned(conn, states)
-            if len(owned) < len(states):
+        """Returns the runs that finished and the campaigns that completed with them.
+
+        Almost always every run is still ours: the run updates, which match on the lease, say so by their count,
+        and the batch is written in one go. Otherwise (a lease expired and another worker took the run, or a
+        person terminated it) that transaction is rolled back and the batch is written for the runs still ours."""
+        try:
+            with writing(self.runtime.engine) as conn:
+                return self._write_owned(conn, states, records, started, now, claimed, None)
+        except _ChangedHands:
+            with writing(self.runtime.engine) as conn:
+                owned = self._still_owned(conn, states)
                 log.warning("%d run(s) changed hands or state during the batch; their results are dropped",
                             len(states) - len(owned))
-            kept_records = [r for r in records if r["run_id"] in owned]
-            if kept_records:
-                conn.execute(self._statements.upsert_step, kept_records)
-                self._tally.write(conn, claimed, kept_records)
-            settled = [key for r in kept_records if r["outcome"] != "retrying"
-                       and (key := (r["run_id"], r["node_id"], r["visit"])) in started]
-            if settled:  # their visits have an outcome: no later attempt needs their first time
-                conn.execute(delete(step_starts).where(
-                    tuple_(step_starts.c.run_id, step_starts.c.node_id, step_starts.c.visit).in_(settled)))
-            kept = [s for s in states if s.id in owned]
-            if kept:
-                conn.execute(self._statements.update_run, [self._run_params(s, now) for s in kept])
-            consumed = [event_id for s in kept for event_id in s.consumed]
-            if consumed:
-                conn.execute(update(events).where(events.c.id.in_(consumed)).values(consumed_at=now))
-            self._wake_waiting_with_new_events(conn, [s for s in kept if s.status == "waiting"], now)
-            finished = [s for s in kept if s.finished]
-            completed = self._complete_campaigns(conn, {s.campaign_id for s in finished}, now)
+                return self._write_owned(conn, states, records, started, now, claimed, owned)
+
+    def _write_owned(
+        self, conn: Connection, states: list[RunState], records: list[dict[str, Any]],
+        started: set[tuple[int, str, int]], now: datetime, claimed: list[Row[Any]], owned: set[int] | None,
+    ) -> tuple[list[RunState], list[str]]:
+        """Write the batch for the runs ``owned`` (None: all of them, raising _ChangedHands if one is not)."""
+        kept = states if owned is None else [s for s in states if s.id in owned]
+        if self._update_runs(conn, kept, now) < len(kept) and owned is None:
+            raise _ChangedHands
+        kept_records = records if owned is None else [r for r in records if r["run_id"] in owned]
+        if kept_records:
+            self._statements.upsert_step.execute(conn, map(_STEP_RECORD_VALUES, kept_records))
+            self._tally.write(conn, claimed, kept_records)
+        settled = [key for r in kept_records if r["outcome"] != "retrying"
+                   and (key := (r["run_id"], r["node_id"], r["visit"])) in started]
+        if settled:  # their visits have an outcome: no later attempt needs their first time
+            self._statements.delete_start.execute(conn, settled)
+        consumed = [event_id for s in kept for event_id in s.consumed]
+        if consumed:
+            conn.execute(update(events).where(events.c.id.in_(consumed)).values(consumed_at=now))
+        self._wake_waiting_with_new_events(conn, [s for s in kept if s.status == "waiting"], now)
+        finished = [s for s in kept if s.finished]
+        completed = self._complete_campaigns(conn, {s.campaign_id for s in finished}, now)
         return finished, completed
 
     def _still_owned(self, conn: Connection, states: list[RunState]) -> set[int]:
@@ -396,15 +417,19 @@ class Worker:
             query = query.with_for_update()
         return {row.id for row in conn.execute(query) if tokens[row.id] == row.lease_token}
 
-    def _run_params(self, s: RunState, now: datetime) -> dict[str, Any]:
-        return {
-            "b_id": s.id, "b_status": s.status, "b_node": s.node_id, "b_context": s.context,
-            "b_due": None if s.finished else s.due_at if s.status == "waiting" else (s.due_at or now),
-            "b_attempt": s.attempt, "b_error": s.error, "b_now": now,
-            "b_finished": now if s.finished else None,
-            **{f"b_{name}": s.facets.get(name) for name in FACETS},
-            "b_assignment": int(s.facets.get("assignment") or 0),
-        }
+    def _update_runs(self, conn: Connection, kept: list[RunState], now: datetime) -> int:
+        """One statement per set of facets that changed (most batches: one, with none), each row matching only
+        while the run's lease is still ours; returns how many runs were updated."""
+        by_facets: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for s in kept:
+            changed = tuple(name for name, was in zip(RUN_FACETS, s.claimed_facets, strict=True)
+                            if s.facets.get(name) != was)
+            due = None if s.finished else s.due_at if s.status == "waiting" else (s.due_at or now)
+            by_facets.setdefault(changed, []).append((
+                s.id, self.worker_id, s.lease_token, s.status, s.node_id, s.context, due, s.attempt, s.error, now,
+                now if s.finished else None,
+                *(s.facets.get(name) for name in changed)))
+        return sum(self._statements.update_run(changed).execute(conn, rows) for changed, rows in by_facets.items())
 
     def _wake_waiting_with_new_events(self, conn: Connection, waiting: list[RunState], now: datetime) -> None:
         """An event that arrived while we held the lease could not wake the run; wake it now. Only for the events

@@ -35,6 +35,7 @@ class NullChannel(Channel):
     """null: accepts every message and does nothing (benchmarks, dry runs)."""
 
     name = "null"
+    blocking = False
 
     def send(self, message: Message) -> Delivery:
         return Delivery()

@@ -1,6 +1,7 @@
 """Built-in step types with side effects: messages, custom fields, enforcement, events to plugins.
 
-Each runs on the worker's thread pool with a timeout and hands its idempotency key to the plugin it calls.
+Each hands its idempotency key to the plugin it calls, and runs on the worker's thread pool with a timeout unless the
+plugin declares it never blocks (``Component.blocking``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ...errors import ConfigurationError, PermanentStepError
 from ...interfaces import EnforcementRequest, FieldUpdate, Message
 from ...step import StepContext, StepResult, StepType
-from ...templating import render
 
 if TYPE_CHECKING:
     from ...runtime import Runtime
@@ -30,7 +30,7 @@ def _compile_all(runtime: Runtime, sources: dict[str, str]) -> dict[str, jinja2.
 
 def _render(template: jinja2.Template, ctx: StepContext) -> str:
     # The same data renders the same way on every attempt: a failure is the author's to fix (TemplateStepError).
-    return render(template, ctx.template_vars())
+    return ctx.render(template)
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,9 @@ class SendMessage(StepType):
 
     def templates(self, config: CompiledMessage) -> dict[str, str]:
         return dict(config.sources)
+
+    def blocks(self, config: CompiledMessage, runtime: Runtime) -> bool:
+        return runtime.registry.channel(config.channel, runtime).blocking
 
     def execute(self, ctx: StepContext) -> StepResult:
         msg: CompiledMessage = ctx.config
@@ -203,6 +206,9 @@ class SendEvent(StepType):
 
     def templates(self, config: Any) -> dict[str, str]:
         return {f"payload.{k}": v for k, v in config[0].payload.items()}
+
+    def blocks(self, config: Any, runtime: Runtime) -> bool:
+        return bool(runtime.pm.hook.on_workflow_event.get_hookimpls())  # with no listener, nothing can wait
 
     def execute(self, ctx: StepContext) -> StepResult:
         parsed, templates = ctx.config

@@ -1,0 +1,47 @@
+"""A step's templates rendered from one Scope read exactly as Jinja's own render: the same text, the same
+autoescaping and inheritance, the same sandbox, the same error with its file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from campaignkit.core.errors import TemplateStepError
+from campaignkit.core.templating import Scope, make_environment
+
+VARIABLES = {"target": {"name": "Ada <admin>", "plan": "pro"}, "context": {"n": 3}}
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> jinja2.Environment:
+    (tmp_path / "base.html").write_text("<h1>{% block title %}Base{% endblock %}</h1>{{ target.name }}\n")
+    (tmp_path / "child.html").write_text('{% extends "base.html" %}{% block title %}Hi {{ target.name }}'
+                                         "{% endblock %}")
+    (tmp_path / "broken.txt").write_text("line one\n{{ target.name | int(strict) }}\n")
+    return make_environment([tmp_path])
+
+
+def test_every_kind_of_template_renders_as_jinja_renders_it(env: jinja2.Environment) -> None:
+    templates = [
+        env.from_string("Hello {{ target.name }}, {{ context.n * 2 }} {% for i in range(2) %}{{ i }}{% endfor %}"),
+        env.overlay(autoescape=True).from_string("<p>{{ target.name }}</p>"),  # inline HTML, autoescaped
+        env.get_template("child.html"),  # a file with inheritance and blocks
+        env.from_string("{% set plan = 'free' %}{{ plan }}"),
+        env.from_string("{{ plan | default('unset') }} {{ target.plan }}"),  # the set above does not leak here
+    ]
+    scope = Scope(VARIABLES)
+    assert [scope.render(t) for t in templates] == [t.render(VARIABLES) for t in templates]
+    assert scope.render(templates[2]) == "<h1>Hi Ada &lt;admin&gt;</h1>Ada &lt;admin&gt;\n"
+    assert scope.render(templates[4]) == "unset pro"
+
+
+def test_the_sandbox_holds_and_errors_name_their_line(env: jinja2.Environment) -> None:
+    scope = Scope(VARIABLES)
+    with pytest.raises(TemplateStepError, match="unsafe"):
+        scope.render(env.from_string("{{ target.__class__.__mro__[1].__subclasses__() }}"))
+    with pytest.raises(TemplateStepError, match="on line 2: 'dict object' has no attribute 'missing'"):
+        scope.render(env.from_string("ok\n{{ target.missing }}"))
+    with pytest.raises(TemplateStepError, match=r"broken\.txt, line 2"):
+        scope.render(env.get_template("broken.txt"))
