@@ -75,12 +75,14 @@ class Scope:
         merged = self._merged.get(id(shared))
         if merged is None:
             merged = self._merged[id(shared)] = {**shared, **self.variables}
+        env = template.environment
         with _named_errors(template):
             try:
-                return template.environment.concat(  # type: ignore[attr-defined,no-any-return]
-                    template.root_render_func(template.new_context(merged, shared=True)))
+                # Template.new_context(merged, shared=True), without iterating the template's globals again
+                context = env.context_class(env, merged, template.name, template.blocks, globals=shared)
+                return env.concat(template.root_render_func(context))  # type: ignore[attr-defined,no-any-return]
             except Exception:
-                template.environment.handle_exception()  # as Template.render: the traceback names template lines
+                env.handle_exception()  # as Template.render: the traceback names template lines
                 raise
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from campaignkit.core.db import is_postgres, make_engine
-from campaignkit.core.db.bulk import BulkInsert
+from campaignkit.core.db.bulk import BulkInsert, PreparedStatement
 from campaignkit.core.db.schema import UTCDateTime
 
 metadata = MetaData()
@@ -93,3 +93,24 @@ def test_an_on_conflict_clause_is_kept_and_nothing_is_half_written(engine: Any) 
 def test_a_column_left_out_whose_default_is_computed_per_row_is_named(engine: Any) -> None:
     with engine.begin() as conn, pytest.raises(ValueError, match=r"bulk_stamped\.stamp: give its value"):
         BulkInsert(conn, stamped, ("id",))
+
+
+def test_several_rows_per_statement_store_the_same_and_count_what_changed(engine: Any) -> None:
+    rows = [(i, at, doc, label) for i, (_, at, doc, label) in enumerate(ROWS * 3, start=1)]  # 9 rows, pages of 4
+    with engine.begin() as conn:
+        conn.execute(insert(things), [{"id": i, "owner": "o", "at": at, "doc": doc, "label": label}
+                                      for i, at, doc, label in rows])
+    expected = stored(engine)
+    with engine.begin() as conn:
+        conn.execute(things.delete())
+        dialect = postgresql if is_postgres(conn) else sqlite
+        statement = dialect.insert(things)
+        statement = statement.on_conflict_do_update(index_elements=[things.c.id],
+                                                    set_={"label": statement.excluded.label})
+        upsert = PreparedStatement(conn.dialect, statement, ("id", "at", "doc", "label"), shared={"owner": "o"},
+                                   defaults=lambda name: 0, rows_per_statement=4)
+        assert upsert.execute(conn, rows) == 9
+    assert stored(engine) == expected
+    with engine.begin() as conn:  # again: every row conflicts and is updated, page by page
+        assert upsert.execute(conn, [(i, at, doc, "again") for i, at, doc, _ in rows]) == 9
+    assert [row[5] for row in stored(engine)] == ["again"] * 9

@@ -192,7 +192,7 @@ class Walker:
         self.fast_forward = fast_forward
         self.listens_for_deadline = any(node.type == "wait_for_event" and DEADLINE in getattr(node.config, "events", ())
                                         for node in workflow.nodes.values())
-        self.kind_variables = workflow.kind_variables if workflow.has_kind_variables else None
+        self.kind_variables = workflow.variables
 
     def walk(self, target: Target, ordinal: int, now: datetime, context: dict[str, Any]) -> Walked:
         walked = Walked(target.key)

@@ -10,24 +10,37 @@ plain tuples or dictionaries, in the caller's transaction.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, DateTime, Dialect, Insert, Table, UpdateBase, insert
 from sqlalchemy.types import TypeEngine
 
 Convert = Callable[[Any], Any]
+MAX_PARAMETERS = 65_535  # in one PostgreSQL statement
 
 
 class PreparedStatement:
     """``statement`` compiled for ``dialect`` with the parameters ``names``, each row a sequence of their values in
     that order, plus ``shared`` values that every row has. A parameter's type is the statement's own (a column's,
-    or a bindparam's ``type_``)."""
+    or a bindparam's ``type_``).
+
+    ``rows_per_statement``: on PostgreSQL, an INSERT takes that many rows in one statement (VALUES (...), (...)),
+    which costs the server far less than a statement per row; only for rows that never conflict with each other
+    (ON CONFLICT DO UPDATE cannot touch a row twice in one statement)."""
 
     def __init__(self, dialect: Dialect, statement: UpdateBase, names: Sequence[str], *,
-                 shared: Mapping[str, Any] | None = None, defaults: Callable[[str], Any] | None = None) -> None:
+                 shared: Mapping[str, Any] | None = None, defaults: Callable[[str], Any] | None = None,
+                 rows_per_statement: int = 1) -> None:
         shared = dict(shared or {})
-        compiled = statement.compile(dialect=dialect, column_keys=[*names, *shared])
+        several = rows_per_statement > 1 and dialect.name == "postgresql"
+        if several:  # positional parameters, so that pages of rows flatten into one parameter list
+            dialect = copy.copy(dialect)
+            dialect.paramstyle, dialect.positional = "format", True
+        # for_executemany: no RETURNING of the new key, which PostgreSQL's single-row INSERT would otherwise get
+        compiled = statement.compile(dialect=dialect, column_keys=[*names, *shared], for_executemany=True)
         for name in compiled.params:  # a parameter the caller left out: its default, if the caller knows one
             if name not in shared and name not in names:
                 if defaults is None:
@@ -37,32 +50,55 @@ class PreparedStatement:
         types = {name: bind.type for name, bind in compiled.binds.items()}
         convert = {name: _processor(types[name], dialect) for name in (*names, *shared)}
         shared = {name: _converted(convert[name], value) for name, value in shared.items()}
-        # Each row's parameters: the shared ones in place, the row's own values put in their slots.
         order = compiled.positiontup or [*names, *shared]  # positiontup: a qmark/format driver's order
         if len(set(order)) != len(order):
             raise ValueError("a statement that uses a parameter twice is not supported")
         self.by_name = compiled.positiontup is None
-        self.template = [shared.get(name) for name in order]
-        self.slots = tuple((order.index(name), convert[name], _is_time(types[name])) for name in names)
         self.names = tuple(order)
+        # A row's values, followed by the shared ones, picked into the driver's order in one call; then only the
+        # values whose type converts them are touched.
+        self._shared = tuple(shared.values())
+        sources = [*names, *shared]
+        self._pick = _picker([sources.index(name) for name in order])
+        self._converts = tuple((order.index(name), function, _is_time(types[name]))
+                               for name in names if (function := convert[name]) is not None)
+        self._page = min(rows_per_statement, MAX_PARAMETERS // len(order)) if several else 1
+        self._values = _values_clause(self.sql) if several else ("", "", "")
+        self._sql_for: dict[int, str] = {}
+
+    def _several(self, count: int) -> str:
+        """The statement for ``count`` rows (kept per count: full pages all read the same, so the server can keep
+        its plan)."""
+        sql = self._sql_for.get(count)
+        if sql is None:
+            head, row, tail = self._values
+            sql = self._sql_for[count] = head + ", ".join([row] * count) + tail
+        return sql
 
     def execute(self, conn: Connection, rows: Iterable[Sequence[Any]]) -> int:
         """Returns how many rows the statement changed (the driver's count over all of them)."""
         prepared = self.prepare(rows)
         if not prepared:
             return 0
-        return conn.exec_driver_sql(self.sql, prepared).rowcount  # type: ignore[arg-type]
+        if self._page == 1:
+            return conn.exec_driver_sql(self.sql, prepared).rowcount  # type: ignore[arg-type]
+        changed = 0
+        for at in range(0, len(prepared), self._page):
+            page = prepared[at:at + self._page]
+            changed += conn.exec_driver_sql(self._several(len(page)), tuple(v for row in page for v in row)).rowcount
+        return changed
 
     def prepare(self, rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...] | dict[str, Any]]:
         """The driver's parameters for ``rows``; times are converted once per distinct value (a wave shares them)."""
         times: dict[Any, Any] = {}
-        template, slots, prepared = self.template, self.slots, []
+        pick, shared, converts, prepared = self._pick, self._shared, self._converts, []
         for row in rows:
-            values = template.copy()
-            for (slot, convert, is_time), value in zip(slots, row, strict=True):
-                if convert is None or value is None:
-                    values[slot] = value
-                elif is_time:
+            values = list(pick((*row, *shared) if shared else row))
+            for slot, convert, is_time in converts:
+                value = values[slot]
+                if value is None:
+                    continue
+                if is_time:
                     found = times.get(value)
                     values[slot] = found if found is not None else times.setdefault(value, convert(value))
                 else:
@@ -84,6 +120,24 @@ class BulkInsert:
 
     def execute(self, rows: Iterable[Sequence[Any]]) -> None:
         self.prepared.execute(self.conn, rows)
+
+
+def _values_clause(sql: str) -> tuple[str, str, str]:
+    """An INSERT's text split around its one row of values: before, "(%s, ...)", after."""
+    start = sql.index(" VALUES (") + len(" VALUES ")
+    depth = 0
+    for end in range(start, len(sql)):
+        depth += {"(": 1, ")": -1}.get(sql[end], 0)
+        if depth == 0:
+            return sql[:start], sql[start:end + 1], sql[end + 1:]
+    raise ValueError(f"no row of values in {sql!r}")
+
+
+def _picker(indexes: list[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """Those items of a sequence, in that order, as a sequence (itemgetter returns a bare item for one index)."""
+    if len(indexes) == 1:
+        return lambda row: (row[indexes[0]],)
+    return itemgetter(*indexes)
 
 
 def _processor(type_: TypeEngine[Any], dialect: Dialect) -> Convert | None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -50,6 +51,11 @@ class CompiledWorkflow:
     @property
     def has_kind_variables(self) -> bool:
         return bool(self.kind.template_names)
+
+    @cached_property
+    def variables(self) -> Callable[[StepContext], Mapping[str, Any]] | None:
+        """What a step context asks for the kind's template variables (StepContext.kind_variables), if any."""
+        return self.kind_variables if self.has_kind_variables else None
 
 
 def compile_workflow(

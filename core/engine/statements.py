@@ -35,14 +35,16 @@ class Statements:
         )
         if postgres:
             due = due.with_for_update(skip_locked=True)
+        claimed = (runs.c.id, runs.c.campaign_id, runs.c.launch_id, runs.c.version_id, runs.c.target_key,
+                   runs.c.target, runs.c.status, runs.c.current_node, runs.c.context, runs.c.attempt,
+                   runs.c.lease_token)
+        self.claimed_facets = slice(len(claimed), len(claimed) + len(RUN_FACETS))  # where a claimed row has them
         self.claim = (
             update(runs)
             .where(runs.c.id.in_(due.scalar_subquery()))
             .values(due_at=bindparam("lease_until"), lease_owner=bindparam("owner"),
                     lease_token=runs.c.lease_token + 1)
-            .returning(runs.c.id, runs.c.campaign_id, runs.c.launch_id, runs.c.version_id, runs.c.target_key,
-                       runs.c.target, runs.c.status, runs.c.current_node, runs.c.context, runs.c.attempt,
-                       runs.c.lease_token, *(runs.c[name] for name in RUN_FACETS),
+            .returning(*claimed, *(runs.c[name] for name in RUN_FACETS),
                        # Whether the run has events to read: most have none, and need no query for them.
                        exists().where(events.c.run_id == runs.c.id, events.c.consumed_at.is_(None))
                        .label("has_events"))
@@ -64,7 +66,7 @@ class Statements:
                 "edge": stmt.excluded.edge,
                 "detail": stmt.excluded.detail,
             },
-        ), STEP_RECORD)
+        ), STEP_RECORD, rows_per_statement=1000)  # a batch writes each visit once: its rows never conflict
         self.delete_start = PreparedStatement(dialect, delete(step_starts).where(
             step_starts.c.run_id == bindparam("d_run"), step_starts.c.node_id == bindparam("d_node"),
             step_starts.c.visit == bindparam("d_visit")), ("d_run", "d_node", "d_visit"))

@@ -174,7 +174,8 @@ class Worker:
         max_steps = self.settings.max_steps_per_claim
         while live:
             now = self.runtime.clock.now()
-            jobs = [(s.workflow.nodes[s.node_id], self._context(s, now)) for s in live]
+            nodes = [s.workflow.nodes[s.node_id] for s in live]
+            jobs = [(node, self._context(s, node, now)) for s, node in zip(live, nodes, strict=True)]
             self._first_attempts(jobs, now, started)
             outcomes = self.executor.run(jobs)
             finished_at = self.runtime.clock.now()
@@ -195,12 +196,12 @@ class Worker:
     def _state(self, row: Row[Any], now: datetime, records: list[dict[str, Any]]) -> RunState:
         workflow = self.workflows.get(row.version_id)
         context = dict(row.context or {})
+        facets = tuple(row[self._statements.claimed_facets])
         state = RunState(
             id=row.id, campaign_id=row.campaign_id, lease_token=row.lease_token, launch_id=row.launch_id,
             workflow=workflow, target_key=row.target_key, target=row.target, context=context,
             node_id=row.current_node or workflow.start, attempt=row.attempt,
-            facets={name: getattr(row, name) for name in RUN_FACETS},
-            claimed_facets=tuple(getattr(row, name) for name in RUN_FACETS),
+            facets=dict(zip(RUN_FACETS, facets, strict=True)), claimed_facets=facets,
         )
         if row.current_node is None:
             state.enter(workflow.start)
@@ -262,16 +263,16 @@ class Worker:
             rows = conn.execute(select(launches.c.id, launches.c.deadline_at).where(launches.c.id.in_(unknown)))
             self._deadlines.update({row.id: row.deadline_at for row in rows})
 
-    def _context(self, state: RunState, now: datetime) -> StepContext:
-        node = state.workflow.nodes[state.node_id]
+    def _context(self, state: RunState, node: CompiledNode, now: datetime) -> StepContext:
+        visit = state.visit
         return StepContext(
             run_id=state.id, campaign_id=state.campaign_id, target_key=state.target_key,
-            target=state.target, context=state.context, node_id=node.id, visit=state.visit,
+            target=state.target, context=state.context, node_id=node.id, visit=visit,
             attempt=state.attempt + 1, now=now, config=node.config,
-            idempotency_key=idempotency_key(state.id, node.id, state.visit), runtime=self.runtime,
+            idempotency_key=idempotency_key(state.id, node.id, visit), runtime=self.runtime,
             edges=node.edges, wait=state.context.get(WAIT), events=state.events, facets=state.facets,
             deadline=self._deadlines.get(state.launch_id),
-            kind_variables=state.workflow.kind_variables if state.workflow.has_kind_variables else None,
+            kind_variables=state.workflow.variables,
         )
 
     def _apply(
@@ -280,10 +281,11 @@ class Worker:
     ) -> bool:
         """Fold one step's outcome into the run; True when the run goes on to another node now."""
         # A node that waited started when it first began waiting, not when it was last resumed.
-        since = (state.context.get(WAIT) or {}).get("since")
+        wait = state.context.get(WAIT)
+        since = wait.get("since") if wait else None
         base = {
-            "run_id": state.id, "node_id": node.id, "visit": state.visit, "step_type": node.type,
-            "attempt": state.attempt + 1, "started_at": datetime.fromisoformat(since) if since else started,
+            "run_id": state.id, "node_id": node.id, "visit": ctx.visit, "step_type": node.type,
+            "attempt": ctx.attempt, "started_at": datetime.fromisoformat(since) if since else started,
             "idempotency_key": ctx.idempotency_key,
         }
         if isinstance(outcome, Exception):
@@ -312,7 +314,8 @@ class Worker:
                 "until": result.wait_until.isoformat() if result.wait_until else None,
                 "events": list(result.wait_for),
             }
-            records.append({**base, "finished_at": None, "outcome": "waiting", "edge": None, "detail": detail})
+            base.update(finished_at=None, outcome="waiting", edge=None, detail=detail)
+            records.append(base)
             state.status = "waiting"
             state.due_at = result.wait_until
             return False
@@ -321,8 +324,8 @@ class Worker:
         if result.edge is not None and target is None and result.edge != NEXT:
             return self._fail(state, node, StepError(f"no edge labelled {result.edge!r}", temporary=False),
                               base, finished, records)
-        records.append({**base, "finished_at": finished, "outcome": "ok",
-                        "edge": result.edge if target else None, "detail": detail})
+        base.update(finished_at=finished, outcome="ok", edge=result.edge if target else None, detail=detail)
+        records.append(base)
         if target is None:
             state.status = "completed"
             state.context.pop(WAIT, None)
