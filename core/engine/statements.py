@@ -4,7 +4,7 @@ for the driver (core/db/bulk.py), so a batch hands it prepared tuples."""
 
 from __future__ import annotations
 
-from sqlalchemy import Dialect, bindparam, delete, exists, null, select, update
+from sqlalchemy import Dialect, bindparam, column, delete, exists, literal_column, null, select, update, values
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db.bulk import PreparedStatement
@@ -39,14 +39,16 @@ class Statements:
                    runs.c.target, runs.c.status, runs.c.current_node, runs.c.context, runs.c.attempt,
                    runs.c.lease_token)
         self.claimed_facets = slice(len(claimed), len(claimed) + len(RUN_FACETS))  # where a claimed row has them
+        unread = events.alias("unread")
         self.claim = (
             update(runs)
             .where(runs.c.id.in_(due.scalar_subquery()))
             .values(due_at=bindparam("lease_until"), lease_owner=bindparam("owner"),
                     lease_token=runs.c.lease_token + 1)
             .returning(*claimed, *(runs.c[name] for name in RUN_FACETS),
-                       # Whether the run has events to read: most have none, and need no query for them.
-                       exists().where(events.c.run_id == runs.c.id, events.c.consumed_at.is_(None))
+                       # Whether the run has events to read: most have none, and need no query for them. (Named
+                       # in full: RETURNING renders columns unqualified, and a bare "id" would be the event's.)
+                       exists().where(unread.c.run_id == literal_column("runs.id"), unread.c.consumed_at.is_(None))
                        .label("has_events"))
         )
         insert = postgresql.insert if postgres else sqlite.insert
@@ -78,10 +80,23 @@ class Statements:
         found = self._run_updates.get(facets)
         if found is None:
             columns = (*RUN_UPDATE, *facets)
-            statement = update(runs).where(
-                runs.c.id == bindparam("b_id"), runs.c.lease_owner == bindparam("b_owner"),
-                runs.c.lease_token == bindparam("b_token"),
-            ).values(lease_owner=null(), **{name: bindparam(f"b_{name}", type_=runs.c[name].type) for name in columns})
-            found = self._run_updates[facets] = PreparedStatement(
-                self.dialect, statement, ("b_id", "b_owner", "b_token", *(f"b_{name}" for name in columns)))
+            names = ("b_id", "b_owner", "b_token", *(f"b_{name}" for name in columns))
+            if self.dialect.name == "postgresql":  # one statement for the batch: UPDATE ... FROM (VALUES ...)
+                keyed = ("id", "lease_owner", "lease_token", *columns)
+                rows = values(*(column(name, runs.c[name].type) for name in keyed), name="v").data(
+                    [tuple(bindparam(name, type_=runs.c[column_name].type)
+                           for name, column_name in zip(names, keyed, strict=True))])
+                statement = update(runs).where(
+                    runs.c.id == rows.c.id, runs.c.lease_owner == rows.c.lease_owner,
+                    runs.c.lease_token == rows.c.lease_token,
+                ).values(lease_owner=null(), **{name: rows.c[name] for name in columns})
+                found = PreparedStatement(self.dialect, statement, names, rows_per_statement=1000)
+            else:  # SQLite runs a prepared statement per row in C, as cheap as one statement
+                statement = update(runs).where(
+                    runs.c.id == bindparam("b_id"), runs.c.lease_owner == bindparam("b_owner"),
+                    runs.c.lease_token == bindparam("b_token"),
+                ).values(lease_owner=null(),
+                         **{name: bindparam(f"b_{name}", type_=runs.c[name].type) for name in columns})
+                found = PreparedStatement(self.dialect, statement, names)
+            self._run_updates[facets] = found
         return found
