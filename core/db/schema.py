@@ -139,18 +139,18 @@ runs = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
-    UniqueConstraint("launch_id", "target_key"),
-    Index("ix_runs_due_at", "due_at"),
+    UniqueConstraint("launch_id", "target_key"),  # a launch's upsert; a cycle's runs (deadline, export, count)
     Index("ix_runs_campaign_id_status", "campaign_id", "status"),
     Index("ix_runs_campaign_id_id", "campaign_id", "id"),  # a campaign's runs newest first (the console's executions)
-    # History listings: filtered by response and paged in target order, by assignee, or by response time.
+    # History pages (by response, by approver, in key order; by response time), a digest's items, a key's runs.
     Index("ix_runs_campaign_id_response_target_key", "campaign_id", "response", "target_key"),
     Index("ix_runs_campaign_id_target_key", "campaign_id", "target_key"),
-    Index("ix_runs_campaign_id_assignee", "campaign_id", "assignee"),
+    Index("ix_runs_campaign_id_assignee_target_key", "campaign_id", "assignee", "target_key"),
     Index("ix_runs_campaign_id_response_at", "campaign_id", "response_at"),
-    Index("ix_runs_notify", "notify"),
 )
-
+# Partial (0011): the claim and repair read due runs, digests runs to notify; the others (most) stay out of the index.
+for _column in (runs.c.due_at, runs.c.notify):
+    Index(f"ix_runs_{_column.name}", _column, sqlite_where=_column.is_not(None), postgresql_where=_column.is_not(None))
 
 # Searching a campaign's runs by the start of the key, case aside (RunQuery.search): SQLite compares the key NOCASE in
 # a range (an expression index there makes every insert into a table with triggers several times slower);

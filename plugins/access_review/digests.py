@@ -157,7 +157,7 @@ class DigestSender:
         """Every item the approver still has to answer in this cycle, marked or not: a digest is complete."""
         return list(conn.execute(
             select(runs.c.id, runs.c.target, runs.c.notify, runs.c.target_key, runs.c.assignment)
-            # campaign_id first: the (campaign_id, assignee) index serves the query.
+            # campaign_id first: the (campaign_id, assignee, target_key) index serves it in key order.
             .where(runs.c.campaign_id == batch.campaign_id, runs.c.assignee == batch.assignee,
                    runs.c.launch_id == batch.launch_id, runs.c.status == "waiting", runs.c.response.is_(None))
             .order_by(runs.c.target_key)
