@@ -29,7 +29,7 @@ from .records import GENESIS_HASH, Actor, ChainBreak, ChainReport, chain_head, r
 if TYPE_CHECKING:
     from ..runtime import Runtime
 
-# Records re-hashed on a page view past the last full verification: ~20 µs each on SQLite, so at most ~20 ms.
+# Records re-hashed on a page view past the last full verification: ~10 µs each on SQLite, so at most ~10 ms.
 TAIL_LIMIT = 1000
 
 
