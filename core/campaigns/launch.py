@@ -199,9 +199,11 @@ def insert_runs(
     launch planner) gives each new run its due time and first context; ``launched`` gets each written batch;
     ``gate`` (the entry rules, entries.py) keeps out the targets they skip, and counts them.
     """
+    # A chunk's keys are distinct (a duplicate is merged into its first), so its rows can share a statement.
     writer = BulkInsert(conn, runs, RUN_COLUMNS, statement=_upsert(conn), shared={
         "campaign_id": campaign_id, "launch_id": launch_id, "version_id": version_id, "status": "pending",
-        "current_node": None, "lease_token": 0, "attempt": 0, "created_at": now, "updated_at": now})
+        "current_node": None, "lease_token": 0, "attempt": 0, "created_at": now, "updated_at": now},
+        rows_per_statement=CHUNK)
     launched_before = _launched(conn, launch_id)
     seen_rows = 0
     chunk: dict[str, dict[str, Any]] = {}

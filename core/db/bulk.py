@@ -19,7 +19,6 @@ from sqlalchemy import Connection, DateTime, Dialect, Insert, Table, UpdateBase,
 from sqlalchemy.types import TypeEngine
 
 Convert = Callable[[Any], Any]
-MAX_PARAMETERS = 65_535  # in one PostgreSQL statement
 
 
 class PreparedStatement:
@@ -27,9 +26,11 @@ class PreparedStatement:
     that order, plus ``shared`` values that every row has. A parameter's type is the statement's own (a column's,
     or a bindparam's ``type_``).
 
-    ``rows_per_statement``: on PostgreSQL, an INSERT takes that many rows in one statement (VALUES (...), (...)),
-    which costs the server far less than a statement per row; only for rows that never conflict with each other
-    (ON CONFLICT DO UPDATE cannot touch a row twice in one statement)."""
+    ``rows_per_statement``: on PostgreSQL, a statement with one row of VALUES (an INSERT, an UPDATE ... FROM
+    (VALUES ...)) takes up to that many rows at once, as one array per column (``SELECT * FROM unnest(...)``), which
+    costs the server far less than a statement per row, and the driver no more: the statement's text stays short
+    and the same, so both keep it prepared. Only for rows that never conflict with each other (ON CONFLICT DO
+    UPDATE cannot touch a row twice in one statement, nor an UPDATE update it twice)."""
 
     def __init__(self, dialect: Dialect, statement: UpdateBase, names: Sequence[str], *,
                  shared: Mapping[str, Any] | None = None, defaults: Callable[[str], Any] | None = None,
@@ -62,18 +63,9 @@ class PreparedStatement:
         self._pick = _picker([sources.index(name) for name in order])
         self._converts = tuple((order.index(name), function, _is_time(types[name]))
                                for name in names if (function := convert[name]) is not None)
-        self._page = min(rows_per_statement, MAX_PARAMETERS // len(order)) if several else 1
-        self._values = _values_clause(self.sql) if several else ("", "", "")
-        self._sql_for: dict[int, str] = {}
-
-    def _several(self, count: int) -> str:
-        """The statement for ``count`` rows (kept per count: full pages all read the same, so the server can keep
-        its plan)."""
-        sql = self._sql_for.get(count)
-        if sql is None:
-            head, row, tail = self._values
-            sql = self._sql_for[count] = head + ", ".join([row] * count) + tail
-        return sql
+        self._page = rows_per_statement if several else 1
+        if several:
+            self.sql = _as_arrays(self.sql)
 
     def execute(self, conn: Connection, rows: Iterable[Sequence[Any]]) -> int:
         """Returns how many rows the statement changed (the driver's count over all of them)."""
@@ -84,9 +76,21 @@ class PreparedStatement:
             return conn.exec_driver_sql(self.sql, prepared).rowcount  # type: ignore[arg-type]
         changed = 0
         for at in range(0, len(prepared), self._page):
-            page = prepared[at:at + self._page]
-            changed += conn.exec_driver_sql(self._several(len(page)), tuple(v for row in page for v in row)).rowcount
+            columns = tuple(list(column) for column in zip(*prepared[at:at + self._page], strict=True))
+            changed += conn.exec_driver_sql(self.sql, columns).rowcount
         return changed
+
+    def fetch(self, conn: Connection, rows: Iterable[Sequence[Any]]) -> list[Any]:
+        """The rows a statement with RETURNING gives back, as the driver returns them (no result types applied).
+        PostgreSQL with ``rows_per_statement`` only: an executemany returns no rows."""
+        if self._page == 1:
+            raise ValueError("only a statement taking several rows at once returns rows")
+        prepared = self.prepare(rows)
+        found: list[Any] = []
+        for at in range(0, len(prepared), self._page):
+            columns = tuple(list(column) for column in zip(*prepared[at:at + self._page], strict=True))
+            found.extend(conn.exec_driver_sql(self.sql, columns).all())
+        return found
 
     def prepare(self, rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...] | dict[str, Any]]:
         """The driver's parameters for ``rows``; times are converted once per distinct value (a wave shares them)."""
@@ -110,27 +114,31 @@ class PreparedStatement:
 class BulkInsert:
     """``statement`` (an INSERT into ``table``, with any ON CONFLICT clause) for rows of the ``columns`` named,
     each row a sequence of their values in that order, plus ``shared`` values that every row has; a column left
-    out gets its constant default, as an insert() would."""
+    out gets its constant default, as an insert() would. ``rows_per_statement``: as PreparedStatement's."""
 
     def __init__(self, conn: Connection, table: Table, columns: Sequence[str], *,
-                 shared: Mapping[str, Any] | None = None, statement: Insert | None = None) -> None:
+                 shared: Mapping[str, Any] | None = None, statement: Insert | None = None,
+                 rows_per_statement: int = 1) -> None:
         self.conn = conn
         self.prepared = PreparedStatement(conn.dialect, statement if statement is not None else insert(table),
-                                          columns, shared=shared, defaults=lambda name: _default(table, name))
+                                          columns, shared=shared, defaults=lambda name: _default(table, name),
+                                          rows_per_statement=rows_per_statement)
 
     def execute(self, rows: Iterable[Sequence[Any]]) -> None:
         self.prepared.execute(self.conn, rows)
 
 
-def _values_clause(sql: str) -> tuple[str, str, str]:
-    """An INSERT's text split around its one row of values: before, "(%s, ...)", after."""
-    start = sql.index(" VALUES (") + len(" VALUES ")
-    depth = 0
-    for end in range(start, len(sql)):
-        depth += {"(": 1, ")": -1}.get(sql[end], 0)
-        if depth == 0:
-            return sql[:start], sql[start:end + 1], sql[end + 1:]
-    raise ValueError(f"no row of values in {sql!r}")
+def _as_arrays(sql: str) -> str:
+    """PostgreSQL: a statement's one row of values, "VALUES (%s::T, ...)", as rows from one array per column,
+    "SELECT * FROM unnest(%s::T[], ...)" (an INSERT's, or an UPDATE ... FROM (VALUES ...)'s)."""
+    start = sql.index("VALUES (")
+    end = sql.index(")", start)  # the casts hold no parentheses: checked below
+    placeholders = sql[start + len("VALUES ("):end].split(", ")
+    if not all(p.startswith("%s::") and "(" not in p for p in placeholders):
+        raise ValueError(f"each value needs a type cast of its own to become an array: {sql[start:end + 1]}")
+    # %b: arrays go in the binary format, so their text (JSON documents) needs no quoting or escaping
+    arrays = ", ".join("%b" + p.removeprefix("%s") + "[]" for p in placeholders)
+    return f"{sql[:start]}SELECT * FROM unnest({arrays}){sql[end + 1:]}"
 
 
 def _picker(indexes: list[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:

@@ -1,11 +1,14 @@
-"""The campaign reports' counts (core/campaigns/reporting.py) of the step records a worker batch writes, added in the
-batch's transaction; and, on PostgreSQL, the fold of the deltas every writer appends.
+"""The counts of the step records a worker batch writes, added in the batch's transaction: the campaign reports'
+(core/campaigns/reporting.py) and the visits by node and edge (path_counts, core/campaigns/counts.py); and, on
+PostgreSQL, the fold of the report deltas every writer appends.
 
 Only the worker writes step records, so counting them here keeps every one counted once and never late: a visit
 entered when its record is first written, a final record (ok, failed) in the hour it finished, whether it was
 written so or updated to it from waiting or retrying. In Python, from the records the batch already holds: a
 database trigger per record made each step record 40-80 % dearer to write on SQLite; this costs the worker 1-2 % of
-its time (benchmarks/engine.py), most of it truncating times to the hour, done once per distinct time.
+its time (benchmarks/engine.py), most of it truncating times to the hour, done once per distinct time. The visits by
+node and edge were counted by triggers until migration 0012; on PostgreSQL those were most of the server's work for
+a step record (a transition table and a join to runs for every statement).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from sqlalchemy.dialects import sqlite
 
 from ..db import writing
 from ..db.report_schema import REPORT_COUNTS
-from ..db.schema import report_counts, report_deltas
+from ..db.schema import PATH_KEY, path_counts, report_counts, report_deltas
+from .run_context import VISIT
 
 STEP_COUNTS = REPORT_COUNTS[:-1]  # all but events, which their trigger counts (migration 0009)
 REPORT_KEY = (report_counts.c.campaign_id, report_counts.c.hour, report_counts.c.node_id)
@@ -30,38 +34,49 @@ class ReportTally:
     batch's transaction: one statement, built once, whatever the batch holds."""
 
     def __init__(self, postgres: bool) -> None:
-        if postgres:
+        if postgres:  # delta rows, folded by housekeeping
             self.statement: Any = insert(report_deltas)
+            self.paths: Any = insert(path_counts)
         else:
             upsert = sqlite.insert(report_counts)
             self.statement = upsert.on_conflict_do_update(
                 index_elements=list(REPORT_KEY),
                 set_={c: report_counts.c[c] + upsert.excluded[c] for c in STEP_COUNTS})
+            paths = sqlite.insert(path_counts)
+            self.paths = paths.on_conflict_do_update(
+                index_elements=list(PATH_KEY), set_={"visits": path_counts.c.visits + paths.excluded.visits})
 
     def write(self, conn: Connection, claimed: Sequence[Any], records: Sequence[Mapping[str, Any]]) -> None:
         """``claimed``: the batch's claimed runs as the claim read them; ``records``: the step records it writes."""
-        rows = tally(claimed, records)
+        rows, paths = tally(claimed, records)
         if rows:
             conn.execute(self.statement, rows)
+        if paths:
+            conn.execute(self.paths, paths)
 
 
-def tally(claimed: Sequence[Any], records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The rows a batch adds, one per campaign, hour and node.
+def tally(claimed: Sequence[Any], records: Sequence[Mapping[str, Any]]
+          ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows a batch adds to the report counts, one per campaign, hour and node; and to path_counts, one per
+    campaign, node and edge ('' for a visit that has not left its node: a record written waiting or retrying, whose
+    rewrite later moves it to the edge it left by).
 
-    A record is a visit's first when its run's current visit at the claim had none (the run was not waiting and
-    had not failed an attempt there): a batch writes each visit once, its runs' current visits first. A run whose
+    A record rewrites the one of its visit when that is its run's current visit at the claim and the run was
+    waiting or had failed an attempt there (a live edit that moved the run to another node starts a new visit);
+    any other record is its visit's first: a batch writes each visit once. A run whose
     current node was none takes its first step: it entered the campaign. A final record (ok, failed) counts in the
     hour it finished; without an edge it ended its run."""
     campaign_of: dict[int, str] = {}
-    resumed: set[int] = set()  # runs whose first record of the batch rewrites one written before
+    rewritten: dict[int, tuple[str, Any]] = {}  # runs whose visit (node, visit) at the claim has its record already
     starting: set[int] = set()  # runs taking their first step
     for row in claimed:
         campaign_of[row.id] = row.campaign_id
         if row.current_node is None:
             starting.add(row.id)
         elif row.status == "waiting" or row.attempt:
-            resumed.add(row.id)
+            rewritten[row.id] = (row.current_node, (row.context or {}).get(VISIT))
     counts: dict[tuple[str, datetime, str], list[int]] = {}
+    visits: dict[tuple[str, str, str], int] = {}
     seen: set[int] = set()
     hours: dict[datetime, datetime] = {}  # a wave's records share their times: truncating each is most of the cost
     for record in records:
@@ -70,7 +85,13 @@ def tally(claimed: Sequence[Any], records: Sequence[Mapping[str, Any]]) -> list[
         first_of_batch = run_id not in seen
         if first_of_batch:
             seen.add(run_id)
-        if not (first_of_batch and run_id in resumed):
+        edge = record["edge"] or ""
+        if rewritten.get(run_id) == (node, record["visit"]):  # the visit's record had not left the node
+            if edge:
+                visits[campaign_id, node, ""] = visits.get((campaign_id, node, ""), 0) - 1
+                visits[campaign_id, node, edge] = visits.get((campaign_id, node, edge), 0) + 1
+        else:
+            visits[campaign_id, node, edge] = visits.get((campaign_id, node, edge), 0) + 1
             at = record["started_at"]
             hour = hours.get(at)
             if hour is None:
@@ -102,8 +123,9 @@ def tally(claimed: Sequence[Any], records: Sequence[Mapping[str, Any]]) -> list[
                 row_counts[2] += 1
                 if ended:
                     row_counts[6] += 1
-    return [{"campaign_id": key[0], "hour": key[1], "node_id": key[2], **dict(zip(STEP_COUNTS, values, strict=True))}
-            for key, values in counts.items()]
+    return ([{"campaign_id": key[0], "hour": key[1], "node_id": key[2], **dict(zip(STEP_COUNTS, values, strict=True))}
+             for key, values in counts.items()],
+            [{"campaign_id": key[0], "node_id": key[1], "edge": key[2], "visits": n} for key, n in visits.items() if n])
 
 
 def fold(engine: Engine) -> None:

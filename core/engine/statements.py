@@ -4,7 +4,23 @@ for the driver (core/db/bulk.py), so a batch hands it prepared tuples."""
 
 from __future__ import annotations
 
-from sqlalchemy import Dialect, bindparam, column, delete, exists, literal_column, null, select, update, values
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    bindparam,
+    column,
+    delete,
+    exists,
+    literal_column,
+    null,
+    select,
+    update,
+    values,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db.bulk import PreparedStatement
@@ -21,6 +37,7 @@ STEP_RECORD = ("run_id", "node_id", "visit", "step_type", "attempt", "started_at
 # What every run update sets, in the order the prepared update takes them after the run's id; then the facets that
 # changed. A facet is only written when it changed: on SQLite an UPDATE maintains every index on a column it sets,
 # changed or not, and most steps change no facet.
+STEP_START = ("run_id", "node_id", "visit", "started_at")  # a visit's first attempt, as step_starts keeps it
 RUN_UPDATE = ("status", "current_node", "context", "due_at", "attempt", "error", "updated_at", "finished_at")
 
 
@@ -55,9 +72,14 @@ class Statements:
         # A new start, or the one recorded by an earlier attempt (updated to itself, so RETURNING gives it back):
         # one statement for the whole wave.
         start = insert(step_starts)
-        self.record_start = start.on_conflict_do_update(
+        self._record_start = start.on_conflict_do_update(
             index_elements=list(step_starts.primary_key.columns), set_={"started_at": step_starts.c.started_at},
         ).returning(step_starts.c.run_id, step_starts.c.node_id, step_starts.c.visit, step_starts.c.started_at)
+        self._record_start_arrays = PreparedStatement(dialect, self._record_start, STEP_START, rows_per_statement=1000
+                                                      ) if postgres else None
+        # the driver's time as the column's type hands it back (UTCDateTime: aware, in UTC)
+        processor = step_starts.c.started_at.type.dialect_impl(dialect).result_processor(dialect, None)
+        self._started_at: Callable[[Any], Any] = processor or (lambda value: value)
         stmt = insert(step_records)
         self.upsert_step = PreparedStatement(dialect, stmt.on_conflict_do_update(
             index_elements=[step_records.c.run_id, step_records.c.node_id, step_records.c.visit],
@@ -69,10 +91,27 @@ class Statements:
                 "detail": stmt.excluded.detail,
             },
         ), STEP_RECORD, rows_per_statement=1000)  # a batch writes each visit once: its rows never conflict
-        self.delete_start = PreparedStatement(dialect, delete(step_starts).where(
-            step_starts.c.run_id == bindparam("d_run"), step_starts.c.node_id == bindparam("d_node"),
-            step_starts.c.visit == bindparam("d_visit")), ("d_run", "d_node", "d_visit"))
+        if postgres:  # DELETE ... USING (VALUES ...): one statement for the batch
+            keys = values(*(column(name, step_starts.c[name].type) for name in STEP_START[:3]), name="v").data(
+                [tuple(bindparam(f"d_{name}", type_=step_starts.c[name].type) for name in STEP_START[:3])])
+            settled = delete(step_starts).where(*(step_starts.c[name] == keys.c[name] for name in STEP_START[:3]))
+        else:
+            settled = delete(step_starts).where(*(step_starts.c[name] == bindparam(f"d_{name}")
+                                                  for name in STEP_START[:3]))
+        self.delete_start = PreparedStatement(dialect, settled, tuple(f"d_{name}" for name in STEP_START[:3]),
+                                              rows_per_statement=1000)
         self._run_updates: dict[tuple[str, ...], PreparedStatement] = {}
+
+    def record_starts(self, conn: Connection, keys: list[tuple[int, str, int]], now: datetime
+                      ) -> dict[tuple[int, str, int], datetime]:
+        """Record ``now`` as the first attempt of each visit (run, node, visit) that has none; returns every
+        visit's first attempt."""
+        if self._record_start_arrays is not None:
+            rows = self._record_start_arrays.fetch(conn, [(*key, now) for key in keys])
+            return {(run_id, node_id, visit): self._started_at(at) for run_id, node_id, visit, at in rows}
+        return {(r.run_id, r.node_id, r.visit): r.started_at for r in conn.execute(
+            self._record_start, [{"run_id": run_id, "node_id": node_id, "visit": visit, "started_at": now}
+                                 for run_id, node_id, visit in keys])}
 
     def update_run(self, facets: tuple[str, ...]) -> PreparedStatement:
         """The run update that also writes ``facets`` (in RUN_FACETS order), for the runs whose lease the worker

@@ -23,6 +23,7 @@ from ..step import FAILURE, NEXT, RunEvent, StepContext, StepResult
 from .compiled import CompiledNode, CompiledWorkflow, WorkflowCache
 from .executor import Outcome, StepExecutor
 from .report_tally import ReportTally
+from .run_context import VISIT, VISITS, WAIT
 from .statements import RUN_FACETS, STEP_RECORD, Statements
 
 if TYPE_CHECKING:
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Engine bookkeeping inside a run's context; user data never starts with an underscore.
-VISITS, VISIT, WAIT = "_visits", "_visit", "_wait"
 MAX_RETRY_AFTER_SECONDS = 86_400
 _STEP_RECORD_VALUES = itemgetter(*STEP_RECORD)  # a step record's values in the prepared upsert's order
 
@@ -247,9 +246,7 @@ class Worker:
             return
         keys = [(ctx.run_id, ctx.node_id, ctx.visit) for ctx in chosen]
         with writing(self.runtime.engine) as conn:
-            first = {(r.run_id, r.node_id, r.visit): r.started_at for r in conn.execute(
-                self._statements.record_start, [{"run_id": run_id, "node_id": node_id, "visit": visit,
-                                                 "started_at": now} for run_id, node_id, visit in keys])}
+            first = self._statements.record_starts(conn, keys, now)
         for ctx, key in zip(chosen, keys, strict=True):
             ctx.now = first.get(key, now)
         started.update(keys)
