@@ -1,0 +1,160 @@
+"""The engine benchmark's ceiling: the engine's own SQL, with its values already prepared, run straight through the
+DB driver.
+
+An untimed engine run on a copy of the launched database records, at the cursor, every statement SQLAlchemy hands
+the driver with its driver-level parameters (times as the dialect writes them, JSON as text or the driver's JSON
+wrapper) and every commit and rollback. Nothing is hard-coded, so the ceiling follows whatever the engine executes.
+The record is spilled to a file a transaction or so at a time, so memory stays flat. A replay on a second copy of
+the launched database sends the same statements in the same transactions through raw DBAPI connections, timed:
+what remains is the database's and the driver's work, the floor the engine's Python sits on.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, event
+
+SPILL_EVERY = 2_000  # parameter rows held before the record is written out
+
+
+class Capture:
+    """Records what ``engine`` sends its driver, between ``start()`` and ``stop()``, into ``path``."""
+
+    def __init__(self, engine: Engine, path: Path) -> None:
+        self.engine = engine
+        self.path = path
+        self._out = path.open("wb")
+        self._held: list[tuple[Any, ...]] = []
+        self._rows = 0
+        self._lock = threading.Lock()  # plugin steps on the worker's threads may use the database too
+        self.statements = 0
+        self.commits = 0
+
+    def start(self) -> Capture:
+        # The dialect's calls of the driver: after SQLAlchemy has batched rows into one INSERT (insertmanyvalues).
+        event.listen(self.engine, "do_executemany", self._many)
+        event.listen(self.engine, "do_execute", self._one)
+        event.listen(self.engine, "do_execute_no_params", self._bare)
+        event.listen(self.engine, "commit", self._commit)
+        event.listen(self.engine, "rollback", self._rollback)
+        return self
+
+    def stop(self) -> None:
+        event.remove(self.engine, "do_executemany", self._many)
+        event.remove(self.engine, "do_execute", self._one)
+        event.remove(self.engine, "do_execute_no_params", self._bare)
+        event.remove(self.engine, "commit", self._commit)
+        event.remove(self.engine, "rollback", self._rollback)
+        self._spill()
+        self._out.close()
+
+    def _many(self, cursor: Any, statement: str, parameters: Any, context: Any) -> None:
+        self._hold((id(cursor.connection), "many", statement, parameters), len(parameters))
+
+    def _one(self, cursor: Any, statement: str, parameters: Any, context: Any) -> None:
+        self._hold((id(cursor.connection), "one", statement, parameters), 1)
+
+    def _bare(self, cursor: Any, statement: str, context: Any) -> None:
+        self._hold((id(cursor.connection), "bare", statement), 1)
+
+    def _commit(self, conn: Connection) -> None:
+        self._hold((id(conn.connection.dbapi_connection), "commit"), 0)
+        self.commits += 1
+
+    def _rollback(self, conn: Connection) -> None:
+        self._hold((id(conn.connection.dbapi_connection), "rollback"), 0)
+
+    def _hold(self, entry: tuple[Any, ...], rows: int) -> None:
+        with self._lock:
+            self._held.append(entry)
+            self.statements += entry[1] in ("many", "one", "bare")
+            self._rows += rows + 1
+            if entry[1] in ("commit", "rollback") and self._rows >= SPILL_EVERY:
+                self._spill()
+
+    def _spill(self) -> None:
+        if self._held:
+            pickle.dump(self._held, self._out, protocol=pickle.HIGHEST_PROTOCOL)
+            self._held, self._rows = [], 0
+
+
+def _chunks(path: Path) -> Iterator[list[tuple[Any, ...]]]:
+    with path.open("rb") as spilled:
+        while True:
+            try:
+                yield pickle.load(spilled)
+            except EOFError:
+                return
+
+
+def _same(text: str) -> str:
+    return text
+
+
+def _json_ready(parameters: Any) -> Any:
+    """psycopg serialises its JSON wrappers as it sends them: serialise them beforehand, as a prepared value."""
+    from psycopg.types.json import Json
+
+    def one(value: Any) -> Any:
+        return Json(json.dumps(value.obj), dumps=_same) if isinstance(value, Json) else value
+
+    if isinstance(parameters, dict):
+        return {key: one(value) for key, value in parameters.items()}
+    return type(parameters)(one(value) for value in parameters)
+
+
+def _prepared(entry: tuple[Any, ...]) -> tuple[Any, ...]:
+    if entry[1] == "many":
+        return (*entry[:3], [_json_ready(row) for row in entry[3]])
+    if entry[1] == "one":
+        return (*entry[:3], _json_ready(entry[3]))
+    return entry
+
+
+def replay(engine: Engine, path: Path) -> tuple[float, float]:
+    """Run the record in ``path`` on ``engine``'s database through raw DBAPI connections (one per connection the
+    engine used), reading back every row a statement returns; returns the wall and CPU seconds spent in the driver
+    (on SQLite the CPU is all the database's work too; on PostgreSQL the server's is not in it)."""
+    postgres = engine.dialect.name == "postgresql"
+    raw: dict[int, Any] = {}  # captured connection -> a raw connection of ours (pooled: its connect-time setup ran)
+    seconds = cpu = 0.0
+    try:
+        for chunk in _chunks(path):
+            if postgres:
+                chunk = [_prepared(entry) for entry in chunk]
+            for entry in chunk:  # connections first, out of the timing
+                if entry[0] not in raw:
+                    raw[entry[0]] = engine.raw_connection()
+            began, began_cpu = time.perf_counter(), time.process_time()
+            for entry in chunk:
+                dbapi = raw[entry[0]].driver_connection
+                kind = entry[1]
+                if kind == "commit":
+                    dbapi.commit()
+                elif kind == "rollback":
+                    dbapi.rollback()
+                else:
+                    cursor = dbapi.cursor()
+                    if kind == "many":
+                        cursor.executemany(entry[2], entry[3])
+                    elif kind == "bare":
+                        cursor.execute(entry[2])
+                    else:
+                        cursor.execute(entry[2], entry[3])
+                    if cursor.description is not None:
+                        cursor.fetchall()
+                    cursor.close()
+            seconds += time.perf_counter() - began
+            cpu += time.process_time() - began_cpu
+    finally:
+        for connection in raw.values():
+            connection.driver_connection.rollback()
+            connection.close()
+    return seconds, cpu
