@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel
 
 from .interfaces import NoConfig
+from .templating import TEMPLATE_VARIABLES, Scope
 
 if TYPE_CHECKING:
     import jinja2
 
     from .runtime import Runtime
-    from .templating import Scope
 
 NEXT = "next"
 FAILURE = "failure"
@@ -77,8 +77,6 @@ class StepContext:
         """One of the step's templates rendered from ``template_vars()``; a template that fails on the run's data
         raises TemplateStepError naming its file and line. Added in campaignkit 0.3."""
         if self._scope is None:
-            from .templating import Scope  # templating reads this module's names
-
             self._scope = Scope(self.template_vars())
         return self._scope.render(template)
 
@@ -108,10 +106,6 @@ class StepResult:
     def wait(cls, until: datetime | None = None, events: tuple[str, ...] = (), **detail: Any) -> StepResult:
         return cls(edge=None, waiting=True, wait_until=until, wait_for=events, detail=detail or None)
 
-
-# Names a template may use; validation rejects any other top-level variable.
-TEMPLATE_VARIABLES = frozenset({"target", "context", "run", "now", "campaign", "event"})
-# (A campaign kind adds its own, e.g. access reviews' ``review`` and ``links``: CampaignKind.template_names.)
 
 
 class StepType(ABC):

@@ -14,7 +14,10 @@ from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import TemplateStepError
-from .step import TEMPLATE_VARIABLES
+
+# Names a template may use; validation rejects any other top-level variable.
+TEMPLATE_VARIABLES = frozenset({"target", "context", "run", "now", "campaign", "event"})
+# (A campaign kind adds its own, e.g. access reviews' ``review`` and ``links``: CampaignKind.template_names.)
 
 
 def bundled_template_dir() -> Path:

@@ -145,7 +145,7 @@ def _selected(campaign_id: str, selection: RetrySelection, point: RetryPoint | N
         query = query.where(runs.c.id.in_(selection.run_ids))
     if selection.cycle is not None:
         query = query.where(runs.c.launch_id == selection.cycle)
-    return query
+    return query.order_by(runs.c.id)  # audited, and their rows locked, in one stable order
 
 
 def _shown(run: Any, point: RetryPoint | None) -> dict[str, Any]:
