@@ -200,7 +200,11 @@ def insert_runs(
     ``gate`` (the entry rules, entries.py) keeps out the targets they skip, and counts them.
     """
     # A chunk's keys are distinct (a duplicate is merged into its first), so its rows can share a statement.
-    writer = BulkInsert(conn, runs, RUN_COLUMNS, statement=_upsert(conn), shared={
+    # On PostgreSQL the upsert returns the runs' ids for ``launched``: a query for them by key, planned from the
+    # statistics of a table that was empty when they were last taken, scanned it once per chunk.
+    returning = launched is not None and is_postgres(conn)
+    upsert = _upsert(conn).returning(runs.c.target_key, runs.c.id) if returning else _upsert(conn)
+    writer = BulkInsert(conn, runs, RUN_COLUMNS, statement=upsert, shared={
         "campaign_id": campaign_id, "launch_id": launch_id, "version_id": version_id, "status": "pending",
         "current_node": None, "lease_token": 0, "attempt": 0, "created_at": now, "updated_at": now},
         rows_per_statement=CHUNK)
@@ -245,11 +249,16 @@ def _write(conn: Connection, writer: BulkInsert, chunk: dict[str, dict[str, Any]
            launched: Callable[[list[LaunchedRun]], None] | None) -> None:
     if not chunk:
         return
-    writer.execute((key, row["target"], row["due_at"], row["context"]) for key, row in chunk.items())
+    values = ((key, row["target"], row["due_at"], row["context"]) for key, row in chunk.items())
     if launched is None:
+        writer.execute(values)
         return
-    ids = dict(conn.execute(select(runs.c.target_key, runs.c.id).where(
-        runs.c.launch_id == launch_id, runs.c.target_key.in_(list(chunk)))).all())
+    if is_postgres(conn):
+        ids = dict(writer.fetch(values))
+    else:
+        writer.execute(values)
+        ids = dict(conn.execute(select(runs.c.target_key, runs.c.id).where(
+            runs.c.launch_id == launch_id, runs.c.target_key.in_(list(chunk)))).all())
     launched([LaunchedRun(ids[key], key, row["target"], row["due_at"], row["context"]) for key, row in chunk.items()])
 
 

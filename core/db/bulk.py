@@ -127,6 +127,10 @@ class BulkInsert:
     def execute(self, rows: Iterable[Sequence[Any]]) -> None:
         self.prepared.execute(self.conn, rows)
 
+    def fetch(self, rows: Iterable[Sequence[Any]]) -> list[Any]:
+        """What the statement's RETURNING gives back (PostgreSQL, several rows per statement)."""
+        return self.prepared.fetch(self.conn, rows)
+
 
 def _as_arrays(sql: str) -> str:
     """PostgreSQL: a statement's one row of values, "VALUES (%s::T, ...)", as rows from one array per column,
