@@ -6,15 +6,25 @@
 # that is taken is skipped, so two checkouts on one host do not collide. CAMPAIGNKIT_PG_DIR (a folder this script
 # creates) and CAMPAIGNKIT_PG_PORT (exactly this port) choose them instead. `start` again while the cluster runs
 # prints the same line; `stop` deletes the folder only if this script created it.
+# scripts/pg-bench-cluster.sh runs this script for the benchmarks' cluster (CAMPAIGNKIT_PG_ROLE=bench): the server's
+# default, durable settings, its own folder and ports, and CAMPAIGNKIT_BENCH_PG_URL.
 # Needs PostgreSQL's server binaries (Debian: apt-get install postgresql). As root it runs the cluster as the
 # `postgres` user, because initdb refuses to run as root.
 set -euo pipefail
 checkout=$(cd "$(dirname "$0")/.." && pwd -P)
 key=$(printf '%s' "$checkout" | cksum | cut -d' ' -f1)
-dir=${CAMPAIGNKIT_PG_DIR:-${TMPDIR:-/tmp}/campaignkit-pg-$key}
+role=${CAMPAIGNKIT_PG_ROLE:-test}
+case "$role" in
+  test) prefix=campaignkit-pg; base=54330; variable=CAMPAIGNKIT_TEST_PG_URL
+        # Throwaway data: durability off makes the suite faster.
+        settings="-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" ;;
+  bench) prefix=campaignkit-pg-bench; base=56330; variable=CAMPAIGNKIT_BENCH_PG_URL; settings="" ;;
+  *) echo "CAMPAIGNKIT_PG_ROLE: test or bench, not $role" >&2; exit 2 ;;
+esac
+dir=${CAMPAIGNKIT_PG_DIR:-${TMPDIR:-/tmp}/$prefix-$key}
 case "$dir" in /*) ;; *) dir="$PWD/$dir" ;; esac
-marker="$dir/.created-by-pg-test-cluster"
-first_port=$((54330 + key % 1000))
+marker="$dir/.created-by-pg-$role-cluster"
+first_port=$((base + key % 1000))
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [ -n "$bindir" ] || { echo "PostgreSQL server binaries not found under /usr/lib/postgresql" >&2; exit 1; }
 
@@ -24,7 +34,7 @@ as_owner() {
 }
 
 url() {
-  echo "export CAMPAIGNKIT_TEST_PG_URL=postgresql+psycopg://postgres@127.0.0.1:$1/postgres"
+  echo "export $variable=postgresql+psycopg://postgres@127.0.0.1:$1/postgres"
 }
 
 running() {
@@ -38,8 +48,7 @@ taken() {
 
 start_on() {
   as_owner "'$bindir/pg_ctl' -D '$dir/data' -l '$dir/server.log' -w -o \"-p $1 -k '$dir' \
-    -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-    -c max_connections=200\" start >/dev/null 2>&1"
+    -c listen_addresses=127.0.0.1 $settings\" start >/dev/null 2>&1"
 }
 
 case "${1:-}" in
@@ -61,7 +70,7 @@ case "${1:-}" in
       ports=("$CAMPAIGNKIT_PG_PORT")
     else
       ports=()
-      for offset in $(seq 0 99); do ports+=($((54330 + (first_port - 54330 + offset) % 1000))); done
+      for offset in $(seq 0 99); do ports+=($((base + (first_port - base + offset) % 1000))); done
     fi
     for port in "${ports[@]}"; do
       # Checked, then tried: a port taken between the two makes the start fail, and the next one is tried.
