@@ -106,7 +106,7 @@ class Worker:
         self._deadlines: dict[int, datetime | None] = {}  # a cycle's deadline is fixed when it launches
         self.executor = StepExecutor(self.settings.threads)
         self._statements = Statements(runtime.engine.dialect)
-        self._tally = ReportTally(is_postgres(runtime.engine))  # the campaign reports' counts
+        self._tally = ReportTally(is_postgres(runtime.engine))  # the reports' counts, the visits by node and edge
 
     # --- loop ---------------------------------------------------------------------------------------
 
