@@ -14,6 +14,11 @@ from sqlalchemy.engine import make_url
 from ..files import open_private, private_dir
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The write-ahead log is copied into the database file once it holds this many pages (about 40 MB), not SQLite's
+# 1 000: a batch of audit records or step records dirties hundreds of index pages, and with the default nearly every
+# commit copied them all back again (a million audit records appended at 22 000 a second instead of 36 000 with
+# SQLite alone, BENCHMARKS.md). Readers pay nothing measurable; the log file keeps its largest size.
+SQLITE_WAL_AUTOCHECKPOINT_PAGES = 10_000
 
 
 def normalise_url(url: str) -> str:
@@ -45,6 +50,7 @@ def _sqlite_engine(url: str, database: str | None, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

@@ -1,8 +1,8 @@
 """WAL checkpoints off a busy writer's commit path (SQLite).
 
-By default the commit that takes SQLite's write-ahead log past 1 000 pages copies the log into the database file
-there and then, with its fsyncs: on this kind of disk a stall of about 100 ms every few thousand rows, seen by
-every request waiting on that commit. A writer that answers people (the tracking hits) turns that off on its own
+By default the commit that takes SQLite's write-ahead log past SQLITE_WAL_AUTOCHECKPOINT_PAGES copies the log into
+the database file there and then, with its fsyncs: a stall of a few hundred milliseconds every so many thousand rows,
+seen by every request waiting on that commit. A writer that answers people (the tracking hits) turns that off on its own
 connection and leaves the copying to a thread of its own, which checkpoints in PASSIVE mode: it never takes the
 write lock, so the writer goes on appending to the log while the database file is brought up to date.
 """
@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine
+
+from . import SQLITE_WAL_AUTOCHECKPOINT_PAGES
 
 log = logging.getLogger(__name__)
 INTERVAL_SECONDS = 0.5
@@ -40,7 +42,7 @@ def checkpoints_elsewhere(engine: Engine, conn: Connection, interval: float = IN
     finally:
         stop.set()
         thread.join()
-        raw.execute("PRAGMA wal_autocheckpoint=1000")  # SQLite's default, for the pool's next user
+        raw.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")  # for the pool's next user
 
 
 def _checkpoint_every(engine: Engine, interval: float, stop: threading.Event) -> None:
