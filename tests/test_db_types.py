@@ -1,0 +1,49 @@
+"""UTCDateTime on SQLite stores exactly the text SQLAlchemy's DATETIME stores, so that times written before and after
+its own formatting compare, sort and read back alike."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import Column, DateTime, Integer, MetaData, Table, insert, select, text
+from sqlalchemy.dialects import sqlite
+
+from campaignkit.core.db import make_engine
+from campaignkit.core.db.schema import UTCDateTime
+
+MOMENTS = [
+    datetime(2026, 3, 29, 0, 30, tzinfo=UTC),  # no microseconds: still written with six digits
+    datetime(2026, 3, 29, 3, 30, 0, 123, tzinfo=timezone(timedelta(hours=2))),  # another zone: stored in UTC
+    datetime(2026, 10, 25, 1, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-9, minutes=-30))),
+    datetime(1, 1, 1, 0, 0, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999),  # naive is UTC already
+    datetime(2030, 1, 1, 12, 0, 0, 1),
+]
+
+
+def sqlalchemy_text(moment: datetime) -> str:
+    naive = moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+    dialect = sqlite.dialect()
+    return DateTime().dialect_impl(dialect).bind_processor(dialect)(naive)
+
+
+@pytest.mark.parametrize("moment", MOMENTS, ids=str)
+def test_a_time_is_stored_as_sqlalchemys_datetime_text(moment: datetime) -> None:
+    dialect = sqlite.dialect()
+    assert UTCDateTime().dialect_impl(dialect).bind_processor(dialect)(moment) == sqlalchemy_text(moment)
+
+
+def test_times_read_back_as_the_same_instants_and_sort_by_time(tmp_path) -> None:
+    metadata = MetaData()
+    table = Table("times", metadata, Column("id", Integer, primary_key=True), Column("at", UTCDateTime))
+    engine = make_engine(f"sqlite:///{tmp_path / 'times.db'}")
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(table), [{"id": i, "at": moment} for i, moment in enumerate([*MOMENTS, None])])
+        stored = conn.execute(text("SELECT at FROM times ORDER BY id")).scalars().all()
+        assert stored == [*map(sqlalchemy_text, MOMENTS), None]
+        read = conn.execute(select(table.c.at).order_by(table.c.at.is_(None), table.c.at)).scalars().all()
+    expected = sorted(m.replace(tzinfo=UTC) if m.tzinfo is None else m.astimezone(UTC) for m in MOMENTS)
+    assert read == [*expected, None]
+    engine.dispose()
