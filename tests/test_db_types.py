@@ -10,7 +10,7 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, Table, insert, selec
 from sqlalchemy.dialects import sqlite
 
 from campaignkit.core.db import make_engine
-from campaignkit.core.db.schema import UTCDateTime
+from campaignkit.core.db.types import UTCDateTime
 
 MOMENTS = [
     datetime(2026, 3, 29, 0, 30, tzinfo=UTC),  # no microseconds: still written with six digits

@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, Connection, and_, func, select, update
 
 from ..db.schema import LIVE_STATUSES, runs
 from ..definitions.workflow import Workflow
-from ..engine.worker import entering
+from ..engine.run_context import entering
 
 
 @dataclass

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, case, exists, func, select, tuple_, update
 from ..audit import Actor, AuditSubType, AuditType, record
 from ..db import reading, writing
 from ..db.schema import LIVE_STATUSES, campaigns, launches, runs
-from ..engine.worker import entering
+from ..engine.run_context import entering
 from .stuck import (
     BROKEN_VERSION,
     ENDED_CAMPAIGN,
@@ -116,7 +116,7 @@ def _release(conn: Connection, finding: Finding, campaign: CampaignInfo, actor: 
     # index would read all its live runs.
     query = held_runs(fix["horizon"], owner=fix["owner"])
     if fix["expired_before"] is not None:
-        query = query.where(runs.c.due_at < fix["expired_before"])
+        query = query.where(runs.c.lease_until < fix["expired_before"])
     held = [(row.id, row.lease_token) for row in conn.execute(query) if row.campaign_id == campaign.id]
     released = 0
     for start in range(0, len(held), CHUNK):

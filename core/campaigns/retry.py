@@ -16,7 +16,7 @@ from sqlalchemy import Connection, func, select, update
 from ..audit import Actor, AuditSubType, AuditType, record
 from ..db import reading, writing
 from ..db.schema import campaigns, runs
-from ..engine.worker import entering
+from ..engine.run_context import entering
 from ..errors import CampaignkitError, InvalidState
 from .lifecycle import audit_object
 from .service import Campaigns

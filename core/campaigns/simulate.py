@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..engine.compiled import CompiledWorkflow, compile_workflow
-from ..engine.run_context import VISIT
+from ..engine.run_context import VISIT, entering
 from ..engine.statements import FACETS
-from ..engine.worker import entering
 from ..errors import AudienceError, CampaignkitError, StepError
 from ..interfaces import Target
 from ..kinds import RunStart

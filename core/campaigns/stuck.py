@@ -175,13 +175,13 @@ def _versions(conn: Connection, live: list[tuple[str, int, str, int]]) -> tuple[
 
 def _held(conn: Connection, runtime: Runtime, known: dict[str, CampaignInfo], now: datetime,
           campaign_id: str | None) -> list[Finding]:
-    """Runs held by a worker that is gone. A held run's due time is its lease's expiry, so every held run is in the
-    due-time index up to now + the lease: one range read, counted per campaign and worker."""
+    """Runs held by a worker that is gone. A held run was due when it was claimed, so every held run is in the
+    due-time index up to now: one range read, counted per campaign and worker."""
     horizon = now + timedelta(seconds=runtime.settings.worker.lease_seconds)
     expired_before = now - LEASE_GRACE
     held: dict[tuple[str, str], list[datetime]] = defaultdict(list)
     for row in conn.execute(held_runs(horizon, campaign_id=campaign_id)):  # a few batches' worth (see _overdue)
-        held[(row.campaign_id, row.lease_owner)].append(row.due_at)
+        held[(row.campaign_id, row.lease_owner)].append(row.lease_until)
     found = []
     gone: dict[str, bool] = {}
     for (cid, owner), due in held.items():
@@ -201,8 +201,9 @@ def _held(conn: Connection, runtime: Runtime, known: dict[str, CampaignInfo], no
 
 
 def held_runs(horizon: datetime, *, owner: str | None = None, campaign_id: str | None = None) -> Select[Any]:
-    """Live runs a worker holds (``owner``, or any) whose hold ends by ``horizon``, read from the due-time index."""
-    query = select(runs.c.id, runs.c.lease_token, runs.c.campaign_id, runs.c.lease_owner, runs.c.due_at).where(
+    """Live runs a worker holds (``owner``, or any), read from the due-time index up to ``horizon``: a held run was
+    due when it was claimed."""
+    query = select(runs.c.id, runs.c.lease_token, runs.c.campaign_id, runs.c.lease_owner, runs.c.lease_until).where(
         runs.c.due_at <= horizon, runs.c.status.in_(LIVE_STATUSES),
         runs.c.lease_owner.is_not(None) if owner is None else runs.c.lease_owner == owner)
     return query if campaign_id is None else query.where(runs.c.campaign_id == campaign_id)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
     Column,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -21,10 +17,9 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
 
 from .report_schema import report_tables
+from .types import BigId, UTCDateTime
 
 metadata = MetaData(
     naming_convention={
@@ -34,43 +29,6 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
-
-# Integer keys autoincrement as BIGINT on PostgreSQL and as the rowid alias on SQLite.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Stores naive UTC, hands back aware UTC: one representation on SQLite and PostgreSQL alike."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None or value.tzinfo is None:
-            return value
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC)
-
-    def bind_processor(self, dialect: Dialect) -> Any:
-        # SQLite: the text SQLAlchemy's DATETIME stores ("YYYY-MM-DD HH:MM:SS.ffffff", naive UTC), in one C call
-        # rather than process_bind_param and then DATETIME's own formatting: half the cost, on every row a worker
-        # batch or an audit append writes (tests/test_db_types.py holds it to SQLAlchemy's text).
-        if dialect.name == "sqlite":
-            return _sqlite_time
-        return super().bind_processor(dialect)
-
-
-def _sqlite_time(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is not None and value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]  # without an aware value's "+00:00"
-
 
 campaigns = Table(
     "campaigns",
@@ -133,12 +91,15 @@ runs = Table(
     Column("status", String(20), nullable=False),
     Column("current_node", String(100), nullable=True),
     Column("context", JSON, nullable=False),
-    # When the run next needs a worker. A claim moves it to the lease expiry, so a dead worker's runs
-    # become due again by themselves; finished runs and open-ended waits have none.
+    # When the run next needs a worker; finished runs and open-ended waits have none.
     Column("due_at", UTCDateTime, nullable=True),
     Column("paused_due_at", UTCDateTime, nullable=True),  # due_at kept aside while the campaign is paused
+    # The worker holding the run, until when (a dead worker's runs are due again once it passes), and the hold's
+    # number: a worker writes its results only while both are still its own. A claim sets only these, so that on
+    # PostgreSQL it is a HOT update, which touches none of the table's indexes (migration 0014).
     Column("lease_owner", String(100), nullable=True),
     Column("lease_token", Integer, nullable=False, default=0),
+    Column("lease_until", UTCDateTime, nullable=True),  # meaningful while lease_owner is set
     Column("attempt", Integer, nullable=False, default=0),
     Column("error", Text, nullable=True),
     # Facets a campaign family reports per run (set by steps): who must act, what they answered and when,

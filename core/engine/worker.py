@@ -8,7 +8,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -20,10 +20,10 @@ from ..db import is_postgres, writing
 from ..db.schema import LIVE_STATUSES, campaigns, events, launches, runs
 from ..errors import StepError
 from ..step import FAILURE, NEXT, RunEvent, StepContext, StepResult
-from .compiled import CompiledNode, CompiledWorkflow, WorkflowCache
+from .compiled import CompiledNode, WorkflowCache
 from .executor import Outcome, StepExecutor
 from .report_tally import ReportTally
-from .run_context import VISIT, VISITS, WAIT
+from .run_context import WAIT, RunState, idempotency_key
 from .statements import RUN_FACETS, STEP_RECORD, Statements
 
 if TYPE_CHECKING:
@@ -33,55 +33,6 @@ log = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER_SECONDS = 86_400
 _STEP_RECORD_VALUES = itemgetter(*STEP_RECORD)  # a step record's values in the prepared upsert's order
-
-
-def idempotency_key(run_id: int, node_id: str, visit: int) -> str:
-    """Stable across retries, redeliveries and workers: plugins use it to make side effects happen once."""
-    return f"ck:{run_id}:{node_id}:{visit}"
-
-
-def entering(context: dict[str, Any], node_id: str) -> dict[str, Any]:
-    """Count a new visit of ``node_id`` in a run's context (a new visit gets a new idempotency key)."""
-    visits = context.setdefault(VISITS, {})
-    visits[node_id] = visits.get(node_id, 0) + 1
-    context[VISIT] = visits[node_id]
-    context.pop(WAIT, None)
-    return context
-
-
-@dataclass
-class RunState:
-    id: int
-    campaign_id: str
-    lease_token: int
-    launch_id: int
-    workflow: CompiledWorkflow
-    target_key: str
-    target: dict[str, Any]
-    context: dict[str, Any]
-    node_id: str
-    attempt: int  # failed attempts of the current visit
-    status: str = "active"
-    due_at: datetime | None = None
-    error: str | None = None
-    steps_taken: int = 0
-    events: list[RunEvent] = field(default_factory=list)
-    consumed: list[int] = field(default_factory=list)
-    facets: dict[str, Any] = field(default_factory=dict)
-    claimed_facets: tuple[Any, ...] = ()  # the facets as claimed, in RUN_FACETS order: only changed ones are written
-
-    @property
-    def visit(self) -> int:
-        return int(self.context[VISIT])
-
-    @property
-    def finished(self) -> bool:
-        return self.status in ("completed", "failed", "terminated")
-
-    def enter(self, node_id: str) -> None:
-        entering(self.context, node_id)
-        self.node_id = node_id
-        self.attempt = 0
 
 
 @dataclass
