@@ -193,6 +193,23 @@ def test_a_run_taken_over_during_a_batch_drops_only_its_own_results(make_runtime
     assert "1 run(s) changed hands or state during the batch" in caplog.text
 
 
+def test_a_run_another_worker_holds_is_claimed_again_only_once_its_hold_ran_out(make_runtime: Any, actor: Any,
+                                                                                  tmp_path: Any) -> None:
+    from campaignkit.core.engine.worker import Worker
+    harness, _, campaign_id = setup(make_runtime, actor, tmp_path, {}, keys="a\n")
+    now = harness.runtime.clock.now()
+    (held,) = harness.worker._claim(now)
+    (run,) = harness.runs(campaign_id)
+    assert run.due_at <= now and run.lease_until == now + timedelta(seconds=300)  # the claim keeps the due time
+    other = Worker(harness.runtime, worker_id="other")
+    assert other._claim(now + timedelta(seconds=299)) == []
+    assert [row.id for row in other._claim(now + timedelta(seconds=301))] == [held.id]
+    other.close()
+    harness.worker._process([held])  # the first worker's results no longer land
+    (run,) = harness.runs(campaign_id)
+    assert (run.status, run.lease_owner, harness.steps(run.id)) == ("pending", "other", [])
+
+
 def test_a_campaign_completes_when_its_last_run_finishes(make_runtime: Any, actor: Any, tmp_path: Any) -> None:
     harness, _, campaign_id = setup(make_runtime, actor, tmp_path, {})
     assert harness.campaigns.get(campaign_id)["state"] == "in_progress"
