@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, bindparam, column, func, insert, select, values
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -114,3 +114,23 @@ def test_several_rows_per_statement_store_the_same_and_count_what_changed(engine
     with engine.begin() as conn:  # again: every row conflicts and is updated, page by page
         assert upsert.execute(conn, [(i, at, doc, "again") for i, at, doc, _ in rows]) == 9
     assert [row[5] for row in stored(engine)] == ["again"] * 9
+
+
+@pytest.mark.parametrize("planned_each_time", [False, True])
+def test_a_statement_planned_each_time_keeps_no_plan_made_while_its_table_was_empty(
+        engine: Any, planned_each_time: bool) -> None:
+    """A queue's delete (step_starts'): a plan the server kept from when the table was empty would scan it whole
+    at every later batch. Executed often enough for the driver to prepare it, it is still never kept."""
+    if not is_postgres(engine):
+        pytest.skip("PostgreSQL's plan cache; SQLite plans every statement anew")
+    keys = values(column("id", Integer), name="v").data([(bindparam("d_id", type_=Integer),)])
+    delete = PreparedStatement(engine.dialect, things.delete().where(things.c.id == keys.c.id), ("d_id",),
+                               rows_per_statement=100, planned_each_time=planned_each_time)
+    with engine.begin() as conn:
+        for _ in range(10):  # psycopg prepares a statement on its 5th execution
+            assert delete.execute(conn, [(1,), (2,)]) == 0
+        conn.execute(insert(things), [{"id": i, "owner": "o", "doc": {}} for i in range(1, 201)])
+        assert delete.execute(conn, [(i,) for i in range(1, 151)]) == 150
+        kept = conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements "
+                                    "WHERE statement LIKE 'DELETE FROM bulk_things%%'").scalar_one()
+    assert kept == (0 if planned_each_time else 1)

@@ -30,11 +30,16 @@ class PreparedStatement:
     (VALUES ...)) takes up to that many rows at once, as one array per column (``SELECT * FROM unnest(...)``), which
     costs the server far less than a statement per row, and the driver no more: the statement's text stays short
     and the same, so both keep it prepared. Only for rows that never conflict with each other (ON CONFLICT DO
-    UPDATE cannot touch a row twice in one statement, nor an UPDATE update it twice)."""
+    UPDATE cannot touch a row twice in one statement, nor an UPDATE update it twice).
+
+    ``planned_each_time``: on PostgreSQL the statement is planned at every execution, never from a plan the server
+    cached for it, for a statement that joins its rows to a table that starts empty and fills up (a queue). The
+    driver prepares a statement it runs often, and the server then keeps one generic plan for it: made while the
+    table was empty, that plan scans the whole table at each execution ever after."""
 
     def __init__(self, dialect: Dialect, statement: UpdateBase, names: Sequence[str], *,
                  shared: Mapping[str, Any] | None = None, defaults: Callable[[str], Any] | None = None,
-                 rows_per_statement: int = 1) -> None:
+                 rows_per_statement: int = 1, planned_each_time: bool = False) -> None:
         shared = dict(shared or {})
         several = rows_per_statement > 1 and dialect.name == "postgresql"
         if several:  # positional parameters, so that pages of rows flatten into one parameter list
@@ -64,6 +69,7 @@ class PreparedStatement:
         self._converts = tuple((order.index(name), function, _is_time(types[name]))
                                for name in names if (function := convert[name]) is not None)
         self._page = rows_per_statement if several else 1
+        self._prepare: bool | None = False if planned_each_time and dialect.name == "postgresql" else None
         if several:
             self.sql = _as_arrays(self.sql)
 
@@ -77,8 +83,15 @@ class PreparedStatement:
         changed = 0
         for at in range(0, len(prepared), self._page):
             columns = tuple(list(column) for column in zip(*prepared[at:at + self._page], strict=True))
-            changed += conn.exec_driver_sql(self.sql, columns).rowcount
+            changed += self._run(conn, columns)
         return changed
+
+    def _run(self, conn: Connection, parameters: tuple[Any, ...]) -> int:
+        if self._prepare is None:
+            return conn.exec_driver_sql(self.sql, parameters).rowcount
+        with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(self.sql, parameters, prepare=self._prepare)  # psycopg's own option
+            return int(cursor.rowcount)
 
     def fetch(self, conn: Connection, rows: Iterable[Sequence[Any]]) -> list[Any]:
         """The rows a statement with RETURNING gives back, as the driver returns them (no result types applied).

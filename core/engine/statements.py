@@ -87,6 +87,10 @@ class Statements:
         processor = step_starts.c.started_at.type.dialect_impl(dialect).result_processor(dialect, None)
         self._started_at: Callable[[Any], Any] = processor or (lambda value: value)
         stmt = insert(step_records)
+        # A visit's first record is a plain INSERT: an upsert costs PostgreSQL a speculative insertion per row (a
+        # look into the unique index first, a second WAL record after). Only a record rewriting its visit's earlier
+        # one (the run waited or retried there) goes through the upsert.
+        self.insert_step = PreparedStatement(dialect, stmt, STEP_RECORD, rows_per_statement=1000)
         self.upsert_step = PreparedStatement(dialect, stmt.on_conflict_do_update(
             index_elements=[step_records.c.run_id, step_records.c.node_id, step_records.c.visit],
             set_={
@@ -105,7 +109,7 @@ class Statements:
             settled = delete(step_starts).where(*(step_starts.c[name] == bindparam(f"d_{name}")
                                                   for name in STEP_START[:3]))
         self.delete_start = PreparedStatement(dialect, settled, tuple(f"d_{name}" for name in STEP_START[:3]),
-                                              rows_per_statement=1000)
+                                              rows_per_statement=1000, planned_each_time=True)  # a queue
         self._run_updates: dict[tuple[str, ...], PreparedStatement] = {}
 
     def record_starts(self, conn: Connection, keys: list[tuple[int, str, int]], now: datetime
