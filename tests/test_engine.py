@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from campaignkit.core import AudienceError, Channel, Delivery, Message, PermanentStepError, StepError, hookimpl
-from campaignkit.core.db.schema import audit_history, launches, runs
+from campaignkit.core.db.schema import audit_history, launches, runs, step_records
 
 FLOW = """
 name: Engine
@@ -208,6 +208,21 @@ def test_a_run_another_worker_holds_is_claimed_again_only_once_its_hold_ran_out(
     harness.worker._process([held])  # the first worker's results no longer land
     (run,) = harness.runs(campaign_id)
     assert (run.status, run.lease_owner, harness.steps(run.id)) == ("pending", "other", [])
+
+
+def test_a_record_written_by_hand_for_a_visit_a_batch_takes_as_new_does_not_stall_the_run(
+        make_runtime: Any, actor: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    harness, _, campaign_id = setup(make_runtime, actor, tmp_path, {}, keys="a\n")
+    (a,) = harness.runs(campaign_id)
+    with harness.runtime.engine.begin() as conn:  # the first visit of start, which the worker inserts as new
+        conn.execute(insert(step_records).values(
+            run_id=a.id, node_id="start", visit=1, step_type="entered_campaign", attempt=1, outcome="waiting",
+            started_at=harness.runtime.clock.now(), idempotency_key=f"ck:{a.id}:start:1"))
+    harness.run_to_idle()
+    (a,) = harness.runs(campaign_id)
+    assert a.status == "completed"
+    assert [(s.node_id, s.outcome) for s in harness.steps(a.id)] == [("start", "ok"), ("mail", "ok"), ("done", "ok")]
+    assert "the batch is written again as upserts" in caplog.text
 
 
 def test_a_campaign_completes_when_its_last_run_finishes(make_runtime: Any, actor: Any, tmp_path: Any) -> None:

@@ -46,35 +46,43 @@ class ReportTally:
             self.paths = paths.on_conflict_do_update(
                 index_elements=list(PATH_KEY), set_={"visits": path_counts.c.visits + paths.excluded.visits})
 
-    def write(self, conn: Connection, claimed: Sequence[Any], records: Sequence[Mapping[str, Any]]) -> None:
-        """``claimed``: the batch's claimed runs as the claim read them; ``records``: the step records it writes."""
-        rows, paths = tally(claimed, records)
+    def write(self, conn: Connection, claimed: Sequence[Any], records: Sequence[Mapping[str, Any]],
+              rewritten: Mapping[int, tuple[str, Any]] | None = None) -> None:
+        """``claimed``: the batch's claimed runs as the claim read them; ``records``: the step records it writes;
+        ``rewritten``: rewritten_visits(claimed), if the caller has it already."""
+        rows, paths = tally(claimed, records, rewritten)
         if rows:
             conn.execute(self.statement, rows)
         if paths:
             conn.execute(self.paths, paths)
 
 
-def tally(claimed: Sequence[Any], records: Sequence[Mapping[str, Any]]
+def rewritten_visits(claimed: Sequence[Any]) -> dict[int, tuple[str, Any]]:
+    """The visit (node, visit number) whose record a batch's record rewrites, by run: the run's current visit at the
+    claim, when the run was waiting there or had failed an attempt (its record says so). Any other record a batch
+    writes is its visit's first (a live edit or a retry that moves a run to a node starts a new visit)."""
+    return {row.id: (row.current_node, (row.context or {}).get(VISIT)) for row in claimed
+            if row.current_node is not None and (row.status == "waiting" or row.attempt)}
+
+
+def tally(claimed: Sequence[Any], records: Sequence[Mapping[str, Any]],
+          rewritten: Mapping[int, tuple[str, Any]] | None = None,
           ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The rows a batch adds to the report counts, one per campaign, hour and node; and to path_counts, one per
     campaign, node and edge ('' for a visit that has not left its node: a record written waiting or retrying, whose
     rewrite later moves it to the edge it left by).
 
-    A record rewrites the one of its visit when that is its run's current visit at the claim and the run was
-    waiting or had failed an attempt there (a live edit that moved the run to another node starts a new visit);
-    any other record is its visit's first: a batch writes each visit once. A run whose
-    current node was none takes its first step: it entered the campaign. A final record (ok, failed) counts in the
-    hour it finished; without an edge it ended its run."""
+    A record rewrites the one of its visit as rewritten_visits says; any other record is its visit's first: a
+    batch writes each visit once. A run whose current node was none takes its first step: it entered the campaign.
+    A final record (ok, failed) counts in the hour it finished; without an edge it ended its run."""
+    if rewritten is None:
+        rewritten = rewritten_visits(claimed)
     campaign_of: dict[int, str] = {}
-    rewritten: dict[int, tuple[str, Any]] = {}  # runs whose visit (node, visit) at the claim has its record already
     starting: set[int] = set()  # runs taking their first step
     for row in claimed:
         campaign_of[row.id] = row.campaign_id
         if row.current_node is None:
             starting.add(row.id)
-        elif row.status == "waiting" or row.attempt:
-            rewritten[row.id] = (row.current_node, (row.context or {}).get(VISIT))
     counts: dict[tuple[str, datetime, str], list[int]] = {}
     visits: dict[tuple[str, str, str], int] = {}
     seen: set[int] = set()

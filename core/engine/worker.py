@@ -14,6 +14,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Row, case, exists, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ..audit import Actor, AuditObject, AuditSubType, AuditType, record
 from ..db import is_postgres, writing
@@ -22,7 +23,7 @@ from ..errors import StepError
 from ..step import FAILURE, NEXT, RunEvent, StepContext, StepResult
 from .compiled import CompiledNode, WorkflowCache
 from .executor import Outcome, StepExecutor
-from .report_tally import ReportTally
+from .report_tally import ReportTally, rewritten_visits
 from .run_context import WAIT, RunState, idempotency_key
 from .statements import RUN_FACETS, STEP_RECORD, Statements
 
@@ -325,19 +326,34 @@ class Worker:
         Almost always every run is still ours: the run updates, which match on the lease, say so by their count,
         and the batch is written in one go. Otherwise (a lease expired and another worker took the run, or a
         person terminated it) that transaction is rolled back and the batch is written for the runs still ours."""
+        rewritten = rewritten_visits(claimed)
+        try:
+            return self._write_batch(states, records, started, now, claimed, rewritten)
+        except IntegrityError:
+            # A record the batch took for its visit's first was there already, which only a hand-made change of
+            # the database does: rather than fail the batch at every claim, upsert each record this once.
+            log.warning("a step record of the batch was written before; the batch is written again as upserts")
+            return self._write_batch(states, records, started, now, claimed, rewritten, upsert_all=True)
+
+    def _write_batch(
+        self, states: list[RunState], records: list[dict[str, Any]], started: set[tuple[int, str, int]],
+        now: datetime, claimed: list[Row[Any]], rewritten: dict[int, tuple[str, Any]], upsert_all: bool = False,
+    ) -> tuple[list[RunState], list[str]]:
+        args = (states, records, started, now, claimed, rewritten, upsert_all)
         try:
             with writing(self.runtime.engine) as conn:
-                return self._write_owned(conn, states, records, started, now, claimed, None)
+                return self._write_owned(conn, *args, None)
         except _ChangedHands:
             with writing(self.runtime.engine) as conn:
                 owned = self._still_owned(conn, states)
                 log.warning("%d run(s) changed hands or state during the batch; their results are dropped",
                             len(states) - len(owned))
-                return self._write_owned(conn, states, records, started, now, claimed, owned)
+                return self._write_owned(conn, *args, owned)
 
     def _write_owned(
         self, conn: Connection, states: list[RunState], records: list[dict[str, Any]],
-        started: set[tuple[int, str, int]], now: datetime, claimed: list[Row[Any]], owned: set[int] | None,
+        started: set[tuple[int, str, int]], now: datetime, claimed: list[Row[Any]],
+        rewritten: dict[int, tuple[str, Any]], upsert_all: bool, owned: set[int] | None,
     ) -> tuple[list[RunState], list[str]]:
         """Write the batch for the runs ``owned`` (None: all of them, raising _ChangedHands if one is not)."""
         kept = states if owned is None else [s for s in states if s.id in owned]
@@ -345,8 +361,14 @@ class Worker:
             raise _ChangedHands
         kept_records = records if owned is None else [r for r in records if r["run_id"] in owned]
         if kept_records:
-            self._statements.upsert_step.execute(conn, map(_STEP_RECORD_VALUES, kept_records))
-            self._tally.write(conn, claimed, kept_records)
+            first: list[tuple[Any, ...]] = []  # each its visit's first record
+            again: list[tuple[Any, ...]] = []  # each rewriting its visit's record (it waited or retried)
+            for r in kept_records:
+                rewrite = upsert_all or rewritten.get(r["run_id"]) == (r["node_id"], r["visit"])
+                (again if rewrite else first).append(_STEP_RECORD_VALUES(r))
+            self._statements.insert_step.execute(conn, first)
+            self._statements.upsert_step.execute(conn, again)
+            self._tally.write(conn, claimed, kept_records, rewritten)
         settled = [key for r in kept_records if r["outcome"] != "retrying"
                    and (key := (r["run_id"], r["node_id"], r["visit"])) in started]
         if settled:  # their visits have an outcome: no later attempt needs their first time
