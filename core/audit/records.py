@@ -12,13 +12,14 @@ import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, String, select, type_coerce, update
+from sqlalchemy import Connection, Dialect, String, insert, select, type_coerce, update
 
 from ..clock import utc
-from ..db.bulk import BulkInsert
+from ..db.bulk import PreparedStatement
 from ..db.schema import audit_chain, audit_history
 from .catalog import AuditSubType, AuditType
 from .keys import AuditKey, audit_keys
@@ -160,10 +161,17 @@ def append(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
         values.append(fields)
     # Plain lists to the driver, each value converted by its column's type (the time) and the key's id once:
     # SQLAlchemy's executemany of dictionaries spent more per row than the hashing does.
-    BulkInsert(conn, audit_history, (*HASHED_FIELDS, "record_hash"), shared={"key_id": key.key_id}).execute(values)
+    _inserting(conn.dialect, key.key_id).execute(conn, values)
     last_id += len(values)
     conn.execute(update(audit_chain).where(audit_chain.c.id == 1).values(last_audit_id=last_id, last_hash=last_hash))
     return list(range(first, last_id + 1))
+
+
+@lru_cache(maxsize=8)
+def _inserting(dialect: Dialect, key_id: str) -> PreparedStatement:
+    """The audit insert, compiled once per database and key rather than for every append (a fifth of a millisecond:
+    as much as the rest of a one-record append)."""
+    return PreparedStatement(dialect, insert(audit_history), (*HASHED_FIELDS, "record_hash"), shared={"key_id": key_id})
 
 
 def chain_head(conn: Connection, *, lock: bool) -> tuple[int, str]:
