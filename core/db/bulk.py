@@ -69,7 +69,7 @@ class PreparedStatement:
         self._converts = tuple((order.index(name), function, _is_time(types[name]))
                                for name in names if (function := convert[name]) is not None)
         self._page = rows_per_statement if several else 1
-        self._prepare: bool | None = False if planned_each_time and dialect.name == "postgresql" else None
+        self._planned_each_time = planned_each_time and dialect.name == "postgresql"
         if several:
             self.sql = _as_arrays(self.sql)
 
@@ -87,10 +87,10 @@ class PreparedStatement:
         return changed
 
     def _run(self, conn: Connection, parameters: tuple[Any, ...]) -> int:
-        if self._prepare is None:
+        if not self._planned_each_time:
             return conn.exec_driver_sql(self.sql, parameters).rowcount
         with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-            cursor.execute(self.sql, parameters, prepare=self._prepare)  # psycopg's own option
+            cursor.execute(self.sql, parameters, prepare=False)  # psycopg's own option: never prepared
             return int(cursor.rowcount)
 
     def fetch(self, conn: Connection, rows: Iterable[Sequence[Any]]) -> list[Any]:

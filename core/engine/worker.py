@@ -329,10 +329,12 @@ class Worker:
         rewritten = rewritten_visits(claimed)
         try:
             return self._write_batch(states, records, started, now, claimed, rewritten)
-        except IntegrityError:
+        except IntegrityError as exc:
             # A record the batch took for its visit's first was there already, which only a hand-made change of
-            # the database does: rather than fail the batch at every claim, upsert each record this once.
-            log.warning("a step record of the batch was written before; the batch is written again as upserts")
+            # the database does: rather than fail the batch at every claim, upsert each record this once. (Any
+            # other integrity error fails the second write too, and is raised from there.)
+            log.warning("a step record of the batch was written before (%s); the batch is written again as upserts",
+                        exc.orig)
             return self._write_batch(states, records, started, now, claimed, rewritten, upsert_all=True)
 
     def _write_batch(
