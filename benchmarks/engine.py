@@ -57,6 +57,7 @@ from campaignkit.core.db.schema import runs, step_records
 from campaignkit.core.definitions.loader import load_definition_text
 from campaignkit.core.engine.worker import Worker
 from campaignkit.core.runtime import Runtime
+from campaignkit.core.serve import settle_memory
 from campaignkit.core.settings import Settings
 
 # Six steps, one of them a side effect on the thread pool (the send) and one an event to plugins.
@@ -100,6 +101,7 @@ def runtime_on(options: dict[str, Any], url: str) -> Runtime:
 def work_here(runtime: Runtime, profiler: cProfile.Profile | None) -> dict[str, float]:
     """The work in this process; wall and CPU seconds (the worker's threads included)."""
     worker = Worker(runtime)
+    settle_memory()  # as the worker role does (core/serve.py run_worker)
     began, cpu = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
@@ -117,6 +119,7 @@ def _work_process(options: dict[str, Any], url: str, ready: Any, start: Any, don
     with runtime.engine.connect():
         pass  # the connection is made before the clock starts
     worker = Worker(runtime)
+    settle_memory()
     ready.put(os.getpid())
     start.wait()
     cpu = time.process_time()

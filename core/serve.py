@@ -39,6 +39,7 @@ def run_worker(runtime: Runtime, stop: threading.Event) -> None:
     from .engine.worker import Worker
 
     worker = Worker(runtime)
+    settle_memory()
     log.info("worker %s started", worker.worker_id)
     try:
         worker.run_forever(stop)
@@ -70,14 +71,23 @@ def web_server(runtime: Runtime) -> uvicorn.Server:
 
 
 def settle_memory() -> None:
-    """Before serving: what start-up built (the app's routes, models, templates, the plugins) leaves the garbage
-    collector's sight, and its youngest generation is collected every 10 000 allocations instead of 700.
+    """Before serving or working for long: what start-up built (the app's routes, models, templates, the plugins)
+    leaves the garbage collector's sight, and the collector runs less often (collect_less_often).
 
     Without it, a full collection walked those objects every few hundred requests: under a burst of tracking hits,
     a pause of about 90 ms every 0.4 s that every request in flight waited through (its p99 was 105 ms, 44 ms with
-    this)."""
+    this); and in a worker a quarter of its CPU went to the collector (BENCHMARKS.md, "Engine")."""
     gc.collect()
     gc.freeze()
+    collect_less_often()
+
+
+def collect_less_often() -> None:
+    """The garbage collector's youngest generation is collected every 10 000 allocations instead of 700.
+
+    A worker's batch makes tens of thousands of objects that live until it is written (run states, step contexts,
+    records): at 700 the collector walked them again and again. Memory stays as flat: what reference counting frees
+    goes at once, and cycles at the next collection."""
     gc.set_threshold(10_000, 10, 10)
 
 

@@ -40,7 +40,7 @@ def work(
 
     from ..campaigns import Campaigns
     from ..engine.worker import BatchStats, Worker
-    from ..serve import run_worker, stop_on_signals
+    from ..serve import collect_less_often, run_worker, stop_on_signals
 
     runtime = _role_runtime()
     if not until_idle:
@@ -51,6 +51,7 @@ def work(
     campaigns.launch_due(actor())
     campaigns.apply_due_deadlines(actor())
     engine = Worker(runtime)
+    collect_less_often()  # as the worker role, without freezing start-up's objects: this command ends when idle
     between = [job for kind in runtime.kinds.values() for job in kind.jobs() if job.also_in_work]
     total = BatchStats()
     done: list[str] = []
