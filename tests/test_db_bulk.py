@@ -116,6 +116,26 @@ def test_several_rows_per_statement_store_the_same_and_count_what_changed(engine
     assert [row[5] for row in stored(engine)] == ["again"] * 9
 
 
+def test_fetch_gives_back_what_returning_returns_for_every_page_of_rows(engine: Any) -> None:
+    """As the worker records first attempts: rows new and rows there before, in pages of 4, each row's stored
+    time given back (the one there before wins), on both databases."""
+    before, now = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(insert(things), [{"id": i, "owner": "o", "at": before, "doc": {}} for i in (2, 7)])
+        dialect = postgresql if is_postgres(conn) else sqlite
+        statement = dialect.insert(things)
+        statement = statement.on_conflict_do_update(index_elements=[things.c.id], set_={"at": things.c.at}
+                                                    ).returning(things.c.id, things.c.at)
+        record = PreparedStatement(conn.dialect, statement, ("id", "at"), shared={"owner": "o", "doc": {}},
+                                   defaults=lambda name: 0, rows_per_statement=4)
+        found = record.fetch(conn, [(i, now) for i in range(1, 10)])
+    as_time = things.c.at.type.dialect_impl(engine.dialect).result_processor(engine.dialect, None) or (lambda v: v)
+    assert sorted((i, as_time(at)) for i, at in found) == [
+        (i, before if i in (2, 7) else now) for i in range(1, 10)]
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(things)).scalar_one() == 9
+
+
 @pytest.mark.parametrize("planned_each_time", [False, True])
 def test_a_statement_planned_each_time_keeps_no_plan_made_while_its_table_was_empty(
         engine: Any, planned_each_time: bool) -> None:

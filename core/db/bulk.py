@@ -19,6 +19,7 @@ from sqlalchemy import Connection, DateTime, Dialect, Insert, Table, UpdateBase,
 from sqlalchemy.types import TypeEngine
 
 Convert = Callable[[Any], Any]
+SQLITE_MAX_PARAMETERS = 32_766  # SQLITE_MAX_VARIABLE_NUMBER's default since SQLite 3.32
 
 
 class PreparedStatement:
@@ -30,7 +31,9 @@ class PreparedStatement:
     (VALUES ...)) takes up to that many rows at once, as one array per column (``SELECT * FROM unnest(...)``), which
     costs the server far less than a statement per row, and the driver no more: the statement's text stays short
     and the same, so both keep it prepared. Only for rows that never conflict with each other (ON CONFLICT DO
-    UPDATE cannot touch a row twice in one statement, nor an UPDATE update it twice).
+    UPDATE cannot touch a row twice in one statement, nor an UPDATE update it twice). On SQLite ``execute`` runs
+    the statement once per row in the driver (as cheap as one statement there), and ``fetch``, which needs the rows
+    RETURNING gives back, repeats the row of VALUES up to that many times.
 
     ``planned_each_time``: on PostgreSQL the statement is planned at every execution, never from a plan the server
     cached for it, for a statement that joins its rows to a table that starts empty and fills up (a queue). The
@@ -72,6 +75,9 @@ class PreparedStatement:
         self._planned_each_time = planned_each_time and dialect.name == "postgresql"
         if several:
             self.sql = _as_arrays(self.sql)
+        # fetch on SQLite: rows per statement, within its limit of host parameters
+        self._rows_per_fetch = max(1, min(rows_per_statement, SQLITE_MAX_PARAMETERS // len(self.names)))
+        self._multi_row: dict[int, str] = {}  # fetch on SQLite: the statement for that many rows
 
     def execute(self, conn: Connection, rows: Iterable[Sequence[Any]]) -> int:
         """Returns how many rows the statement changed (the driver's count over all of them)."""
@@ -94,15 +100,22 @@ class PreparedStatement:
             return int(cursor.rowcount)
 
     def fetch(self, conn: Connection, rows: Iterable[Sequence[Any]]) -> list[Any]:
-        """The rows a statement with RETURNING gives back, as the driver returns them (no result types applied).
-        PostgreSQL with ``rows_per_statement`` only: an executemany returns no rows."""
-        if self._page == 1:
-            raise ValueError("only a statement taking several rows at once returns rows")
+        """The rows a statement with RETURNING gives back, as the driver returns them (no result types applied):
+        an executemany returns none, so the rows go as several rows of one statement (see rows_per_statement)."""
         prepared = self.prepare(rows)
         found: list[Any] = []
-        for at in range(0, len(prepared), self._page):
-            columns = tuple(list(column) for column in zip(*prepared[at:at + self._page], strict=True))
-            found.extend(conn.exec_driver_sql(self.sql, columns).all())
+        if self._page > 1:
+            for at in range(0, len(prepared), self._page):
+                columns = tuple(list(column) for column in zip(*prepared[at:at + self._page], strict=True))
+                found.extend(conn.exec_driver_sql(self.sql, columns).all())
+            return found
+        if self.by_name or conn.dialect.name != "sqlite":
+            raise ValueError("fetch takes several rows at once on PostgreSQL (rows_per_statement) or SQLite only")
+        for at in range(0, len(prepared), self._rows_per_fetch):
+            page = prepared[at:at + self._rows_per_fetch]
+            sql = self._multi_row.get(len(page)) or self._multi_row.setdefault(len(page), _repeated(self.sql,
+                                                                                                    len(page)))
+            found.extend(conn.exec_driver_sql(sql, tuple(value for row in page for value in row)).all())
         return found
 
     def prepare(self, rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...] | dict[str, Any]]:
@@ -156,6 +169,16 @@ def _as_arrays(sql: str) -> str:
     # %b: arrays go in the binary format, so their text (JSON documents) needs no quoting or escaping
     arrays = ", ".join("%b" + p.removeprefix("%s") + "[]" for p in placeholders)
     return f"{sql[:start]}SELECT * FROM unnest({arrays}){sql[end + 1:]}"
+
+
+def _repeated(sql: str, count: int) -> str:
+    """A statement's one row of values, "VALUES (?, ...)", as ``count`` such rows (SQLite)."""
+    start = sql.index("VALUES (")
+    end = sql.index(")", start) + 1
+    row = sql[start + len("VALUES "):end]
+    if "(" in row[1:]:
+        raise ValueError(f"a row of plain parameters is needed to repeat it: {row}")
+    return f"{sql[:start]}VALUES {', '.join([row] * count)}{sql[end:]}"
 
 
 def _picker(indexes: list[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:

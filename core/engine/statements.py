@@ -78,11 +78,10 @@ class Statements:
         # A new start, or the one recorded by an earlier attempt (updated to itself, so RETURNING gives it back):
         # one statement for the whole wave.
         start = insert(step_starts)
-        self._record_start = start.on_conflict_do_update(
+        record_start = start.on_conflict_do_update(
             index_elements=list(step_starts.primary_key.columns), set_={"started_at": step_starts.c.started_at},
         ).returning(step_starts.c.run_id, step_starts.c.node_id, step_starts.c.visit, step_starts.c.started_at)
-        self._record_start_arrays = PreparedStatement(dialect, self._record_start, STEP_START, rows_per_statement=1000
-                                                      ) if postgres else None
+        self._record_starts = PreparedStatement(dialect, record_start, STEP_START, rows_per_statement=1000)
         # the driver's time as the column's type hands it back (UTCDateTime: aware, in UTC)
         processor = step_starts.c.started_at.type.dialect_impl(dialect).result_processor(dialect, None)
         self._started_at: Callable[[Any], Any] = processor or (lambda value: value)
@@ -116,12 +115,8 @@ class Statements:
                       ) -> dict[tuple[int, str, int], datetime]:
         """Record ``now`` as the first attempt of each visit (run, node, visit) that has none; returns every
         visit's first attempt."""
-        if self._record_start_arrays is not None:
-            rows = self._record_start_arrays.fetch(conn, [(*key, now) for key in keys])
-            return {(run_id, node_id, visit): self._started_at(at) for run_id, node_id, visit, at in rows}
-        return {(r.run_id, r.node_id, r.visit): r.started_at for r in conn.execute(
-            self._record_start, [{"run_id": run_id, "node_id": node_id, "visit": visit, "started_at": now}
-                                 for run_id, node_id, visit in keys])}
+        rows = self._record_starts.fetch(conn, [(*key, now) for key in keys])
+        return {(run_id, node_id, visit): self._started_at(at) for run_id, node_id, visit, at in rows}
 
     def update_run(self, facets: tuple[str, ...]) -> PreparedStatement:
         """The run update that also writes ``facets`` (in RUN_FACETS order), for the runs whose lease the worker
