@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
@@ -15,6 +16,7 @@ from .templating import TEMPLATE_VARIABLES, Scope
 
 if TYPE_CHECKING:
     import jinja2
+    from jinja2.environment import TemplateExpression
 
     from .runtime import Runtime
 
@@ -76,9 +78,17 @@ class StepContext:
     def render(self, template: jinja2.Template) -> str:
         """One of the step's templates rendered from ``template_vars()``; a template that fails on the run's data
         raises TemplateStepError naming its file and line. Added in campaignkit 0.3."""
+        return self._template_scope().render(template)
+
+    def evaluate(self, expression: TemplateExpression) -> Any:
+        """An expression (``runtime.jinja.compile_expression``) evaluated from ``template_vars()``; a Jinja error is
+        raised as it is. Added in campaignkit 0.3."""
+        return self._template_scope().evaluate(expression)
+
+    def _template_scope(self) -> Scope:
         if self._scope is None:
             self._scope = Scope(self.template_vars())
-        return self._scope.render(template)
+        return self._scope
 
 
 @dataclass(frozen=True)
@@ -96,16 +106,26 @@ class StepResult:
 
     @classmethod
     def follow(cls, edge: str = NEXT, **detail: Any) -> StepResult:
-        return cls(edge=edge, detail=detail or None)
+        if detail or cls is not StepResult:
+            return cls(edge=edge, detail=detail or None)
+        return _plain(edge)
 
     @classmethod
     def end(cls, **detail: Any) -> StepResult:
-        return cls(edge=None, detail=detail or None)
+        if detail or cls is not StepResult:
+            return cls(edge=None, detail=detail or None)
+        return _plain(None)
 
     @classmethod
     def wait(cls, until: datetime | None = None, events: tuple[str, ...] = (), **detail: Any) -> StepResult:
         return cls(edge=None, waiting=True, wait_until=until, wait_for=events, detail=detail or None)
 
+
+
+@lru_cache(maxsize=1024)
+def _plain(edge: str | None) -> StepResult:
+    """A result with no detail is the same for every run, and frozen: one per edge, not one per step."""
+    return StepResult(edge=edge)
 
 
 class StepType(ABC):

@@ -11,10 +11,14 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta
+from jinja2.environment import TemplateExpression
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import TemplateStepError
 
+# What rendering a run's data can raise that is the template author's to fix: Jinja's errors, and a filter or
+# operator given this run's data.
+RENDER_ERRORS = (jinja2.TemplateError, ArithmeticError, ValueError, TypeError)
 # Names a template may use; validation rejects any other top-level variable.
 TEMPLATE_VARIABLES = frozenset({"target", "context", "run", "now", "campaign", "event"})
 # (A campaign kind adds its own, e.g. access reviews' ``review`` and ``links``: CampaignKind.template_names.)
@@ -61,7 +65,8 @@ def render(template: jinja2.Template, variables: Mapping[str, Any]) -> str:
 
 
 class Scope:
-    """One set of variables that several templates render from (a step's message parts, its payload).
+    """One set of variables that several templates render from (a step's message parts, its payload, a branch's
+    condition).
 
     Jinja's ``render`` merges the environment's globals with the variables into a new dictionary for every
     template, which was most of the cost of rendering a short part. Here they are merged once per environment
@@ -74,30 +79,51 @@ class Scope:
     def render(self, template: jinja2.Template) -> str:
         if template.globals.maps[0]:  # type: ignore[attr-defined]  # a template given globals of its own
             return render(template, self.variables)
+        env = template.environment
+        try:  # as _named_errors does, without a context manager per render
+            try:
+                parts = template.root_render_func(self._context(template))  # type: ignore[attr-defined]
+                return env.concat(parts)  # type: ignore[attr-defined,no-any-return]
+            except Exception:
+                env.handle_exception()  # as Template.render: the traceback names template lines
+                raise
+        except RENDER_ERRORS as exc:
+            raise _step_error(template, exc) from None
+
+    def evaluate(self, expression: TemplateExpression) -> Any:
+        """``expression`` (Environment.compile_expression's) evaluated from these variables, as calling it with
+        them would: a TemplateError is the caller's to name."""
+        template = expression._template  # the expression as a template that sets "result"
+        if template.globals.maps[0]:  # type: ignore[attr-defined]
+            return expression(**self.variables)
+        context = self._context(template)
+        for _ in template.root_render_func(context):  # type: ignore[attr-defined]
+            pass
+        value = context.vars["result"]
+        return None if expression._undefined_to_none and isinstance(value, jinja2.Undefined) else value
+
+    def _context(self, template: jinja2.Template) -> jinja2.runtime.Context:
+        """Template.new_context(merged, shared=True), without merging or iterating the globals again."""
         shared = template.environment.globals
         merged = self._merged.get(id(shared))
         if merged is None:
             merged = self._merged[id(shared)] = {**shared, **self.variables}
         env = template.environment
-        with _named_errors(template):
-            try:
-                # Template.new_context(merged, shared=True), without iterating the template's globals again
-                context = env.context_class(env, merged, template.name, template.blocks, globals=shared)
-                return env.concat(template.root_render_func(context))  # type: ignore[attr-defined,no-any-return]
-            except Exception:
-                env.handle_exception()  # as Template.render: the traceback names template lines
-                raise
+        return env.context_class(env, merged, template.name, template.blocks, globals=shared)
 
 
 @contextmanager
 def _named_errors(template: jinja2.Template) -> Iterator[None]:
     try:
         yield
-    except jinja2.TemplateError as exc:
-        raise TemplateStepError(f"template error{template_location(template, exc)}: {exc}") from None
-    except (ArithmeticError, ValueError, TypeError) as exc:  # a filter or operator given this run's data
-        raise TemplateStepError(f"template error{template_location(template, exc)}: {type(exc).__name__}: {exc}"
-                                ) from None
+    except RENDER_ERRORS as exc:
+        raise _step_error(template, exc) from None
+
+
+def _step_error(template: jinja2.Template, exc: Exception) -> TemplateStepError:
+    if isinstance(exc, jinja2.TemplateError):
+        return TemplateStepError(f"template error{template_location(template, exc)}: {exc}")
+    return TemplateStepError(f"template error{template_location(template, exc)}: {type(exc).__name__}: {exc}")
 
 
 def template_location(template: jinja2.Template, exc: BaseException) -> str:

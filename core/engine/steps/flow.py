@@ -79,7 +79,7 @@ class Branch(StepType):
 
     def execute(self, ctx: StepContext) -> StepResult:
         try:
-            value = bool(ctx.config[1](**ctx.template_vars()))
+            value = bool(ctx.evaluate(ctx.config[1]))
         except jinja2.TemplateError as exc:  # the condition fails on this run's data: the author's to fix
             raise TemplateStepError(f"condition error: {exc}") from None
         return StepResult.follow("true" if value else "false")
