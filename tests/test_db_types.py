@@ -3,14 +3,15 @@ its own formatting compare, sort and read back alike."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import Column, DateTime, Integer, MetaData, Table, insert, select, text
+from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, func, insert, select, text
 from sqlalchemy.dialects import sqlite
 
 from campaignkit.core.db import make_engine
-from campaignkit.core.db.types import UTCDateTime
+from campaignkit.core.db.types import UTCDateTime, json_text
 
 MOMENTS = [
     datetime(2026, 3, 29, 0, 30, tzinfo=UTC),  # no microseconds: still written with six digits
@@ -47,3 +48,25 @@ def test_times_read_back_as_the_same_instants_and_sort_by_time(tmp_path) -> None
     expected = sorted(m.replace(tzinfo=UTC) if m.tzinfo is None else m.astimezone(UTC) for m in MOMENTS)
     assert read == [*expected, None]
     engine.dispose()
+
+
+DOCUMENTS = [{"a": [1, "é", None, 1.5, True], "b": {"nested": "x\"y\n"}}, {1: "an integer key"}, [], "text", 3]
+
+
+def test_json_documents_are_stored_as_json_dumps_writes_them(database_url: str) -> None:
+    """The engine's serializer (one encoder made once) writes json.dumps' text, on both databases."""
+    table = Table("json_docs", MetaData(), Column("id", Integer, primary_key=True), Column("doc", JSON))
+    engine = make_engine(database_url)
+    table.create(engine)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(table), [{"id": i, "doc": doc} for i, doc in enumerate(DOCUMENTS)])
+        with engine.connect() as conn:
+            stored = conn.execute(select(func.cast(table.c.doc, String)).order_by(table.c.id)).scalars().all()
+        assert stored == [json.dumps(doc) for doc in DOCUMENTS]
+        assert [json_text(doc) for doc in DOCUMENTS] == stored
+        with pytest.raises(TypeError, match="Object of type datetime is not JSON serializable"):
+            json_text({"at": datetime(2026, 1, 1)})
+    finally:
+        table.drop(engine)
+        engine.dispose()

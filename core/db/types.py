@@ -1,7 +1,9 @@
-"""The column types the schema's tables share: times stored as naive UTC and read back aware, and integer keys."""
+"""The column types the schema's tables share: times stored as naive UTC and read back aware, integer keys, and the
+text JSON documents are stored as."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,3 +46,21 @@ def _sqlite_time(value: datetime | None) -> str | None:
     if value.tzinfo is not None and value.tzinfo is not UTC:
         value = value.astimezone(UTC)
     return value.isoformat(" ", "microseconds")[:26]  # without an aware value's "+00:00"
+
+
+def json_text(value: Any) -> str:
+    """``json.dumps(value)``, the same text, from one encoder made once (the engine's ``json_serializer``).
+
+    json.dumps builds its C encoder anew for every value, two thirds of the time of a small document, and a worker
+    writes several per step (a run's context, each step's detail). Made once, the encoder cannot check for cycles
+    (its record of the containers it is in would outlive a failed call): a document with a cycle, which JSON
+    itself cannot express, raises RecursionError instead of ValueError."""
+    if _encode is None:  # an interpreter without the C accelerator
+        return json.dumps(value)
+    return "".join(_encode(value, 0))
+
+
+_make_encoder = json.encoder.c_make_encoder  # type: ignore[attr-defined]
+_encode = None if _make_encoder is None else _make_encoder(
+    None, json.JSONEncoder().default, json.encoder.encode_basestring_ascii, None,  # type: ignore[attr-defined]
+    ": ", ", ", False, False, True)  # json.dumps' defaults: separators, keys unsorted, NaN allowed
