@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, insert, text
 from sqlalchemy.dialects import sqlite
@@ -24,6 +24,7 @@ from ..db import writing
 from ..db.report_schema import REPORT_COUNTS
 from ..db.schema import PATH_KEY, path_counts, report_counts, report_deltas
 from .run_context import VISIT
+from .statements import StepRecord
 
 STEP_COUNTS = REPORT_COUNTS[:-1]  # all but events, which their trigger counts (migration 0009)
 REPORT_KEY = (report_counts.c.campaign_id, report_counts.c.hour, report_counts.c.node_id)
@@ -46,7 +47,7 @@ class ReportTally:
             self.paths = paths.on_conflict_do_update(
                 index_elements=list(PATH_KEY), set_={"visits": path_counts.c.visits + paths.excluded.visits})
 
-    def write(self, conn: Connection, claimed: Sequence[Any], records: Sequence[Mapping[str, Any]],
+    def write(self, conn: Connection, claimed: Sequence[Any], records: Sequence[StepRecord],
               rewritten: Mapping[int, tuple[str, Any]] | None = None) -> None:
         """``claimed``: the batch's claimed runs as the claim read them; ``records``: the step records it writes;
         ``rewritten``: rewritten_visits(claimed), if the caller has it already."""
@@ -65,7 +66,7 @@ def rewritten_visits(claimed: Sequence[Any]) -> dict[int, tuple[str, Any]]:
             if row.current_node is not None and (row.status == "waiting" or row.attempt)}
 
 
-def tally(claimed: Sequence[Any], records: Sequence[Mapping[str, Any]],
+def tally(claimed: Sequence[Any], records: Sequence[StepRecord],
           rewritten: Mapping[int, tuple[str, Any]] | None = None,
           ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The rows a batch adds to the report counts, one per campaign, hour and node; and to path_counts, one per
@@ -88,19 +89,19 @@ def tally(claimed: Sequence[Any], records: Sequence[Mapping[str, Any]],
     seen: set[int] = set()
     hours: dict[datetime, datetime] = {}  # a wave's records share their times: truncating each is most of the cost
     for record in records:
-        run_id, node = record["run_id"], record["node_id"]
+        run_id, node = record.run_id, record.node_id
         campaign_id = campaign_of[run_id]
         first_of_batch = run_id not in seen
         if first_of_batch:
             seen.add(run_id)
-        edge = record["edge"] or ""
-        if rewritten.get(run_id) == (node, record["visit"]):  # the visit's record had not left the node
+        edge = record.edge or ""
+        if rewritten.get(run_id) == (node, record.visit):  # the visit's record had not left the node
             if edge:
                 visits[campaign_id, node, ""] = visits.get((campaign_id, node, ""), 0) - 1
                 visits[campaign_id, node, edge] = visits.get((campaign_id, node, edge), 0) + 1
         else:
             visits[campaign_id, node, edge] = visits.get((campaign_id, node, edge), 0) + 1
-            at = record["started_at"]
+            at = record.started_at
             hour = hours.get(at)
             if hour is None:
                 hour = hours[at] = at.replace(minute=0, second=0, microsecond=0)
@@ -110,19 +111,19 @@ def tally(claimed: Sequence[Any], records: Sequence[Mapping[str, Any]],
             row_counts[0] += 1
             if first_of_batch and run_id in starting:
                 row_counts[4] += 1
-        outcome = record["outcome"]
+        outcome = record.outcome
         if outcome == "ok" or outcome == "failed":
-            at = record["finished_at"]
+            at = cast(datetime, record.finished_at)  # a final record has its finish time
             hour = hours.get(at)
             if hour is None:
                 hour = hours[at] = at.replace(minute=0, second=0, microsecond=0)
             row_counts = counts.get((campaign_id, hour, node))
             if row_counts is None:
                 row_counts = counts[campaign_id, hour, node] = [0] * 7
-            ended = record["edge"] is None
+            ended = record.edge is None
             if outcome == "ok":
                 row_counts[1] += 1
-                detail = record["detail"]
+                detail = record.detail
                 if detail and ("channel" in detail or "message_id" in detail):
                     row_counts[3] += 1  # a sending step names the channel or the message id it sent
                 if ended:

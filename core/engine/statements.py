@@ -4,9 +4,9 @@ for the driver (core/db/bulk.py), so a batch hands it prepared tuples."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -32,9 +32,26 @@ FACETS = ENGINE_FACETS  # what steps may set, as far as the run's kind declares 
 # What the engine keeps per run: the facets, and the assignment version it bumps whenever the assignee changes (a
 # decision link is bound to it, so a link stops working once its item is handed to someone else).
 RUN_FACETS = (*FACETS, "assignment")
-# A step record as the worker builds it (a dict with these keys), in the order the prepared upsert takes them.
-STEP_RECORD = ("run_id", "node_id", "visit", "step_type", "attempt", "started_at", "idempotency_key", "finished_at",
-               "outcome", "edge", "detail")
+
+
+class StepRecord(NamedTuple):
+    """A step record as the worker builds it, its values in the order the prepared insert and upsert take them."""
+
+    run_id: int
+    node_id: str
+    visit: int
+    step_type: str
+    attempt: int
+    started_at: datetime
+    idempotency_key: str
+    finished_at: datetime | None
+    outcome: str  # waiting, retrying, ok, failed
+    edge: str | None
+    detail: Mapping[str, Any] | None
+
+
+STEP_RECORD = StepRecord._fields
+RecordStart = tuple[int, str, int, str, int, datetime, str]  # a StepRecord's values up to its idempotency key
 # What every run update sets, in the order the prepared update takes them after the run's id; then the facets that
 # changed. A facet is only written when it changed: on SQLite an UPDATE maintains every index on a column it sets,
 # changed or not, and most steps change no facet.

@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Row, case, exists, select, update
@@ -25,7 +24,7 @@ from .compiled import CompiledNode, WorkflowCache
 from .executor import Outcome, StepExecutor
 from .report_tally import ReportTally, rewritten_visits
 from .run_context import WAIT, RunState, idempotency_key
-from .statements import RUN_FACETS, STEP_RECORD, Statements
+from .statements import RUN_FACETS, RecordStart, Statements, StepRecord
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER_SECONDS = 86_400
-_STEP_RECORD_VALUES = itemgetter(*STEP_RECORD)  # a step record's values in the prepared upsert's order
 
 
 @dataclass
@@ -112,13 +110,9 @@ class Worker:
     # --- advance ------------------------------------------------------------------------------------
 
     def _process(self, rows: list[Row[Any]]) -> BatchStats:
-        states: list[RunState] = []
-        records: list[dict[str, Any]] = []
+        records: list[StepRecord] = []
         started: set[tuple[int, str, int]] = set()
-        now = self.runtime.clock.now()
-        for row in rows:
-            state = self._state(row, now, records)
-            states.append(state)
+        states = [self._state(row) for row in rows]
         self._attach_events([s for s, row in zip(states, rows, strict=True) if row.has_events])
         self._load_deadlines(states)
         live = [s for s in states if not s.finished and s.status != "waiting"]
@@ -144,7 +138,7 @@ class Worker:
         self._after_commit(finished, completed)
         return BatchStats(claimed=len(rows), steps=len(records), finished=len(finished))
 
-    def _state(self, row: Row[Any], now: datetime, records: list[dict[str, Any]]) -> RunState:
+    def _state(self, row: Row[Any]) -> RunState:
         workflow = self.workflows.get(row.version_id)
         context = dict(row.context or {})
         facets = tuple(row[self._statements.claimed_facets])
@@ -214,29 +208,26 @@ class Worker:
 
     def _context(self, state: RunState, node: CompiledNode, now: datetime) -> StepContext:
         visit = state.visit
+        # Positional, in StepContext's field order (run_id, campaign_id, target_key, target, context, node_id, visit,
+        # attempt, now, config, idempotency_key, runtime, edges, wait, events, facets, deadline, kind_variables):
+        # by keyword, matching the 18 names cost a microsecond a step, more than most steps take.
         return StepContext(
-            run_id=state.id, campaign_id=state.campaign_id, target_key=state.target_key,
-            target=state.target, context=state.context, node_id=node.id, visit=visit,
-            attempt=state.attempt + 1, now=now, config=node.config,
-            idempotency_key=idempotency_key(state.id, node.id, visit), runtime=self.runtime,
-            edges=node.edges, wait=state.context.get(WAIT), events=state.events, facets=state.facets,
-            deadline=self._deadlines.get(state.launch_id),
-            kind_variables=state.workflow.variables,
+            state.id, state.campaign_id, state.target_key, state.target, state.context, node.id, visit,
+            state.attempt + 1, now, node.config, idempotency_key(state.id, node.id, visit), self.runtime,
+            node.edges, state.context.get(WAIT), state.events, state.facets, self._deadlines.get(state.launch_id),
+            state.workflow.variables,
         )
 
     def _apply(
         self, state: RunState, node: CompiledNode, ctx: StepContext, outcome: Outcome,
-        started: datetime, finished: datetime, records: list[dict[str, Any]],
+        started: datetime, finished: datetime, records: list[StepRecord],
     ) -> bool:
         """Fold one step's outcome into the run; True when the run goes on to another node now."""
         # A node that waited started when it first began waiting, not when it was last resumed.
         wait = state.context.get(WAIT)
         since = wait.get("since") if wait else None
-        base = {
-            "run_id": state.id, "node_id": node.id, "visit": ctx.visit, "step_type": node.type,
-            "attempt": ctx.attempt, "started_at": datetime.fromisoformat(since) if since else started,
-            "idempotency_key": ctx.idempotency_key,
-        }
+        base: RecordStart = (state.id, node.id, ctx.visit, node.type, ctx.attempt,
+                             datetime.fromisoformat(since) if since else started, ctx.idempotency_key)
         if isinstance(outcome, Exception):
             return self._fail(state, node, outcome, base, finished, records)
 
@@ -263,8 +254,7 @@ class Worker:
                 "until": result.wait_until.isoformat() if result.wait_until else None,
                 "events": list(result.wait_for),
             }
-            base.update(finished_at=None, outcome="waiting", edge=None, detail=detail)
-            records.append(base)
+            records.append(StepRecord(*base, None, "waiting", None, detail))
             state.status = "waiting"
             state.due_at = result.wait_until
             return False
@@ -273,8 +263,7 @@ class Worker:
         if result.edge is not None and target is None and result.edge != NEXT:
             return self._fail(state, node, StepError(f"no edge labelled {result.edge!r}", temporary=False),
                               base, finished, records)
-        base.update(finished_at=finished, outcome="ok", edge=result.edge if target else None, detail=detail)
-        records.append(base)
+        records.append(StepRecord(*base, finished, "ok", result.edge if target else None, detail))
         if target is None:
             state.status = "completed"
             state.context.pop(WAIT, None)
@@ -284,8 +273,8 @@ class Worker:
         return True
 
     def _fail(
-        self, state: RunState, node: CompiledNode, exc: Exception, base: dict[str, Any],
-        finished: datetime, records: list[dict[str, Any]],
+        self, state: RunState, node: CompiledNode, exc: Exception, base: RecordStart,
+        finished: datetime, records: list[StepRecord],
     ) -> bool:
         message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, StepError) else str(exc)
         # Plugins talk to the outside, where most failures pass; a step's own logic fails the same way twice.
@@ -298,15 +287,14 @@ class Worker:
             if asked is not None and asked > delay.total_seconds():
                 # Sooner would only be refused again; a server asking for more than a day is not taken at its word.
                 delay = timedelta(seconds=min(asked, MAX_RETRY_AFTER_SECONDS))
-            records.append({**base, "finished_at": finished, "outcome": "retrying", "edge": None,
-                            "detail": {**detail, "retry_at": (finished + delay).isoformat()}})
+            records.append(StepRecord(*base, finished, "retrying", None,
+                                      {**detail, "retry_at": (finished + delay).isoformat()}))
             state.attempt = attempt
             state.status = "active"
             state.due_at = finished + delay
             return False
         failure_target = node.edges.get(FAILURE) if getattr(exc, "follows_failure_edge", True) else None
-        records.append({**base, "finished_at": finished, "outcome": "failed",
-                        "edge": FAILURE if failure_target else None, "detail": detail})
+        records.append(StepRecord(*base, finished, "failed", FAILURE if failure_target else None, detail))
         if failure_target:
             state.enter(failure_target)
             state.status = "active"
@@ -318,7 +306,7 @@ class Worker:
     # --- write --------------------------------------------------------------------------------------
 
     def _write(
-        self, states: list[RunState], records: list[dict[str, Any]], started: set[tuple[int, str, int]],
+        self, states: list[RunState], records: list[StepRecord], started: set[tuple[int, str, int]],
         now: datetime, claimed: list[Row[Any]],
     ) -> tuple[list[RunState], list[str]]:
         """Returns the runs that finished and the campaigns that completed with them.
@@ -338,7 +326,7 @@ class Worker:
             return self._write_batch(states, records, started, now, claimed, rewritten, upsert_all=True)
 
     def _write_batch(
-        self, states: list[RunState], records: list[dict[str, Any]], started: set[tuple[int, str, int]],
+        self, states: list[RunState], records: list[StepRecord], started: set[tuple[int, str, int]],
         now: datetime, claimed: list[Row[Any]], rewritten: dict[int, tuple[str, Any]], upsert_all: bool = False,
     ) -> tuple[list[RunState], list[str]]:
         args = (states, records, started, now, claimed, rewritten, upsert_all)
@@ -353,7 +341,7 @@ class Worker:
                 return self._write_owned(conn, *args, owned)
 
     def _write_owned(
-        self, conn: Connection, states: list[RunState], records: list[dict[str, Any]],
+        self, conn: Connection, states: list[RunState], records: list[StepRecord],
         started: set[tuple[int, str, int]], now: datetime, claimed: list[Row[Any]],
         rewritten: dict[int, tuple[str, Any]], upsert_all: bool, owned: set[int] | None,
     ) -> tuple[list[RunState], list[str]]:
@@ -361,18 +349,18 @@ class Worker:
         kept = states if owned is None else [s for s in states if s.id in owned]
         if self._update_runs(conn, kept, now) < len(kept) and owned is None:
             raise _ChangedHands
-        kept_records = records if owned is None else [r for r in records if r["run_id"] in owned]
+        kept_records = records if owned is None else [r for r in records if r.run_id in owned]
         if kept_records:
-            first: list[tuple[Any, ...]] = []  # each its visit's first record
-            again: list[tuple[Any, ...]] = []  # each rewriting its visit's record (it waited or retried)
+            first: list[StepRecord] = []  # each its visit's first record
+            again: list[StepRecord] = []  # each rewriting its visit's record (it waited or retried)
             for r in kept_records:
-                rewrite = upsert_all or rewritten.get(r["run_id"]) == (r["node_id"], r["visit"])
-                (again if rewrite else first).append(_STEP_RECORD_VALUES(r))
+                rewrite = upsert_all or rewritten.get(r.run_id) == (r.node_id, r.visit)
+                (again if rewrite else first).append(r)
             self._statements.insert_step.execute(conn, first)
             self._statements.upsert_step.execute(conn, again)
             self._tally.write(conn, claimed, kept_records, rewritten)
-        settled = [key for r in kept_records if r["outcome"] != "retrying"
-                   and (key := (r["run_id"], r["node_id"], r["visit"])) in started]
+        settled = [key for r in kept_records
+                   if r.outcome != "retrying" and (key := (r.run_id, r.node_id, r.visit)) in started]
         if settled:  # their visits have an outcome: no later attempt needs their first time
             self._statements.delete_start.execute(conn, settled)
         consumed = [event_id for s in kept for event_id in s.consumed]
