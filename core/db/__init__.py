@@ -20,6 +20,11 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # commit copied them all back again (a million audit records appended at 22 000 a second instead of 36 000 with
 # SQLite alone, BENCHMARKS.md). Readers pay nothing measurable; the log file keeps its largest size.
 SQLITE_WAL_AUTOCHECKPOINT_PAGES = 10_000
+# Each connection keeps up to 16 MiB of database pages, not SQLite's 2 MiB: the indexes a batch writes into (the
+# audit trail's four, step records', runs') outgrow 2 MiB early, and every page read back again was a system call
+# and a copy. At a million audit records it halved the append's system time (BENCHMARKS.md). The cache fills only
+# as pages are read.
+SQLITE_CACHE_KIB = 16_384
 
 
 def normalise_url(url: str) -> str:
@@ -53,6 +58,7 @@ def _sqlite_engine(url: str, database: str | None, **kwargs: Any) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")  # negative: in KiB, not pages
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
