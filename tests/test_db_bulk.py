@@ -90,6 +90,16 @@ def test_an_on_conflict_clause_is_kept_and_nothing_is_half_written(engine: Any) 
         assert conn.execute(select(func.count()).select_from(things)).scalar_one() == 3
 
 
+def test_a_row_with_a_value_too_few_or_too_many_is_refused_naming_the_order(engine: Any) -> None:
+    with engine.begin() as conn:
+        writer = BulkInsert(conn, things, ("id", "doc"), shared={"owner": "o"})
+        for rows in ([(1,), (2,)], [(1, {}, "extra")]):
+            with pytest.raises(ValueError, match="each row takes 2 values, in this order: id, doc"):
+                writer.execute(rows)
+        with pytest.raises(ValueError):  # rows of different lengths
+            writer.execute([(1, {}), (2,)])
+
+
 def test_a_column_left_out_whose_default_is_computed_per_row_is_named(engine: Any) -> None:
     with engine.begin() as conn, pytest.raises(ValueError, match=r"bulk_stamped\.stamp: give its value"):
         BulkInsert(conn, stamped, ("id",))

@@ -11,8 +11,7 @@ plain tuples or dictionaries, in the caller's transaction.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from operator import itemgetter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, DateTime, Dialect, Insert, Table, UpdateBase, insert
@@ -64,13 +63,14 @@ class PreparedStatement:
             raise ValueError("a statement that uses a parameter twice is not supported")
         self.by_name = compiled.positiontup is None
         self.names = tuple(order)
-        # A row's values, followed by the shared ones, picked into the driver's order in one call; then only the
-        # values whose type converts them are touched.
+        # The rows' values are converted column by column (a comprehension per column whose type converts it), the
+        # shared values are columns of one value, and the columns are then taken in the driver's order.
         self._shared = tuple(shared.values())
         sources = [*names, *shared]
-        self._pick = _picker([sources.index(name) for name in order])
-        self._converts = tuple((order.index(name), function, _is_time(types[name]))
-                               for name in names if (function := convert[name]) is not None)
+        self._order = [sources.index(name) for name in order]
+        self._given, self._width = tuple(names), len(names)
+        self._converts = tuple((index, function, _is_time(types[name])) for index, name in enumerate(names)
+                               if (function := convert[name]) is not None)
         self._page = rows_per_statement if several else 1
         self._planned_each_time = planned_each_time and dialect.name == "postgresql"
         if several:
@@ -81,16 +81,10 @@ class PreparedStatement:
 
     def execute(self, conn: Connection, rows: Iterable[Sequence[Any]]) -> int:
         """Returns how many rows the statement changed (the driver's count over all of them)."""
-        prepared = self.prepare(rows)
-        if not prepared:
-            return 0
         if self._page == 1:
-            return conn.exec_driver_sql(self.sql, prepared).rowcount  # type: ignore[arg-type]
-        changed = 0
-        for at in range(0, len(prepared), self._page):
-            columns = tuple(list(column) for column in zip(*prepared[at:at + self._page], strict=True))
-            changed += self._run(conn, columns)
-        return changed
+            prepared = self.prepare(rows)
+            return conn.exec_driver_sql(self.sql, prepared).rowcount if prepared else 0  # type: ignore[arg-type]
+        return sum(self._run(conn, page) for page in self._pages(self.columns(rows)))
 
     def _run(self, conn: Connection, parameters: tuple[Any, ...]) -> int:
         if not self._planned_each_time:
@@ -102,15 +96,14 @@ class PreparedStatement:
     def fetch(self, conn: Connection, rows: Iterable[Sequence[Any]]) -> list[Any]:
         """The rows a statement with RETURNING gives back, as the driver returns them (no result types applied):
         an executemany returns none, so the rows go as several rows of one statement (see rows_per_statement)."""
-        prepared = self.prepare(rows)
         found: list[Any] = []
         if self._page > 1:
-            for at in range(0, len(prepared), self._page):
-                columns = tuple(list(column) for column in zip(*prepared[at:at + self._page], strict=True))
-                found.extend(conn.exec_driver_sql(self.sql, columns).all())
+            for arrays in self._pages(self.columns(rows)):
+                found.extend(conn.exec_driver_sql(self.sql, arrays).all())
             return found
         if self.by_name or conn.dialect.name != "sqlite":
             raise ValueError("fetch takes several rows at once on PostgreSQL (rows_per_statement) or SQLite only")
+        prepared = self.prepare(rows)
         for at in range(0, len(prepared), self._rows_per_fetch):
             page = prepared[at:at + self._rows_per_fetch]
             sql = self._multi_row.get(len(page)) or self._multi_row.setdefault(len(page), _repeated(self.sql,
@@ -119,22 +112,36 @@ class PreparedStatement:
         return found
 
     def prepare(self, rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...] | dict[str, Any]]:
-        """The driver's parameters for ``rows``; times are converted once per distinct value (a wave shares them)."""
-        times: dict[Any, Any] = {}
-        pick, shared, converts, prepared = self._pick, self._shared, self._converts, []
-        for row in rows:
-            values = list(pick((*row, *shared) if shared else row))
-            for slot, convert, is_time in converts:
-                value = values[slot]
-                if value is None:
-                    continue
-                if is_time:
-                    found = times.get(value)
-                    values[slot] = found if found is not None else times.setdefault(value, convert(value))
-                else:
-                    values[slot] = convert(value)
-            prepared.append(dict(zip(self.names, values, strict=True)) if self.by_name else tuple(values))
-        return prepared
+        """The driver's parameters for ``rows``, row by row."""
+        columns = self.columns(rows)
+        if self.by_name:
+            return [dict(zip(self.names, values, strict=True)) for values in zip(*columns, strict=True)]
+        return list(zip(*columns, strict=False))  # the columns are as long as each other
+
+    def columns(self, rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
+        """The driver's parameters for ``rows``, column by column in the driver's order (none for no rows). Each
+        value is converted by its parameter's type; a time once per distinct value (a wave's rows share them)."""
+        given = [list(column) for column in zip(*rows, strict=True)]
+        if not given:
+            return []
+        if len(given) != self._width:
+            raise ValueError(f"each row takes {self._width} values, in this order: {', '.join(self._given)}")
+        for index, convert, is_time in self._converts:
+            column = given[index]
+            if is_time:
+                distinct = {value: convert(value) for value in set(column) if value is not None}
+                given[index] = [distinct.get(value) for value in column]  # None stays None
+            else:
+                given[index] = [None if value is None else convert(value) for value in column]
+        count = len(given[0])
+        given.extend([value] * count for value in self._shared)
+        return [given[index] for index in self._order]
+
+    def _pages(self, columns: list[list[Any]]) -> Iterator[tuple[list[Any], ...]]:
+        """PostgreSQL: the columns, ``rows_per_statement`` rows at a time, as the arrays of one statement."""
+        count = len(columns[0]) if columns else 0
+        for at in range(0, count, self._page):
+            yield tuple(column[at:at + self._page] for column in columns)
 
 
 class BulkInsert:
@@ -179,13 +186,6 @@ def _repeated(sql: str, count: int) -> str:
     if "(" in row[1:]:
         raise ValueError(f"a row of plain parameters is needed to repeat it: {row}")
     return f"{sql[:start]}VALUES {', '.join([row] * count)}{sql[end:]}"
-
-
-def _picker(indexes: list[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:
-    """Those items of a sequence, in that order, as a sequence (itemgetter returns a bare item for one index)."""
-    if len(indexes) == 1:
-        return lambda row: (row[indexes[0]],)
-    return itemgetter(*indexes)
 
 
 def _processor(type_: TypeEngine[Any], dialect: Dialect) -> Convert | None:
