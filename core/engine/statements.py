@@ -133,7 +133,8 @@ class Statements:
         """Record ``now`` as the first attempt of each visit (run, node, visit) that has none; returns every
         visit's first attempt."""
         rows = self._record_starts.fetch(conn, [(*key, now) for key in keys])
-        return {(run_id, node_id, visit): self._started_at(at) for run_id, node_id, visit, at in rows}
+        times = {at: self._started_at(at) for at in {row[3] for row in rows}}  # most are this wave's ``now``
+        return {(run_id, node_id, visit): times[at] for run_id, node_id, visit, at in rows}
 
     def update_run(self, facets: tuple[str, ...]) -> PreparedStatement:
         """The run update that also writes ``facets`` (in RUN_FACETS order), for the runs whose lease the worker

@@ -385,8 +385,10 @@ class Worker:
         while the run's lease is still ours; returns how many runs were updated."""
         by_facets: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
         for s in kept:
-            changed = tuple(name for name, was in zip(RUN_FACETS, s.claimed_facets, strict=True)
-                            if s.facets.get(name) != was)
+            changed: tuple[str, ...] = ()
+            if tuple(s.facets.values()) != s.claimed_facets:  # the facets as claimed (most steps change none)
+                changed = tuple(name for name, was in zip(RUN_FACETS, s.claimed_facets, strict=True)
+                                if s.facets.get(name) != was)
             due = None if s.finished else s.due_at if s.status == "waiting" else (s.due_at or now)
             by_facets.setdefault(changed, []).append((
                 s.id, self.worker_id, s.lease_token, s.status, s.node_id, s.context, due, s.attempt, s.error, now,
