@@ -121,7 +121,6 @@ class StepResult:
         return cls(edge=None, waiting=True, wait_until=until, wait_for=events, detail=detail or None)
 
 
-
 @lru_cache(maxsize=1024)
 def _plain(edge: str | None) -> StepResult:
     """A result with no detail is the same for every run, and frozen: one per edge, not one per step."""

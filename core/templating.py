@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -60,8 +59,10 @@ def expression_variables(env: jinja2.Environment, expression: str) -> set[str]:
 def render(template: jinja2.Template, variables: Mapping[str, Any]) -> str:
     """Render for a run; a template that fails on the run's data is the author's to fix: TemplateStepError, naming
     the template's file and line, which fails the run instead of passing for a delivery failure."""
-    with _named_errors(template):
+    try:
         return template.render(variables)
+    except RENDER_ERRORS as exc:
+        raise _step_error(template, exc) from None
 
 
 class Scope:
@@ -80,7 +81,7 @@ class Scope:
         if template.globals.maps[0]:  # type: ignore[attr-defined]  # a template given globals of its own
             return render(template, self.variables)
         env = template.environment
-        try:  # as _named_errors does, without a context manager per render
+        try:
             try:
                 parts = template.root_render_func(self._context(template))  # type: ignore[attr-defined]
                 return env.concat(parts)  # type: ignore[attr-defined,no-any-return]
@@ -110,14 +111,6 @@ class Scope:
             merged = self._merged[id(shared)] = {**shared, **self.variables}
         env = template.environment
         return env.context_class(env, merged, template.name, template.blocks, globals=shared)
-
-
-@contextmanager
-def _named_errors(template: jinja2.Template) -> Iterator[None]:
-    try:
-        yield
-    except RENDER_ERRORS as exc:
-        raise _step_error(template, exc) from None
 
 
 def _step_error(template: jinja2.Template, exc: Exception) -> TemplateStepError:

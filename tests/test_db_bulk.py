@@ -3,6 +3,7 @@ columns' constant defaults, an ON CONFLICT clause kept; on SQLite and PostgreSQL
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -34,13 +35,22 @@ ROWS = [
 ]
 
 
-@pytest.fixture
-def engine(database_url: str) -> Any:
-    engine = make_engine(database_url)
+def tables_on(url: str) -> Iterator[Any]:
+    engine = make_engine(url)
     metadata.create_all(engine)
     yield engine
     metadata.drop_all(engine)
     engine.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Any]:
+    yield from tables_on(database_url)
+
+
+@pytest.fixture
+def postgres_engine(postgres_url: str) -> Iterator[Any]:
+    yield from tables_on(postgres_url)
 
 
 def stored(engine: Any) -> list[tuple[Any, ...]]:
@@ -146,13 +156,13 @@ def test_fetch_gives_back_what_returning_returns_for_every_page_of_rows(engine: 
         assert conn.execute(select(func.count()).select_from(things)).scalar_one() == 9
 
 
+@pytest.mark.postgres  # PostgreSQL's plan cache: SQLite plans every statement anew
 @pytest.mark.parametrize("planned_each_time", [False, True])
 def test_a_statement_planned_each_time_keeps_no_plan_made_while_its_table_was_empty(
-        engine: Any, planned_each_time: bool) -> None:
+        postgres_engine: Any, planned_each_time: bool) -> None:
     """A queue's delete (step_starts'): a plan the server kept from when the table was empty would scan it whole
     at every later batch. Executed often enough for the driver to prepare it, it is still never kept."""
-    if not is_postgres(engine):
-        pytest.skip("PostgreSQL's plan cache; SQLite plans every statement anew")
+    engine = postgres_engine
     keys = values(column("id", Integer), name="v").data([(bindparam("d_id", type_=Integer),)])
     delete = PreparedStatement(engine.dialect, things.delete().where(things.c.id == keys.c.id), ("d_id",),
                                rows_per_statement=100, planned_each_time=planned_each_time)

@@ -68,7 +68,7 @@ class PreparedStatement:
         self._shared = tuple(shared.values())
         sources = [*names, *shared]
         self._order = [sources.index(name) for name in order]
-        self._given, self._width = tuple(names), len(names)
+        self._given = tuple(names)
         self._converts = tuple((index, function, _is_time(types[name])) for index, name in enumerate(names)
                                if (function := convert[name]) is not None)
         self._page = rows_per_statement if several else 1
@@ -84,7 +84,7 @@ class PreparedStatement:
         if self._page == 1:
             prepared = self.prepare(rows)
             return conn.exec_driver_sql(self.sql, prepared).rowcount if prepared else 0  # type: ignore[arg-type]
-        return sum(self._run(conn, page) for page in self._pages(self.columns(rows)))
+        return sum(self._run(conn, page) for page in self._pages(self._columns(rows)))
 
     def _run(self, conn: Connection, parameters: tuple[Any, ...]) -> int:
         if not self._planned_each_time:
@@ -98,7 +98,7 @@ class PreparedStatement:
         an executemany returns none, so the rows go as several rows of one statement (see rows_per_statement)."""
         found: list[Any] = []
         if self._page > 1:
-            for arrays in self._pages(self.columns(rows)):
+            for arrays in self._pages(self._columns(rows)):
                 found.extend(conn.exec_driver_sql(self.sql, arrays).all())
             return found
         if self.by_name or conn.dialect.name != "sqlite":
@@ -106,26 +106,27 @@ class PreparedStatement:
         prepared = self.prepare(rows)
         for at in range(0, len(prepared), self._rows_per_fetch):
             page = prepared[at:at + self._rows_per_fetch]
-            sql = self._multi_row.get(len(page)) or self._multi_row.setdefault(len(page), _repeated(self.sql,
-                                                                                                    len(page)))
+            sql = self._multi_row.get(len(page))
+            if sql is None:
+                sql = self._multi_row[len(page)] = _repeated(self.sql, len(page))
             found.extend(conn.exec_driver_sql(sql, tuple(value for row in page for value in row)).all())
         return found
 
     def prepare(self, rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...] | dict[str, Any]]:
         """The driver's parameters for ``rows``, row by row."""
-        columns = self.columns(rows)
+        columns = self._columns(rows)
         if self.by_name:
             return [dict(zip(self.names, values, strict=True)) for values in zip(*columns, strict=True)]
-        return list(zip(*columns, strict=False))  # the columns are as long as each other
+        return list(zip(*columns, strict=True))
 
-    def columns(self, rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
+    def _columns(self, rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
         """The driver's parameters for ``rows``, column by column in the driver's order (none for no rows). Each
         value is converted by its parameter's type; a time once per distinct value (a wave's rows share them)."""
         given = [list(column) for column in zip(*rows, strict=True)]
         if not given:
             return []
-        if len(given) != self._width:
-            raise ValueError(f"each row takes {self._width} values, in this order: {', '.join(self._given)}")
+        if len(given) != len(self._given):
+            raise ValueError(f"each row takes {len(self._given)} values, in this order: {', '.join(self._given)}")
         for index, convert, is_time in self._converts:
             column = given[index]
             if is_time:

