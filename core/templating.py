@@ -21,19 +21,33 @@ RENDER_ERRORS = (jinja2.TemplateError, ArithmeticError, ValueError, TypeError)
 # Names a template may use; validation rejects any other top-level variable.
 TEMPLATE_VARIABLES = frozenset({"target", "context", "run", "now", "campaign", "event"})
 # (A campaign kind adds its own, e.g. access reviews' ``review`` and ``links``: CampaignKind.template_names.)
+_DICT_ATTRIBUTES = frozenset(dir(dict))
 
 
 def bundled_template_dir() -> Path:
     return Path(str(files("campaignkit.templates")))
 
 
+class CampaignSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, reading ``target.email`` from a run's data (plain dicts) without an exception per lookup.
+
+    Jinja tries an attribute first and a key after catching AttributeError, which was most of a lookup's cost. A
+    plain dict has no attribute outside dir(dict), so for any other name the key is what Jinja would return; the
+    dict's own attributes (``items``...) and every other object go through the sandbox's checks as before."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if obj.__class__ is dict and attribute not in _DICT_ATTRIBUTES and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
 def make_environment(
     template_dirs: Iterable[Path],
     prepare: Callable[[jinja2.Environment], None] | None = None,
-) -> ImmutableSandboxedEnvironment:
+) -> CampaignSandbox:
     """Admin folders first, then the bundled templates: a file at the same path overrides ours."""
     search_path = [str(p) for p in template_dirs] + [str(bundled_template_dir())]
-    env = ImmutableSandboxedEnvironment(
+    env = CampaignSandbox(
         loader=jinja2.FileSystemLoader(search_path),
         undefined=jinja2.StrictUndefined,
         # Text parts and inline strings are not HTML; HTML files (and inline html parts, see send_message) are.

@@ -45,3 +45,26 @@ def test_the_sandbox_holds_and_errors_name_their_line(env: jinja2.Environment) -
         scope.render(env.from_string("ok\n{{ target.missing }}"))
     with pytest.raises(TemplateStepError, match=r"broken\.txt, line 2"):
         scope.render(env.get_template("broken.txt"))
+
+
+def test_data_reads_as_in_jinjas_own_sandbox(env: jinja2.Environment) -> None:
+    """``target.x`` takes a shortcut for plain dicts (core/templating.py CampaignSandbox): it must read what Jinja's
+    own sandbox reads, a key named like a dict method included, and refuse what it refuses."""
+    from datetime import datetime
+
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    jinja = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
+    data = {"target": {"email": "ada@example.org", "items": "three", "0": "zero", "nested": {"plan": "pro"}},
+            "now": datetime(2030, 1, 2, 3, 4, 5)}
+    for source in ["{{ target.email }}", "{{ target.items is callable }}", "{{ target['items'] }}",
+                   "{{ target.nested.plan }}", "{{ now.year }}", "{{ target.get('email') }}",
+                   "{{ target.missing is defined }}", "{{ target.keys() | list | length }}"]:
+        assert Scope(data).render(env.from_string(source)) == jinja.from_string(source).render(data), source
+    assert Scope(data).render(env.from_string("{{ target.items is callable }}")) == "True"
+    with pytest.raises(TemplateStepError, match="has no attribute 'missing'"):
+        Scope(data).render(env.from_string("{{ target.missing }}"))
+    with pytest.raises(TemplateStepError, match="unsafe"):
+        Scope(data).render(env.from_string("{{ target.nested.__class__.__subclasses__() }}"))
+    with pytest.raises(TemplateStepError, match="unsafe"):
+        Scope(data).render(env.from_string("{{ target.nested.update({'plan': 'free'}) }}"))
