@@ -1,6 +1,6 @@
-"""The worker's hot-path statements (claim, step-record upsert, first-attempt starts, run update): built once per
-worker, so SQLAlchemy's compiled cache is hit on every batch, and the two that write a row per step compiled once
-for the driver (core/db/bulk.py), so a batch hands it prepared tuples."""
+"""The worker's hot-path statements (claim, step-record upsert, first-attempt starts, run update, campaign
+completion): built once per worker, so SQLAlchemy's compiled cache is hit on every batch, and the two that write a
+row per step compiled once for the driver (core/db/bulk.py), so a batch hands it prepared tuples."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import (
     Connection,
     Dialect,
     bindparam,
+    case,
     column,
     delete,
     exists,
@@ -23,9 +24,10 @@ from sqlalchemy import (
     values,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import BindParameter
 
 from ..db.bulk import PreparedStatement
-from ..db.schema import events, runs, step_records, step_starts
+from ..db.schema import LIVE_STATUSES, campaigns, events, launches, runs, step_records, step_starts
 from ..kinds import ENGINE_FACETS
 
 FACETS = ENGINE_FACETS  # what steps may set, as far as the run's kind declares (CampaignKind.facets)
@@ -127,6 +129,19 @@ class Statements:
         self.delete_start = PreparedStatement(dialect, settled, tuple(f"d_{name}" for name in STEP_START[:3]),
                                               rows_per_statement=1000, planned_each_time=True)  # a queue
         self._run_updates: dict[tuple[str, ...], PreparedStatement] = {}
+        # A campaign whose last live run just finished: completed, or back to scheduled if a cycle is pending.
+        campaign_id: BindParameter[str] = bindparam("campaign_id")
+        self.complete_campaign = (
+            update(campaigns)
+            .where(campaigns.c.id == campaign_id, campaigns.c.state == "in_progress",
+                   ~exists().where(runs.c.campaign_id == campaign_id, runs.c.status.in_(LIVE_STATUSES)))
+            .values(state=case((exists().where(launches.c.campaign_id == campaign_id, launches.c.status == "scheduled"),
+                                "scheduled"), else_="completed"),
+                    updated_at=bindparam("now", type_=campaigns.c.updated_at.type))
+            .returning(campaigns.c.name, campaigns.c.folder, campaigns.c.state)
+        )
+        self.campaign_finished = update(campaigns).where(campaigns.c.id == campaign_id).values(
+            finished_at=bindparam("now", type_=campaigns.c.finished_at.type))
 
     def record_starts(self, conn: Connection, keys: list[tuple[int, str, int]], now: datetime
                       ) -> dict[tuple[int, str, int], datetime]:

@@ -7,17 +7,17 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Row, case, exists, select, update
+from sqlalchemy import Connection, Row, exists, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..audit import Actor, AuditObject, AuditSubType, AuditType, record
 from ..db import is_postgres, writing
-from ..db.schema import LIVE_STATUSES, campaigns, events, launches, runs
+from ..db.schema import campaigns, events, launches, runs
 from ..errors import StepError
 from ..step import FAILURE, NEXT, RunEvent, StepContext, StepResult
 from .compiled import CompiledNode, WorkflowCache
@@ -96,20 +96,17 @@ class Worker:
 
     # --- claim --------------------------------------------------------------------------------------
 
-    def _claim(self, now: datetime) -> list[Row[Any]]:
+    def _claim(self, now: datetime) -> Sequence[Row[Any]]:
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
         with writing(self.runtime.engine) as conn:
-            return list(
-                conn.execute(
-                    self._statements.claim,
-                    {"now": now, "lease_until": lease_until, "owner": self.worker_id,
-                     "limit": self.settings.batch_size},
-                )
-            )
+            return conn.execute(  # all(): one fetch from the driver, not one per row
+                self._statements.claim,
+                {"now": now, "lease_until": lease_until, "owner": self.worker_id, "limit": self.settings.batch_size},
+            ).all()
 
     # --- advance ------------------------------------------------------------------------------------
 
-    def _process(self, rows: list[Row[Any]]) -> BatchStats:
+    def _process(self, rows: Sequence[Row[Any]]) -> BatchStats:
         records: list[StepRecord] = []
         started: set[tuple[int, str, int]] = set()
         states = [self._state(row) for row in rows]
@@ -307,7 +304,7 @@ class Worker:
 
     def _write(
         self, states: list[RunState], records: list[StepRecord], started: set[tuple[int, str, int]],
-        now: datetime, claimed: list[Row[Any]],
+        now: datetime, claimed: Sequence[Row[Any]],
     ) -> tuple[list[RunState], list[str]]:
         """Returns the runs that finished and the campaigns that completed with them.
 
@@ -327,7 +324,7 @@ class Worker:
 
     def _write_batch(
         self, states: list[RunState], records: list[StepRecord], started: set[tuple[int, str, int]],
-        now: datetime, claimed: list[Row[Any]], rewritten: dict[int, tuple[str, Any]], upsert_all: bool = False,
+        now: datetime, claimed: Sequence[Row[Any]], rewritten: dict[int, tuple[str, Any]], upsert_all: bool = False,
     ) -> tuple[list[RunState], list[str]]:
         args = (states, records, started, now, claimed, rewritten, upsert_all)
         try:
@@ -342,7 +339,7 @@ class Worker:
 
     def _write_owned(
         self, conn: Connection, states: list[RunState], records: list[StepRecord],
-        started: set[tuple[int, str, int]], now: datetime, claimed: list[Row[Any]],
+        started: set[tuple[int, str, int]], now: datetime, claimed: Sequence[Row[Any]],
         rewritten: dict[int, tuple[str, Any]], upsert_all: bool, owned: set[int] | None,
     ) -> tuple[list[RunState], list[str]]:
         """Write the batch for the runs ``owned`` (None: all of them, raising _ChangedHands if one is not)."""
@@ -414,23 +411,10 @@ class Worker:
         """Campaigns whose last live run just finished: completed, or back to scheduled if a cycle is pending."""
         completed = []
         for campaign_id in campaign_ids:
-            idle = conn.execute(
-                update(campaigns)
-                .where(
-                    campaigns.c.id == campaign_id,
-                    campaigns.c.state == "in_progress",
-                    ~exists().where(runs.c.campaign_id == campaign_id, runs.c.status.in_(LIVE_STATUSES)),
-                )
-                .values(
-                    state=case((exists().where(launches.c.campaign_id == campaign_id,
-                                               launches.c.status == "scheduled"), "scheduled"), else_="completed"),
-                    updated_at=now,
-                )
-                .returning(campaigns.c.name, campaigns.c.folder, campaigns.c.state)
-            ).first()
+            idle = conn.execute(self._statements.complete_campaign, {"campaign_id": campaign_id, "now": now}).first()
             if idle is None or idle.state != "completed":
                 continue
-            conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(finished_at=now))
+            conn.execute(self._statements.campaign_finished, {"campaign_id": campaign_id, "now": now})
             record(conn, actor=Actor.system(self.worker_id), audit_type=AuditType.INTERACTION_EVENT,
                    sub_type=AuditSubType.WORKFLOW_COMPLETED, at=now,
                    obj=AuditObject(campaign_id, idle.name, idle.folder), code=self, details="every run finished")
