@@ -21,11 +21,13 @@ RENDER_ERRORS = (jinja2.TemplateError, ArithmeticError, ValueError, TypeError)
 # Names a template may use; validation rejects any other top-level variable.
 TEMPLATE_VARIABLES = frozenset({"target", "context", "run", "now", "campaign", "event"})
 # (A campaign kind adds its own, e.g. access reviews' ``review`` and ``links``: CampaignKind.template_names.)
-_DICT_ATTRIBUTES = frozenset(dir(dict))
 
 
 def bundled_template_dir() -> Path:
     return Path(str(files("campaignkit.templates")))
+
+
+_DICT_ATTRIBUTES = frozenset(dir(dict))  # every name getattr() finds on a plain dict
 
 
 class CampaignSandbox(ImmutableSandboxedEnvironment):
