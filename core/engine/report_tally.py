@@ -24,7 +24,7 @@ from ..db import writing
 from ..db.report_schema import REPORT_COUNTS
 from ..db.schema import PATH_KEY, path_counts, report_counts, report_deltas
 from .run_context import VISIT
-from .statements import StepRecord
+from .statements import ClaimedRun, StepRecord
 
 STEP_COUNTS = REPORT_COUNTS[:-1]  # all but events, which their trigger counts (migration 0009)
 REPORT_KEY = (report_counts.c.campaign_id, report_counts.c.hour, report_counts.c.node_id)
@@ -47,7 +47,7 @@ class ReportTally:
             self.paths = paths.on_conflict_do_update(
                 index_elements=list(PATH_KEY), set_={"visits": path_counts.c.visits + paths.excluded.visits})
 
-    def write(self, conn: Connection, claimed: Sequence[Any], records: Sequence[StepRecord],
+    def write(self, conn: Connection, claimed: Sequence[ClaimedRun], records: Sequence[StepRecord],
               rewritten: Mapping[int, tuple[str, Any]] | None = None) -> None:
         """``claimed``: the batch's claimed runs as the claim read them; ``records``: the step records it writes;
         ``rewritten``: rewritten_visits(claimed), if the caller has it already."""
@@ -58,7 +58,7 @@ class ReportTally:
             conn.execute(self.paths, paths)
 
 
-def rewritten_visits(claimed: Sequence[Any]) -> dict[int, tuple[str, Any]]:
+def rewritten_visits(claimed: Sequence[ClaimedRun]) -> dict[int, tuple[str, Any]]:
     """The visit (node, visit number) whose record a batch's record rewrites, by run: the run's current visit at the
     claim, when the run was waiting there or had failed an attempt (its record says so). Any other record a batch
     writes is its visit's first (a live edit or a retry that moves a run to a node starts a new visit)."""
@@ -66,7 +66,7 @@ def rewritten_visits(claimed: Sequence[Any]) -> dict[int, tuple[str, Any]]:
             if row.current_node is not None and (row.status == "waiting" or row.attempt)}
 
 
-def tally(claimed: Sequence[Any], records: Sequence[StepRecord],
+def tally(claimed: Sequence[ClaimedRun], records: Sequence[StepRecord],
           rewritten: Mapping[int, tuple[str, Any]] | None = None,
           ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The rows a batch adds to the report counts, one per campaign, hour and node; and to path_counts, one per
@@ -79,21 +79,17 @@ def tally(claimed: Sequence[Any], records: Sequence[StepRecord],
     if rewritten is None:
         rewritten = rewritten_visits(claimed)
     campaign_of: dict[int, str] = {}
-    starting: set[int] = set()  # runs taking their first step
+    starting: set[int] = set()  # runs taking their first step, until their first record is counted
     for row in claimed:
         campaign_of[row.id] = row.campaign_id
         if row.current_node is None:
             starting.add(row.id)
     counts: dict[tuple[str, datetime, str], list[int]] = {}
     visits: dict[tuple[str, str, str], int] = {}
-    seen: set[int] = set()
     hours: dict[datetime, datetime] = {}  # a wave's records share their times: truncating each is most of the cost
     for record in records:
         run_id, node = record.run_id, record.node_id
         campaign_id = campaign_of[run_id]
-        first_of_batch = run_id not in seen
-        if first_of_batch:
-            seen.add(run_id)
         edge = record.edge or ""
         if rewritten.get(run_id) == (node, record.visit):  # the visit's record had not left the node
             if edge:
@@ -109,7 +105,8 @@ def tally(claimed: Sequence[Any], records: Sequence[StepRecord],
             if row_counts is None:
                 row_counts = counts[campaign_id, hour, node] = [0] * 7
             row_counts[0] += 1
-            if first_of_batch and run_id in starting:
+            if run_id in starting:  # its first record: a run taking its first step cannot rewrite one
+                starting.discard(run_id)
                 row_counts[4] += 1
         outcome = record.outcome
         if outcome == "ok" or outcome == "failed":

@@ -7,12 +7,12 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Row, exists, select, update
+from sqlalchemy import Connection, exists, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..audit import Actor, AuditObject, AuditSubType, AuditType, record
@@ -24,7 +24,7 @@ from .compiled import CompiledNode, WorkflowCache
 from .executor import Outcome, StepExecutor
 from .report_tally import ReportTally, rewritten_visits
 from .run_context import WAIT, RunState, idempotency_key
-from .statements import RUN_FACETS, RecordStart, Statements, StepRecord
+from .statements import RUN_FACETS, ClaimedRun, RecordStart, Statements, StepRecord
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -96,17 +96,17 @@ class Worker:
 
     # --- claim --------------------------------------------------------------------------------------
 
-    def _claim(self, now: datetime) -> Sequence[Row[Any]]:
+    def _claim(self, now: datetime) -> list[ClaimedRun]:
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
         with writing(self.runtime.engine) as conn:
-            return conn.execute(  # all(): one fetch from the driver, not one per row
+            return self._statements.claimed(conn.execute(  # all(): one fetch from the driver, not one per row
                 self._statements.claim,
                 {"now": now, "lease_until": lease_until, "owner": self.worker_id, "limit": self.settings.batch_size},
-            ).all()
+            ).all())
 
     # --- advance ------------------------------------------------------------------------------------
 
-    def _process(self, rows: Sequence[Row[Any]]) -> BatchStats:
+    def _process(self, rows: list[ClaimedRun]) -> BatchStats:
         records: list[StepRecord] = []
         started: set[tuple[int, str, int]] = set()
         states = [self._state(row) for row in rows]
@@ -135,15 +135,14 @@ class Worker:
         self._after_commit(finished, completed)
         return BatchStats(claimed=len(rows), steps=len(records), finished=len(finished))
 
-    def _state(self, row: Row[Any]) -> RunState:
+    def _state(self, row: ClaimedRun) -> RunState:
         workflow = self.workflows.get(row.version_id)
         context = dict(row.context or {})
-        facets = tuple(row[self._statements.claimed_facets])
         state = RunState(
             id=row.id, campaign_id=row.campaign_id, lease_token=row.lease_token, launch_id=row.launch_id,
             workflow=workflow, target_key=row.target_key, target=row.target, context=context,
             node_id=row.current_node or workflow.start, attempt=row.attempt,
-            facets=dict(zip(RUN_FACETS, facets, strict=True)), claimed_facets=facets,
+            facets=dict(zip(RUN_FACETS, row.facets, strict=True)), claimed_facets=row.facets,
         )
         if row.current_node is None:
             state.enter(workflow.start)
@@ -304,7 +303,7 @@ class Worker:
 
     def _write(
         self, states: list[RunState], records: list[StepRecord], started: set[tuple[int, str, int]],
-        now: datetime, claimed: Sequence[Row[Any]],
+        now: datetime, claimed: list[ClaimedRun],
     ) -> tuple[list[RunState], list[str]]:
         """Returns the runs that finished and the campaigns that completed with them.
 
@@ -324,7 +323,7 @@ class Worker:
 
     def _write_batch(
         self, states: list[RunState], records: list[StepRecord], started: set[tuple[int, str, int]],
-        now: datetime, claimed: Sequence[Row[Any]], rewritten: dict[int, tuple[str, Any]], upsert_all: bool = False,
+        now: datetime, claimed: list[ClaimedRun], rewritten: dict[int, tuple[str, Any]], upsert_all: bool = False,
     ) -> tuple[list[RunState], list[str]]:
         args = (states, records, started, now, claimed, rewritten, upsert_all)
         try:
@@ -339,7 +338,7 @@ class Worker:
 
     def _write_owned(
         self, conn: Connection, states: list[RunState], records: list[StepRecord],
-        started: set[tuple[int, str, int]], now: datetime, claimed: Sequence[Row[Any]],
+        started: set[tuple[int, str, int]], now: datetime, claimed: list[ClaimedRun],
         rewritten: dict[int, tuple[str, Any]], upsert_all: bool, owned: set[int] | None,
     ) -> tuple[list[RunState], list[str]]:
         """Write the batch for the runs ``owned`` (None: all of them, raising _ChangedHands if one is not)."""
@@ -356,10 +355,13 @@ class Worker:
             self._statements.insert_step.execute(conn, first)
             self._statements.upsert_step.execute(conn, again)
             self._tally.write(conn, claimed, kept_records, rewritten)
-        settled = [key for r in kept_records
-                   if r.outcome != "retrying" and (key := (r.run_id, r.node_id, r.visit)) in started]
-        if settled:  # their visits have an outcome: no later attempt needs their first time
-            self._statements.delete_start.execute(conn, settled)
+        if started:
+            # Each visit started has its record here (every step of a wave gets one): once that says the visit has
+            # an outcome, not a retry, no later attempt needs its first time.
+            retrying = {(r.run_id, r.node_id, r.visit) for r in kept_records if r.outcome == "retrying"}
+            settled = [key for key in started if key not in retrying and (owned is None or key[0] in owned)]
+            if settled:
+                self._statements.delete_start.execute(conn, settled)
         consumed = [event_id for s in kept for event_id in s.consumed]
         if consumed:
             conn.execute(update(events).where(events.c.id.in_(consumed)).values(consumed_at=now))
