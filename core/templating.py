@@ -92,6 +92,8 @@ class Scope:
     def __init__(self, variables: Mapping[str, Any]) -> None:
         self.variables = variables
         self._merged: dict[int, dict[str, Any]] = {}  # by the environment's globals
+        # A context, with its evaluation state as new, by environment and template name (templates without blocks)
+        self._contexts: dict[tuple[int, str | None], tuple[jinja2.runtime.Context, Mapping[str, Any]]] = {}
 
     def render(self, template: jinja2.Template) -> str:
         if template.globals.maps[0]:  # type: ignore[attr-defined]  # a template given globals of its own
@@ -120,13 +122,28 @@ class Scope:
         return None if expression._undefined_to_none and isinstance(value, jinja2.Undefined) else value
 
     def _context(self, template: jinja2.Template) -> jinja2.runtime.Context:
-        """Template.new_context(merged, shared=True), without merging or iterating the globals again."""
-        shared = template.environment.globals
+        """Template.new_context(merged, shared=True), without merging or iterating the globals again.
+
+        Templates of one environment and name without blocks (a message's inline parts) share one context, each
+        given it as new: without what the one before set ({% set %}, macros) and with its evaluation state (the
+        autoescape a failed render left changed) as made. A context costs more to make than a short part to render."""
+        env = template.environment
+        key = (id(env), template.name)
+        found = self._contexts.get(key) if not template.blocks else None
+        if found is not None:
+            context, as_made = found
+            context.vars.clear()
+            context.exported_vars.clear()
+            context.eval_ctx.revert(as_made)
+            return context
+        shared = env.globals
         merged = self._merged.get(id(shared))
         if merged is None:
             merged = self._merged[id(shared)] = {**shared, **self.variables}
-        env = template.environment
-        return env.context_class(env, merged, template.name, template.blocks, globals=shared)
+        context = env.context_class(env, merged, template.name, template.blocks, globals=shared)
+        if not template.blocks:
+            self._contexts[key] = (context, context.eval_ctx.save())
+        return context
 
 
 def _step_error(template: jinja2.Template, exc: Exception) -> TemplateStepError:

@@ -39,6 +39,19 @@ def test_every_kind_of_template_renders_as_jinja_renders_it(env: jinja2.Environm
     assert scope.render(templates[4]) == "unset pro"
 
 
+def test_parts_rendered_from_one_scope_each_start_as_new(env: jinja2.Environment) -> None:
+    """The parts share a context: nothing one sets or changes reaches the next, even after a failed render."""
+    scope = Scope(VARIABLES)
+    first = env.from_string("{% set target = {'name': 'x'} %}{% macro m() %}m{% endmacro %}{{ m() }}")
+    assert scope.render(first) == "m"
+    assert scope.render(env.from_string("{{ target.name }} {{ m is defined }}")) == "Ada <admin> False"
+    with pytest.raises(TemplateStepError, match="has no attribute 'missing'"):
+        scope.render(env.from_string("{% autoescape true %}{{ target.missing }}{% endautoescape %}"))
+    # join reads the autoescape in force as it runs (escaping beside a safe string): that scope ended with the failure
+    assert scope.render(env.from_string("{{ ['<b>' | safe, target.name] | join }}")) == "<b>Ada <admin>"
+    assert scope.evaluate(env.compile_expression("target.plan == 'pro'")) is True
+
+
 def test_the_sandbox_holds_and_errors_name_their_line(env: jinja2.Environment) -> None:
     scope = Scope(VARIABLES)
     with pytest.raises(TemplateStepError, match="unsafe"):
