@@ -4,6 +4,7 @@ its own formatting compare, sort and read back alike."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table,
 from sqlalchemy.dialects import sqlite
 
 from campaignkit.core.db import make_engine
-from campaignkit.core.db.types import UTCDateTime, json_text
+from campaignkit.core.db.types import UTCDateTime, json_text, json_value
 
 MOMENTS = [
     datetime(2026, 3, 29, 0, 30, tzinfo=UTC),  # no microseconds: still written with six digits
@@ -67,6 +68,35 @@ def test_json_documents_are_stored_as_json_dumps_writes_them(database_url: str) 
         assert [json_text(doc) for doc in DOCUMENTS] == stored
         with pytest.raises(TypeError, match="Object of type datetime is not JSON serializable"):
             json_text({"at": datetime(2026, 1, 1)})
+    finally:
+        table.drop(engine)
+        engine.dispose()
+
+
+READ_AS_JSON_LOADS = ['{"a": [1, "\\u00e9", null, 1.5e3, true], "b": {"c": "x\\"y"}}', "[]", '"text"', "3", "NaN",
+                      ' {"padded": 1}\n', b'{"bytes": 1}']
+NOT_JSON = ["", "[1, 2", '{"a": 1} x', "{'a': 1}", " "]
+
+
+def test_json_documents_are_read_as_json_loads_reads_them(database_url: str) -> None:
+    """The engine's deserializer (the decoder's scanner called directly) gives json.loads' values and errors, and
+    documents read back from both databases as they were written."""
+    for document in READ_AS_JSON_LOADS:
+        assert json.dumps(json_value(document)) == json.dumps(json.loads(document)), document  # NaN is not NaN
+    for document in NOT_JSON:
+        with pytest.raises(json.JSONDecodeError) as expected:
+            json.loads(document)
+        with pytest.raises(json.JSONDecodeError, match=re.escape(str(expected.value))):
+            json_value(document)
+    table = Table("json_read", MetaData(), Column("id", Integer, primary_key=True), Column("doc", JSON))
+    engine = make_engine(database_url)
+    table.create(engine)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(table), [{"id": i, "doc": doc} for i, doc in enumerate(DOCUMENTS)])
+        with engine.connect() as conn:
+            read = conn.execute(select(table.c.doc).order_by(table.c.id)).scalars().all()
+        assert read == [json.loads(json.dumps(doc)) for doc in DOCUMENTS]  # an integer key reads back as text
     finally:
         table.drop(engine)
         engine.dispose()

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from ..files import open_private, private_dir
-from .types import json_text
+from .types import json_text, json_value
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # The write-ahead log is copied into the database file once it holds this many pages (about 40 MB), not SQLite's
@@ -39,6 +39,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
     parsed = make_url(url)
     kwargs.setdefault("json_serializer", json_text)
+    kwargs.setdefault("json_deserializer", json_value)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database, **kwargs)
     return create_engine(url, pool_pre_ping=True, **kwargs)
