@@ -5,11 +5,13 @@
 
 Prints targets, launch seconds, steps executed, wall seconds of the work, steps/s, the CPU the workers (and, on a
 PostgreSQL server on this host, the server) spent per step, the SQL statements and commits per step, and peak RSS.
-Then its ceiling: the engine's own SQL with its values already prepared, captured from a second, untimed engine run
-on a copy of the launched database and replayed through the DB driver on three other copies, each once
-(benchmarks/engine_ceiling.py): the median replay is the ceiling, as one replay moved by 15 % with the host. The
-engine's steps/s as a fraction of it says how much of the time is the engine's Python. PASS/FAIL against its
-targets on a 2-core machine: fraction >= 0.35, peak RSS <= 300 MB at 100 000 targets, launch of 100 000 in <= 5 s.
+Then its ceiling: the engine's own SQL with its values already prepared, captured from an untimed engine run on a
+copy of the launched database and replayed through the DB driver (benchmarks/engine_ceiling.py). The engine's steps/s
+as a fraction of it says how much of the time is the engine's Python. A shared host's speed drifts by a third from
+one minute to the next, so the work is measured in rounds (``--rounds``, 3 by default), each an engine run and a
+replay back to back on their own copies of the launched database: a round's fraction compares two runs the same
+drift met, and the median round's is the figure (its steps/s, its ceiling). PASS/FAIL against its targets on a
+2-core machine: fraction >= 0.35, peak RSS <= 300 MB at 100 000 targets, launch of 100 000 in <= 5 s.
 
 By default the work runs in the benchmark's own process. ``--workers N`` runs N separate worker processes (spawned,
 each Worker(Runtime(settings)).run_until_idle(), started together, timed until all are done). ``--database URL`` names
@@ -38,7 +40,6 @@ import pstats
 import resource
 import secrets
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -78,9 +79,6 @@ workflow:
     - {id: notify, type: send_event, config: {event: benchmarked}, next: left}
     - {id: left, type: left_campaign}
 """
-
-
-REPLAYS = ("replay1", "replay2", "replay3")  # the ceiling's replays, each on a copy of its own
 
 
 def peak_rss_mb() -> float:
@@ -155,8 +153,23 @@ def work_in_processes(options: dict[str, Any], url: str, count: int) -> dict[str
             "rss": max(r[3] for r in reports)}
 
 
-def ceiling(databases: Databases, options: dict[str, Any], steps: int) -> dict[str, float]:
-    """Capture the engine's SQL on one copy of the launched database, replay it on another: steps/s of the replay."""
+def work_round(runtime: Runtime, options: dict[str, Any], workers: int, postmaster: int | None,
+               profiler: cProfile.Profile | None) -> dict[str, Any]:
+    """One round's work on ``runtime``'s database: here, or in ``workers`` processes; with the server's CPU."""
+    server_before = server_seconds(postmaster) if postmaster else 0.0
+    if workers:
+        runtime.engine.dispose()
+        work: dict[str, Any] = work_in_processes(options, runtime.settings.database_url, workers)
+    else:
+        work = work_here(runtime, profiler)
+    if postmaster:
+        time.sleep(0.3)  # the workers' backends exit and are reaped: their CPU moves to the postmaster's
+    work["server_cpu"] = server_seconds(postmaster) - server_before if postmaster else None
+    return work
+
+
+def capture(databases: Databases, options: dict[str, Any]) -> Capture:
+    """The engine's SQL, recorded from an untimed run on a copy of the launched database."""
     runtime = runtime_on(options, databases.url("capture"))
     with runtime.engine.connect():
         pass  # the dialect's first-connect queries are not the engine's
@@ -166,18 +179,19 @@ def ceiling(databases: Databases, options: dict[str, Any], steps: int) -> dict[s
     worker.close()
     record.stop()
     runtime.engine.dispose()
-    timings = []
-    for name in REPLAYS:
-        engine = make_engine(databases.url(name))
-        timings.append(replay(engine, record.path))
-        with reading(engine) as conn:  # the replay did the engine's work: every step record is there
-            replayed = conn.execute(select(func.count()).select_from(step_records)).scalar_one()
-        engine.dispose()
-        if replayed != steps:
-            print(f"{name} wrote {replayed} step records, the engine {steps}", file=sys.stderr)
-    seconds, cpu = statistics.median(timings)  # by wall time (an odd count: one replay's own pair)
-    return {"steps_per_second": steps / seconds, "statements": record.statements, "commits": record.commits,
-            "seconds": seconds, "cpu": cpu, "replays": [steps / wall for wall, _ in timings]}
+    return record
+
+
+def replay_on(databases: Databases, name: str, record: Capture, steps: int) -> dict[str, float]:
+    """The recorded SQL replayed on the copy ``name``: its wall and CPU seconds."""
+    engine = make_engine(databases.url(name))
+    seconds, cpu = replay(engine, record.path)
+    with reading(engine) as conn:  # the replay did the engine's work: every step record is there
+        replayed = conn.execute(select(func.count()).select_from(step_records)).scalar_one()
+    engine.dispose()
+    if replayed != steps:
+        print(f"the replay on {name} wrote {replayed} step records, the engine {steps}", file=sys.stderr)
+    return {"seconds": seconds, "cpu": cpu}
 
 
 def durability(engine: Engine) -> str:
@@ -217,7 +231,9 @@ def main() -> None:
                         help="worker processes; 0 (the default): the work runs in the benchmark's own process")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--no-ceiling", action="store_true", help="skip the ceiling (a capture and a replay)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="engine runs, each with its replay of the ceiling right after (default 3)")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the ceiling (a capture and the replays)")
     parser.add_argument("--profile", action="store_true", help="profile the work phase with cProfile (in-process)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
@@ -246,44 +262,58 @@ def main() -> None:
     launch_seconds = time.perf_counter() - began
 
     engine = runtime.engine
+    engine.dispose()  # PostgreSQL copies a database nothing is connected to
+    works = ["bench", *(f"work{i}" for i in range(1, args.rounds))]  # the first round works on the launched one
+    for name in works[1:]:
+        databases.fresh(name, template="bench")
     if not args.no_ceiling:
-        engine.dispose()  # PostgreSQL copies a database nothing is connected to
-        databases.fresh("capture", template="bench")
-        for name in REPLAYS:
+        for name in ("capture", *(f"replay{i}" for i in range(args.rounds))):
             databases.fresh(name, template="bench")
     postmaster = local_postmaster(engine)
     if databases.postgres:
         with databases.admin().connect() as conn:
             conn.execute(text("CHECKPOINT"))  # the launch's and the copies' writes are not the work's
     profiler = cProfile.Profile() if args.profile and not args.workers else None
-    server_before = server_seconds(postmaster) if postmaster else 0.0
-    if args.workers:
-        engine.dispose()
-        work = work_in_processes(options, url, args.workers)
-    else:
-        work = work_here(runtime, profiler)
-    if postmaster:
-        time.sleep(0.3)  # the workers' backends exit and are reaped: their CPU moves to the postmaster's
-    server_cpu = server_seconds(postmaster) - server_before if postmaster else None
-    peak_rss = max(work["rss"], peak_rss_mb())  # the launch's, the work's, before the ceiling's second run
-
-    with reading(engine) as conn:
-        steps = conn.execute(select(func.count()).select_from(step_records)).scalar_one()
-        unfinished = conn.execute(select(func.count()).select_from(runs).where(runs.c.status != "completed")
-                                  ).scalar_one()
-    shown_durability = durability(engine)
-    stored = step_record_bytes(engine, steps)
-    engine.dispose()
-    top = ceiling(databases, options, steps) if not args.no_ceiling and steps else None
+    rounds: list[dict[str, Any]] = []
+    record = None
+    for i, name in enumerate(works):
+        here = runtime if i == 0 else runtime_on(options, databases.url(name))
+        work = work_round(here, options, args.workers, postmaster, profiler if i == 0 else None)
+        with reading(here.engine) as conn:
+            work["steps"] = conn.execute(select(func.count()).select_from(step_records)).scalar_one()
+            work["unfinished"] = conn.execute(select(func.count()).select_from(runs)
+                                              .where(runs.c.status != "completed")).scalar_one()
+        if i == 0:
+            peak_rss = max(work["rss"], peak_rss_mb())  # the launch's, the work's, before the capture's run
+            shown_durability = durability(engine)
+            stored = step_record_bytes(engine, work["steps"])
+            if not args.no_ceiling and work["steps"]:
+                record = capture(databases, options)
+        here.engine.dispose()
+        if record is not None:
+            work["replay"] = replay_on(databases, f"replay{i}", record, work["steps"])
+        rounds.append(work)
+    steps = rounds[0]["steps"]
+    unfinished = max(work["unfinished"] for work in rounds)
+    if any(work["steps"] != steps for work in rounds):
+        print(f"the rounds took {', '.join(str(work['steps']) for work in rounds)} steps", file=sys.stderr)
+    # The median round: by its fraction of its own replay, else by its speed.
+    ranked = sorted(rounds, key=lambda work: work["replay"]["seconds"] / work["seconds"] if "replay" in work
+                    else -work["seconds"])
+    work = ranked[len(ranked) // 2]
     figures: dict[str, Any] = {
         "targets": launched,
         "launch_seconds": round(launch_seconds, 2),
         "steps": steps,
         "workers": args.workers,
+        "rounds": args.rounds,
         "work_seconds": round(work["seconds"], 2),
         "steps_per_second": round(steps / work["seconds"]),
+        "rounds_steps_per_second": [round(steps / each["seconds"]) for each in rounds],
         "worker_cpu_us_per_step": round(work["cpu"] / steps * 1e6, 1) if steps else None,
-        "server_cpu_us_per_step": round(server_cpu / steps * 1e6, 1) if server_cpu is not None and steps else None,
+        "rounds_worker_cpu_us_per_step": [round(each["cpu"] / steps * 1e6, 1) for each in rounds] if steps else None,
+        "server_cpu_us_per_step": round(work["server_cpu"] / steps * 1e6, 1)
+        if work["server_cpu"] is not None and steps else None,
         "peak_rss_mb": round(peak_rss),
         "rss_before_launch_mb": round(rss_before),
         "unfinished_runs": unfinished,
@@ -296,16 +326,18 @@ def main() -> None:
         "affinity": {"benchmark": sorted(os.sched_getaffinity(0)),
                      **({"server": sorted(os.sched_getaffinity(postmaster))} if postmaster else {})},
     }
-    if top:
+    if record is not None:
+        top = work["replay"]
         figures.update({
-            "ceiling_steps_per_second": round(top["steps_per_second"]),
-            "ceiling_replays_steps_per_second": [round(rate) for rate in top["replays"]],
-            "ceiling_fraction": round(figures["steps_per_second"] / top["steps_per_second"], 3),
+            "ceiling_steps_per_second": round(steps / top["seconds"]),
+            "rounds_ceiling_steps_per_second": [round(steps / each["replay"]["seconds"]) for each in rounds],
+            "ceiling_fraction": round(top["seconds"] / work["seconds"], 3),
+            "rounds_ceiling_fraction": [round(each["replay"]["seconds"] / each["seconds"], 3) for each in rounds],
             "ceiling_cpu_us_per_step": round(top["cpu"] / steps * 1e6, 1),
             # On SQLite all of both runs' work is in-process CPU: a fraction a busy host's waits do not blur.
             "ceiling_cpu_fraction": None if databases.postgres else round(top["cpu"] / work["cpu"], 3),
-            "statements_per_1000_steps": round(top["statements"] / steps * 1000, 1),
-            "commits_per_1000_steps": round(top["commits"] / steps * 1000, 1),
+            "statements_per_1000_steps": round(record.statements / steps * 1000, 1),
+            "commits_per_1000_steps": round(record.commits / steps * 1000, 1),
         })
     if args.json:
         print(json.dumps(figures))
@@ -334,7 +366,9 @@ def report(figures: dict[str, Any], targets: int) -> None:
         ("launch", f"{figures['launch_seconds']:.2f} s"),
         ("steps", f"{figures['steps']} in {where}"),
         ("work", f"{figures['work_seconds']:.2f} s"),
-        ("steps/s", f"{figures['steps_per_second']:,}"),
+        ("steps/s", f"{figures['steps_per_second']:,}" + (
+            f" (the median round of {', '.join(f'{rate:,}' for rate in figures['rounds_steps_per_second'])})"
+            if figures["rounds"] > 1 else "")),
         ("CPU", cpu),
         ("affinity", ", ".join(f"{name} on CPU(s) {','.join(map(str, cpus))}"
                                for name, cpus in figures["affinity"].items())),
@@ -347,13 +381,14 @@ def report(figures: dict[str, Any], targets: int) -> None:
     if fraction is not None:
         lines += [
             ("ceiling", f"{figures['ceiling_steps_per_second']:,} steps/s (the engine's SQL with prepared values, one "
-                        f"stream through the driver; the median of "
-                        f"{', '.join(f'{rate:,}' for rate in figures['ceiling_replays_steps_per_second'])}); "
-                        f"engine = {fraction:.2f} of it"),
+                        f"stream through the driver, replayed right after the round); engine = {fraction:.2f} of it"),
             ("", f"its CPU here {figures['ceiling_cpu_us_per_step']} µs/step, the engine's "
                  f"{figures['worker_cpu_us_per_step']}"
                  + (f": engine = {figures['ceiling_cpu_fraction']:.2f} of it by CPU (SQLite: all the work is here)"
                     if figures["ceiling_cpu_fraction"] is not None else " (the server's is not in either)")),
+            ("rounds", "; ".join(f"{rate:,} steps/s, ceiling {top:,}: {share:.2f}" for rate, top, share in zip(
+                figures["rounds_steps_per_second"], figures["rounds_ceiling_steps_per_second"],
+                figures["rounds_ceiling_fraction"], strict=True))),
             ("SQL", f"{figures['statements_per_1000_steps']} statements and {figures['commits_per_1000_steps']} "
                     "commits per 1000 steps"),
         ]
