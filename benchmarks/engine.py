@@ -63,7 +63,8 @@ from campaignkit.core.runtime import Runtime
 from campaignkit.core.serve import settle_memory
 from campaignkit.core.settings import Settings
 
-# Six steps, one of them a side effect on the thread pool (the send) and one an event to plugins.
+# Six steps, one of them a side effect (the send: the null channel never blocks, so it runs inline, not on the thread
+# pool) and one an event to plugins.
 WORKFLOW = """
 name: Engine benchmark
 workflow:
