@@ -233,11 +233,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3,
-                        help="engine runs, each with its replay of the ceiling right after (default 3)")
+                        help="engine runs, each with its replay of the ceiling right after (default 3; with an even "
+                        "count the figure is the upper of the two middle rounds)")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the ceiling (a capture and the replays)")
     parser.add_argument("--profile", action="store_true", help="profile the work phase with cProfile (in-process)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds: at least 1")
 
     folder = Path(tempfile.mkdtemp(prefix="ck-engine-bench-"))
     atexit.register(shutil.rmtree, folder, True)  # a million-row database is most of a gigabyte
@@ -295,12 +298,12 @@ def main() -> None:
             work["replay"] = replay_on(databases, f"replay{i}", record, work["steps"])
         rounds.append(work)
     steps = rounds[0]["steps"]
-    unfinished = max(work["unfinished"] for work in rounds)
-    if any(work["steps"] != steps for work in rounds):
-        print(f"the rounds took {', '.join(str(work['steps']) for work in rounds)} steps", file=sys.stderr)
+    unfinished = max(each["unfinished"] for each in rounds)
+    if any(each["steps"] != steps for each in rounds):
+        print(f"the rounds took {', '.join(str(each['steps']) for each in rounds)} steps", file=sys.stderr)
     # The median round: by its fraction of its own replay, else by its speed.
-    ranked = sorted(rounds, key=lambda work: work["replay"]["seconds"] / work["seconds"] if "replay" in work
-                    else -work["seconds"])
+    ranked = sorted(rounds, key=lambda each: each["replay"]["seconds"] / each["seconds"] if "replay" in each
+                    else -each["seconds"])
     work = ranked[len(ranked) // 2]
     figures: dict[str, Any] = {
         "targets": launched,
