@@ -7,6 +7,8 @@ plugin declares it never blocks (``Component.blocking``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -217,4 +219,10 @@ class SendEvent(StepType):
         if hook.get_hookimpls():  # a call to no listener costs pluggy more than the rest of the step
             hook(run={"id": ctx.run_id, "campaign_id": ctx.campaign_id, "target_key": ctx.target_key},
                  name=parsed.event, payload=payload)
-        return StepResult.follow(event=parsed.event)
+        return _emitted(parsed.event)
+
+
+@lru_cache(maxsize=1024)
+def _emitted(event: str) -> StepResult:
+    """Every run a send_event node passes gets the same result: made once, its detail read-only as they share it."""
+    return StepResult(detail=MappingProxyType({"event": event}))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, time
+from functools import lru_cache
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Self
 
 import jinja2
@@ -117,7 +119,15 @@ class RandomCohort(StepType):
             if point < 0:
                 cohort = name
                 break
-        return StepResult(edge=cohort, detail={"cohort": cohort}, context_updates={f"cohort_{ctx.node_id}": cohort})
+        return _in_cohort(ctx.node_id, cohort)
+
+
+@lru_cache(maxsize=1024)
+def _in_cohort(node_id: str, cohort: str) -> StepResult:
+    """The result is the same for every run a node puts in a cohort: made once (a frozen result costs a microsecond
+    to make), its mappings read-only since every such run shares them."""
+    return StepResult(edge=cohort, detail=MappingProxyType({"cohort": cohort}),
+                      context_updates=MappingProxyType({f"cohort_{node_id}": cohort}))
 
 
 class TimeDelay(StepType):
