@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from importlib.resources import files
@@ -92,22 +93,22 @@ class Scope:
     def __init__(self, variables: Mapping[str, Any]) -> None:
         self.variables = variables
         self._merged: dict[int, dict[str, Any]] = {}  # by the environment's globals
-        # A context, with its evaluation state as new, by environment and template name (templates without blocks)
-        self._contexts: dict[tuple[int, str | None], tuple[jinja2.runtime.Context, Mapping[str, Any]]] = {}
 
     def render(self, template: jinja2.Template) -> str:
         if template.globals.maps[0]:  # type: ignore[attr-defined]  # a template given globals of its own
             return render(template, self.variables)
         env = template.environment
+        context = self._context(template)
         try:
             try:
-                parts = template.root_render_func(self._context(template))  # type: ignore[attr-defined]
-                return env.concat(parts)  # type: ignore[attr-defined,no-any-return]
+                text: str = env.concat(template.root_render_func(context))  # type: ignore[attr-defined]
             except Exception:
                 env.handle_exception()  # as Template.render: the traceback names template lines
                 raise
         except RENDER_ERRORS as exc:
             raise _step_error(template, exc) from None
+        _idle.keep(template, context)
+        return text
 
     def evaluate(self, expression: TemplateExpression) -> Any:
         """``expression`` (Environment.compile_expression's) evaluated from these variables, as calling it with
@@ -119,31 +120,53 @@ class Scope:
         for _ in template.root_render_func(context):  # type: ignore[attr-defined]
             pass
         value = context.vars["result"]
+        _idle.keep(template, context)
         return None if expression._undefined_to_none and isinstance(value, jinja2.Undefined) else value
 
     def _context(self, template: jinja2.Template) -> jinja2.runtime.Context:
-        """Template.new_context(merged, shared=True), without merging or iterating the globals again.
-
-        Templates of one environment and name without blocks (a message's inline parts) share one context, each
-        given it as new: without what the one before set ({% set %}, macros) and with its evaluation state (the
-        autoescape a failed render left changed) as made. A context costs more to make than a short part to render."""
+        """Template.new_context(merged, shared=True), without merging or iterating the globals again; for a template
+        without blocks, a context an earlier render on this thread left idle (_IdleContexts)."""
         env = template.environment
-        key = (id(env), template.name)
-        found = self._contexts.get(key) if not template.blocks else None
-        if found is not None:
-            context, as_made = found
-            context.vars.clear()
-            context.exported_vars.clear()
-            context.eval_ctx.revert(as_made)
-            return context
         shared = env.globals
         merged = self._merged.get(id(shared))
         if merged is None:
             merged = self._merged[id(shared)] = {**shared, **self.variables}
-        context = env.context_class(env, merged, template.name, template.blocks, globals=shared)
-        if not template.blocks:
-            self._contexts[key] = (context, context.eval_ctx.save())
+        context = _idle.take(template)
+        if context is None:
+            return env.context_class(env, merged, template.name, template.blocks, globals=shared)
+        context.parent = merged
         return context
+
+
+class _IdleContexts(threading.local):
+    """The contexts no render on this thread is using, by environment and template name (templates without blocks
+    only): a context costs more to make than a short part to render, and a worker renders a few per step.
+
+    A render takes one out and gives it back only when it succeeded, so a render within a render gets a context of
+    its own, and a failed one (which can leave its autoescape changed) is dropped. Given back, it is cleared of what
+    the render set ({% set %}, macros); a successful render leaves its evaluation state as it found it."""
+
+    LIMIT = 256  # environments made on the fly (an inline HTML part's overlay) must not pile up
+
+    def __init__(self) -> None:
+        self.contexts: dict[tuple[int, str | None], jinja2.runtime.Context] = {}
+
+    def take(self, template: jinja2.Template) -> jinja2.runtime.Context | None:
+        if template.blocks:
+            return None
+        return self.contexts.pop((id(template.environment), template.name), None)
+
+    def keep(self, template: jinja2.Template, context: jinja2.runtime.Context) -> None:
+        if template.blocks:
+            return
+        if len(self.contexts) >= self.LIMIT:
+            self.contexts.clear()
+        context.vars.clear()
+        context.exported_vars.clear()
+        self.contexts[id(template.environment), template.name] = context
+
+
+_idle = _IdleContexts()
 
 
 def _step_error(template: jinja2.Template, exc: Exception) -> TemplateStepError:

@@ -22,6 +22,7 @@ def env(tmp_path: Path) -> jinja2.Environment:
     (tmp_path / "child.html").write_text('{% extends "base.html" %}{% block title %}Hi {{ target.name }}'
                                          "{% endblock %}")
     (tmp_path / "broken.txt").write_text("line one\n{{ target.name | int(strict) }}\n")
+    (tmp_path / "name.txt").write_text("{{ target.name }}")
     return make_environment([tmp_path])
 
 
@@ -50,6 +51,23 @@ def test_parts_rendered_from_one_scope_each_start_as_new(env: jinja2.Environment
     # join reads the autoescape in force as it runs (escaping beside a safe string): that scope ended with the failure
     assert scope.render(env.from_string("{{ ['<b>' | safe, target.name] | join }}")) == "<b>Ada <admin>"
     assert scope.evaluate(env.compile_expression("target.plan == 'pro'")) is True
+
+
+def test_scopes_on_one_thread_never_share_a_render(env: jinja2.Environment) -> None:
+    """A render within a render (a callable a template is given, rendering from another scope) reads its own
+    variables, and the outer one goes on reading its own; the next scope on the thread reads only what it is given."""
+    inner = env.from_string("{% set plan = 'inner' %}{{ target.name }}/{{ plan }}")
+
+    def nested() -> str:
+        return Scope({"target": {"name": "Bob"}}).render(inner)
+
+    assert Scope(VARIABLES).render(env.from_string("{{ target.plan }}")) == "pro"  # leaves a context idle
+    # An include reads the variables of the context it is in when it runs, after the nested render.
+    outer = env.from_string("{{ target.name }} [{{ nested() }}] {% include 'name.txt' %} {{ plan | default('-') }}")
+    assert Scope({**VARIABLES, "nested": nested}).render(outer) == "Ada <admin> [Bob/inner] Ada <admin> -"
+    assert Scope({"target": {"name": "Cy"}}).render(inner) == "Cy/inner"
+    assert Scope({"target": {"name": "Di"}}).render(env.from_string("{{ target.name }} {{ plan is defined }}")) \
+        == "Di False"
 
 
 def test_the_sandbox_holds_and_errors_name_their_line(env: jinja2.Environment) -> None:
