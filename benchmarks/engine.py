@@ -9,8 +9,10 @@ Then its ceiling: the engine's own SQL with its values already prepared, capture
 copy of the launched database and replayed through the DB driver (benchmarks/engine_ceiling.py). The engine's steps/s
 as a fraction of it says how much of the time is the engine's Python. A shared host's speed drifts by a third from
 one minute to the next, so the work is measured in rounds (``--rounds``, 3 by default), each an engine run and a
-replay back to back on their own copies of the launched database: a round's fraction compares two runs the same
-drift met, and the median round's is the figure (its steps/s, its ceiling). PASS/FAIL against its targets on a
+replay on their own copies of the launched database, timed over the same seconds: after each of the engine's batches
+the replay runs up to the same share of its steps, each on its own clock (with ``--workers``, whose work is in other
+processes, the replay runs right after). A round's fraction compares two runs the same drift met, and the median
+round's is the figure (its steps/s, its ceiling). PASS/FAIL against its targets on a
 2-core machine: fraction >= 0.35, peak RSS <= 300 MB at 100 000 targets, launch of 100 000 in <= 5 s.
 
 By default the work runs in the benchmark's own process. ``--workers N`` runs N separate worker processes (spawned,
@@ -47,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_databases import Databases  # benchmarks/bench_databases.py
-from engine_ceiling import Capture, replay  # benchmarks/engine_ceiling.py
+from engine_ceiling import Capture, Replay  # benchmarks/engine_ceiling.py
 from host import machine  # benchmarks/host.py
 from pg_cpu import postmaster_of, server_seconds  # benchmarks/pg_cpu.py
 from sqlalchemy import Engine, func, select, text
@@ -102,17 +104,30 @@ def runtime_on(options: dict[str, Any], url: str) -> Runtime:
     return Runtime(settings, engine=make_engine(url))
 
 
-def work_here(runtime: Runtime, profiler: cProfile.Profile | None) -> dict[str, float]:
-    """The work in this process; wall and CPU seconds (the worker's threads included)."""
+def work_here(runtime: Runtime, profiler: cProfile.Profile | None, alongside: Replay | None = None,
+              steps: int = 0) -> dict[str, float]:
+    """The work in this process, batch by batch: wall and CPU seconds of the batches (the worker's threads
+    included). ``alongside``: after each batch, the ceiling's replay is run up to the same share of its ``steps``,
+    so that the two are timed over the same seconds of a host whose speed drifts, each on its own clock."""
     worker = Worker(runtime)
     settle_memory()  # as the worker role does (core/serve.py run_worker)
-    began, cpu = time.perf_counter(), time.process_time()
-    if profiler:
-        profiler.enable()
-    worker.run_until_idle()
-    if profiler:
-        profiler.disable()
-    figures = {"seconds": time.perf_counter() - began, "cpu": time.process_time() - cpu, "rss": peak_rss_mb()}
+    seconds = cpu = 0.0
+    done = 0
+    while True:
+        began, began_cpu = time.perf_counter(), time.process_time()
+        if profiler:
+            profiler.enable()
+        batch = worker.run_once()
+        if profiler:
+            profiler.disable()
+        seconds += time.perf_counter() - began
+        cpu += time.process_time() - began_cpu
+        if not batch.claimed:
+            break
+        done += batch.steps
+        if alongside is not None:
+            alongside.advance(done / steps)
+    figures = {"seconds": seconds, "cpu": cpu, "rss": peak_rss_mb()}
     worker.close()
     return figures
 
@@ -155,44 +170,45 @@ def work_in_processes(options: dict[str, Any], url: str, count: int) -> dict[str
 
 
 def work_round(runtime: Runtime, options: dict[str, Any], workers: int, postmaster: int | None,
-               profiler: cProfile.Profile | None) -> dict[str, Any]:
-    """One round's work on ``runtime``'s database: here, or in ``workers`` processes; with the server's CPU."""
+               profiler: cProfile.Profile | None, alongside: Replay | None, steps: int) -> dict[str, Any]:
+    """One round's work on ``runtime``'s database: here (with the replay ``alongside``, if any), or in ``workers``
+    processes; with the server's CPU."""
     server_before = server_seconds(postmaster) if postmaster else 0.0
     if workers:
         runtime.engine.dispose()
         work: dict[str, Any] = work_in_processes(options, runtime.settings.database_url, workers)
     else:
-        work = work_here(runtime, profiler)
+        work = work_here(runtime, profiler, alongside, steps)
     if postmaster:
         time.sleep(0.3)  # the workers' backends exit and are reaped: their CPU moves to the postmaster's
     work["server_cpu"] = server_seconds(postmaster) - server_before if postmaster else None
     return work
 
 
-def capture(databases: Databases, options: dict[str, Any]) -> Capture:
-    """The engine's SQL, recorded from an untimed run on a copy of the launched database."""
+def capture(databases: Databases, options: dict[str, Any]) -> tuple[Capture, int]:
+    """The engine's SQL, recorded from an untimed run on a copy of the launched database; and its steps."""
     runtime = runtime_on(options, databases.url("capture"))
     with runtime.engine.connect():
         pass  # the dialect's first-connect queries are not the engine's
     record = Capture(runtime.engine, Path(options["folder"]) / "capture.pickles").start()
     worker = Worker(runtime)
-    worker.run_until_idle()
+    steps = worker.run_until_idle().steps
     worker.close()
     record.stop()
     runtime.engine.dispose()
-    return record
+    return record, steps
 
 
-def replay_on(databases: Databases, name: str, record: Capture, steps: int) -> dict[str, float]:
-    """The recorded SQL replayed on the copy ``name``: its wall and CPU seconds."""
-    engine = make_engine(databases.url(name))
-    seconds, cpu = replay(engine, record.path)
-    with reading(engine) as conn:  # the replay did the engine's work: every step record is there
+def replay_done(replay: Replay, name: str, steps: int) -> dict[str, float]:
+    """The rest of the replay on the copy ``name``, and its wall and CPU seconds in all."""
+    replay.advance(1.0)
+    replay.close()
+    with reading(replay.engine) as conn:  # the replay did the engine's work: every step record is there
         replayed = conn.execute(select(func.count()).select_from(step_records)).scalar_one()
-    engine.dispose()
+    replay.engine.dispose()
     if replayed != steps:
         print(f"the replay on {name} wrote {replayed} step records, the engine {steps}", file=sys.stderr)
-    return {"seconds": seconds, "cpu": cpu}
+    return {"seconds": replay.seconds, "cpu": replay.cpu}
 
 
 def durability(engine: Engine) -> str:
@@ -233,7 +249,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3,
-                        help="engine runs, each with its replay of the ceiling right after (default 3; with an even "
+                        help="engine runs, each with its replay of the ceiling alongside (default 3; with an even "
                         "count the figure is the upper of the two middle rounds)")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the ceiling (a capture and the replays)")
     parser.add_argument("--profile", action="store_true", help="profile the work phase with cProfile (in-process)")
@@ -278,24 +294,25 @@ def main() -> None:
         with databases.admin().connect() as conn:
             conn.execute(text("CHECKPOINT"))  # the launch's and the copies' writes are not the work's
     profiler = cProfile.Profile() if args.profile and not args.workers else None
+    record, captured = capture(databases, options) if not args.no_ceiling else (None, 0)
     rounds: list[dict[str, Any]] = []
-    record = None
     for i, name in enumerate(works):
         here = runtime if i == 0 else runtime_on(options, databases.url(name))
-        work = work_round(here, options, args.workers, postmaster, profiler if i == 0 else None)
+        replay = Replay(make_engine(databases.url(f"replay{i}")), record.path, record.rows) if record else None
+        # In this process the replay goes alongside the work; with worker processes, right after it.
+        work = work_round(here, options, args.workers, postmaster, profiler if i == 0 else None,
+                          None if args.workers else replay, captured)
         with reading(here.engine) as conn:
             work["steps"] = conn.execute(select(func.count()).select_from(step_records)).scalar_one()
             work["unfinished"] = conn.execute(select(func.count()).select_from(runs)
                                               .where(runs.c.status != "completed")).scalar_one()
         if i == 0:
-            peak_rss = max(work["rss"], peak_rss_mb())  # the launch's, the work's, before the capture's run
+            peak_rss = max(work["rss"], peak_rss_mb())  # the launch's and the work's
             shown_durability = durability(engine)
             stored = step_record_bytes(engine, work["steps"])
-            if not args.no_ceiling and work["steps"]:
-                record = capture(databases, options)
         here.engine.dispose()
-        if record is not None:
-            work["replay"] = replay_on(databases, f"replay{i}", record, work["steps"])
+        if replay is not None:
+            work["replay"] = replay_done(replay, f"replay{i}", work["steps"])
         rounds.append(work)
     steps = rounds[0]["steps"]
     unfinished = max(each["unfinished"] for each in rounds)
@@ -385,7 +402,7 @@ def report(figures: dict[str, Any], targets: int) -> None:
     if fraction is not None:
         lines += [
             ("ceiling", f"{figures['ceiling_steps_per_second']:,} steps/s (the engine's SQL with prepared values, one "
-                        f"stream through the driver, replayed right after the round); engine = {fraction:.2f} of it"),
+                        f"stream through the driver, replayed alongside the round); engine = {fraction:.2f} of it"),
             ("", f"its CPU here {figures['ceiling_cpu_us_per_step']} µs/step, the engine's "
                  f"{figures['worker_cpu_us_per_step']}"
                  + (f": engine = {figures['ceiling_cpu_fraction']:.2f} of it by CPU (SQLite: all the work is here)"

@@ -6,7 +6,8 @@ the driver with its driver-level parameters (times as the dialect writes them, J
 wrapper) and every commit and rollback. Nothing is hard-coded, so the ceiling follows whatever the engine executes.
 The record is spilled to a file a transaction or so at a time, so memory stays flat. A replay on a second copy of
 the launched database sends the same statements in the same transactions through raw DBAPI connections, timed:
-what remains is the database's and the driver's work, the floor the engine's Python sits on.
+what remains is the database's and the driver's work, the floor the engine's Python sits on. It runs a share at a
+time, so that the benchmark can replay alongside an engine run, the same share after each of the engine's batches.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Capture:
         self._out = path.open("wb")
         self._held: list[tuple[Any, ...]] = []
         self._rows = 0
+        self.rows = 0  # the whole record's size: parameter rows, plus one per entry
         self._lock = threading.Lock()  # plugin steps on the worker's threads may use the database too
         self.statements = 0
         self.commits = 0
@@ -76,6 +78,7 @@ class Capture:
             self._held.append(entry)
             self.statements += entry[1] in ("many", "one", "bare")
             self._rows += rows + 1
+            self.rows += rows + 1
             if entry[1] in ("commit", "rollback") and self._rows >= SPILL_EVERY:
                 self._spill()
 
@@ -118,43 +121,65 @@ def _prepared(entry: tuple[Any, ...]) -> tuple[Any, ...]:
     return entry
 
 
-def replay(engine: Engine, path: Path) -> tuple[float, float]:
-    """Run the record in ``path`` on ``engine``'s database through raw DBAPI connections (one per connection the
-    engine used), reading back every row a statement returns; returns the wall and CPU seconds spent in the driver
-    (on SQLite the CPU is all the database's work too; on PostgreSQL the server's is not in it)."""
-    postgres = engine.dialect.name == "postgresql"
-    raw: dict[int, Any] = {}  # captured connection -> a raw connection of ours (pooled: its connect-time setup ran)
-    seconds = cpu = 0.0
-    try:
-        for chunk in _chunks(path):
-            if postgres:
-                chunk = [_prepared(entry) for entry in chunk]
-            for entry in chunk:  # connections first, out of the timing
-                if entry[0] not in raw:
-                    raw[entry[0]] = engine.raw_connection()
-            began, began_cpu = time.perf_counter(), time.process_time()
-            for entry in chunk:
-                dbapi = raw[entry[0]].driver_connection
-                kind = entry[1]
-                if kind == "commit":
-                    dbapi.commit()
-                elif kind == "rollback":
-                    dbapi.rollback()
-                else:
-                    cursor = dbapi.cursor()
-                    if kind == "many":
-                        cursor.executemany(entry[2], entry[3])
-                    elif kind == "bare":
-                        cursor.execute(entry[2])
-                    else:
-                        cursor.execute(entry[2], entry[3])
-                    if cursor.description is not None:
-                        cursor.fetchall()
-                    cursor.close()
-            seconds += time.perf_counter() - began
-            cpu += time.process_time() - began_cpu
-    finally:
-        for connection in raw.values():
+class Replay:
+    """The record in ``path`` run on ``engine``'s database through raw DBAPI connections (one per connection the
+    engine used), reading back every row a statement returns, a share at a time (``advance``): the wall and CPU
+    seconds spent in the driver add up in ``seconds`` and ``cpu`` (on SQLite the CPU is all the database's work too;
+    on PostgreSQL the server's is not in it). ``rows``: the record's size, as Capture counted it."""
+
+    def __init__(self, engine: Engine, path: Path, rows: int) -> None:
+        self.engine = engine
+        self.seconds = self.cpu = 0.0
+        self._postgres = engine.dialect.name == "postgresql"
+        self._chunks = _chunks(path)
+        self._rows = max(rows, 1)
+        self._done = 0  # rows replayed, counted as Capture counts them
+        self._raw: dict[int, Any] = {}  # captured connection -> a raw connection of ours (pooled: set up on connect)
+
+    def advance(self, share: float) -> None:
+        """Replay whole transactions until at least ``share`` (0 to 1) of the record has run; 1 runs the rest."""
+        while self._done < share * self._rows or share >= 1:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return
+            self._run(chunk)
+
+    def close(self) -> None:
+        for connection in self._raw.values():
             connection.driver_connection.rollback()
             connection.close()
-    return seconds, cpu
+        self._raw.clear()
+
+    def _run(self, chunk: list[tuple[Any, ...]]) -> None:
+        if self._postgres:
+            chunk = [_prepared(entry) for entry in chunk]
+        for entry in chunk:  # connections first, out of the timing
+            if entry[0] not in self._raw:
+                self._raw[entry[0]] = self.engine.raw_connection()
+        began, began_cpu = time.perf_counter(), time.process_time()
+        for entry in chunk:
+            dbapi = self._raw[entry[0]].driver_connection
+            kind = entry[1]
+            if kind == "commit":
+                dbapi.commit()
+            elif kind == "rollback":
+                dbapi.rollback()
+            else:
+                cursor = dbapi.cursor()
+                if kind == "many":
+                    cursor.executemany(entry[2], entry[3])
+                elif kind == "bare":
+                    cursor.execute(entry[2])
+                else:
+                    cursor.execute(entry[2], entry[3])
+                if cursor.description is not None:
+                    cursor.fetchall()
+                cursor.close()
+        self.seconds += time.perf_counter() - began
+        self.cpu += time.process_time() - began_cpu
+        self._done += sum(_rows(entry) for entry in chunk)
+
+
+def _rows(entry: tuple[Any, ...]) -> int:
+    """An entry's size as Capture counts it."""
+    return len(entry[3]) + 1 if entry[1] == "many" else 1 if entry[1] in ("commit", "rollback") else 2
