@@ -102,12 +102,9 @@ class _Chunk:
 
 def _call(node: CompiledNode, ctx: StepContext) -> Outcome:
     try:
-        return _checked(node.step.execute(ctx))
+        result = node.step.execute(ctx)
     except Exception as exc:
         return exc
-
-
-def _checked(result: object) -> Outcome:
     if isinstance(result, StepResult):
         return result
     return TypeError(f"step returned {type(result).__name__}, expected StepResult")

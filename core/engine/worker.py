@@ -146,17 +146,17 @@ class Worker:
         )
         if row.current_node is None:
             state.enter(workflow.start)
-        state.status = "active" if row.status == "pending" else row.status
-        if state.status == "waiting":
-            state.status = "active"  # due again: its timeout passed or an event arrived
-        mapped = workflow.definition.workflow.node_mappings.get(state.node_id)
-        if state.node_id not in workflow.nodes and mapped in workflow.nodes:
-            state.enter(mapped)  # as a live edit moves a run at a node its version removed
-        elif state.node_id not in workflow.nodes:
-            # Only a hand-made change of the database puts a run there; it fails alone, not the batch it came in.
-            state.status = "failed"
-            state.error = (f"{state.node_id}: its version of the workflow has no such node "
-                           "(see `campaignkit runs repair`)")
+        # A waiting run is due again: its timeout passed or an event arrived.
+        state.status = "active" if row.status == "pending" or row.status == "waiting" else row.status
+        if state.node_id not in workflow.nodes:
+            mapped = workflow.definition.workflow.node_mappings.get(state.node_id)
+            if mapped in workflow.nodes:
+                state.enter(mapped)  # as a live edit moves a run at a node its version removed
+            else:
+                # Only a hand-made change of the database puts a run there; it fails alone, not the batch it came in.
+                state.status = "failed"
+                state.error = (f"{state.node_id}: its version of the workflow has no such node "
+                               "(see `campaignkit runs repair`)")
         return state
 
     def _attach_events(self, states: list[RunState]) -> None:
@@ -389,10 +389,11 @@ class Worker:
                 changed = tuple(name for name, was in zip(RUN_FACETS, s.claimed_facets, strict=True)
                                 if s.facets.get(name) != was)
             due = None if s.finished else s.due_at if s.status == "waiting" else (s.due_at or now)
-            by_facets.setdefault(changed, []).append((
-                s.id, self.worker_id, s.lease_token, s.status, s.node_id, s.context, due, s.attempt, s.error, now,
-                now if s.finished else None,
-                *(s.facets.get(name) for name in changed)))
+            row = (s.id, self.worker_id, s.lease_token, s.status, s.node_id, s.context, due, s.attempt, s.error, now,
+                   now if s.finished else None)
+            if changed:
+                row += tuple(s.facets.get(name) for name in changed)
+            by_facets.setdefault(changed, []).append(row)
         return sum(self._statements.update_run(changed).execute(conn, rows) for changed, rows in by_facets.items())
 
     def _wake_waiting_with_new_events(self, conn: Connection, waiting: list[RunState], now: datetime) -> None:

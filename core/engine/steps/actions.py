@@ -110,7 +110,8 @@ class SendMessage(StepType):
     def execute(self, ctx: StepContext) -> StepResult:
         msg: CompiledMessage = ctx.config
         env = ctx.runtime.jinja
-        rendered = {part: _render(template, ctx) for part in ("to", "subject", "text", "html")
+        render = ctx.render  # as _render
+        rendered = {part: render(template) for part in ("to", "subject", "text", "html")
                     if (template := msg.template(env, part)) is not None}
         to = rendered["to"].strip()
         if not to:
@@ -120,10 +121,10 @@ class SendMessage(StepType):
             idempotency_key=ctx.idempotency_key, run_id=ctx.run_id, campaign_id=ctx.campaign_id, at=ctx.now,
         )
         delivery = ctx.runtime.registry.channel(msg.channel, ctx.runtime).send(message)
-        detail = {"channel": msg.channel, "to": to, **dict(delivery.detail)}
+        detail = {"channel": msg.channel, "to": to, **delivery.detail}
         if delivery.message_id:
             detail["message_id"] = delivery.message_id
-        return StepResult.follow(**detail)
+        return StepResult(detail=detail)
 
 
 class UpdateCustomField(StepType):
