@@ -33,7 +33,8 @@ from campaignkit.core.db import reading
 from campaignkit.core.db.migrate import alembic_config, upgrade
 from campaignkit.core.db.schema import events, report_counts, report_deltas, runs, step_records
 from campaignkit.core.engine.events import send_event
-from campaignkit.core.engine.report_tally import fold
+from campaignkit.core.engine.report_tally import fold, tally
+from campaignkit.core.engine.statements import ClaimedRun, StepRecord
 from campaignkit.core.scheduling.housekeeping import prune_step_records
 from campaignkit.core.testing import SmtpInbox
 
@@ -210,6 +211,22 @@ def test_counts_per_day_hour_and_node_across_midnight_are_the_ledger_s(journey: 
         keys = conn.execute(select(report_counts.c.hour, report_counts.c.node_id)
                             .where(report_counts.c.campaign_id == campaign_id)).all()
     assert len(keys) == len(set(keys))  # one row per hour and node
+
+
+def test_a_step_counts_where_it_started_and_where_it_finished() -> None:
+    """A step entered in one hour and finished in the next counts in both; one within an hour, once in it."""
+    ten, eleven = datetime(2030, 1, 8, 10, tzinfo=UTC), datetime(2030, 1, 8, 11, tzinfo=UTC)
+    claimed = [ClaimedRun(run_id, "c", 1, 1, f"t{run_id}", {}, "pending", None, None, 0, 1, False, ())
+               for run_id in (1, 2)]
+    late, just_after = ten + timedelta(minutes=59, seconds=59), eleven + timedelta(seconds=1)
+    records = [StepRecord(1, "send", 1, "send_message", 1, late, "k1", just_after, "ok", None, {"channel": "null"}),
+               StepRecord(2, "send", 1, "send_message", 1, late, "k2", late, "failed", None, {"error": "x"})]
+    rows, paths = tally(claimed, records)
+    by_hour = {row["hour"]: {k: v for k, v in row.items() if k not in ("campaign_id", "hour", "node_id") and v}
+               for row in rows}
+    assert by_hour == {ten: {"entered": 2, "runs_entered": 2, "failed": 1, "runs_failed": 1},
+                       eleven: {"completed": 1, "sent": 1, "runs_completed": 1}}
+    assert paths == [{"campaign_id": "c", "node_id": "send", "edge": "", "visits": 2}]
 
 
 def test_a_report_asked_for_badly_says_what_is_wrong(journey: Any, clock: Any) -> None:

@@ -87,40 +87,42 @@ def tally(claimed: Sequence[ClaimedRun], records: Sequence[StepRecord],
     counts: dict[tuple[str, datetime, str], list[int]] = {}
     visits: dict[tuple[str, str, str], int] = {}
     hours: dict[datetime, datetime] = {}  # a wave's records share their times: truncating each is most of the cost
-    for record in records:
-        run_id, node = record.run_id, record.node_id
+
+    def counted(campaign_id: str, at: datetime, node: str) -> list[int]:
+        hour = hours.get(at)
+        if hour is None:
+            hour = hours[at] = at.replace(minute=0, second=0, microsecond=0)
+        found = counts.get((campaign_id, hour, node))
+        if found is None:
+            found = counts[campaign_id, hour, node] = [0] * 7
+        return found
+
+    # Unpacked whole: a named tuple's fields cost a lookup each, and a batch holds a record per step.
+    for run_id, node, visit, _, _, started_at, _, finished_at, outcome, edge, detail in records:
         campaign_id = campaign_of[run_id]
-        edge = record.edge or ""
-        if rewritten.get(run_id) == (node, record.visit):  # the visit's record had not left the node
+        was = rewritten.get(run_id)
+        row_counts = None
+        if was is not None and was == (node, visit):  # the visit's record had not left the node
             if edge:
                 visits[campaign_id, node, ""] = visits.get((campaign_id, node, ""), 0) - 1
-                visits[campaign_id, node, edge] = visits.get((campaign_id, node, edge), 0) + 1
+                key = (campaign_id, node, edge)
+                visits[key] = visits.get(key, 0) + 1
         else:
-            visits[campaign_id, node, edge] = visits.get((campaign_id, node, edge), 0) + 1
-            at = record.started_at
-            hour = hours.get(at)
-            if hour is None:
-                hour = hours[at] = at.replace(minute=0, second=0, microsecond=0)
-            row_counts = counts.get((campaign_id, hour, node))
-            if row_counts is None:
-                row_counts = counts[campaign_id, hour, node] = [0] * 7
+            key = (campaign_id, node, edge or "")
+            visits[key] = visits.get(key, 0) + 1
+            row_counts = counted(campaign_id, started_at, node)
             row_counts[0] += 1
             if run_id in starting:  # its first record: a run taking its first step cannot rewrite one
                 starting.discard(run_id)
                 row_counts[4] += 1
-        outcome = record.outcome
         if outcome == "ok" or outcome == "failed":
-            at = cast(datetime, record.finished_at)  # a final record has its finish time
-            hour = hours.get(at)
-            if hour is None:
-                hour = hours[at] = at.replace(minute=0, second=0, microsecond=0)
-            row_counts = counts.get((campaign_id, hour, node))
-            if row_counts is None:
-                row_counts = counts[campaign_id, hour, node] = [0] * 7
-            ended = record.edge is None
+            # A final record has its finish time; most finish in the hour they started.
+            at = cast(datetime, finished_at)
+            if row_counts is None or hours[started_at] != hours.get(at):
+                row_counts = counted(campaign_id, at, node)
+            ended = edge is None
             if outcome == "ok":
                 row_counts[1] += 1
-                detail = record.detail
                 if detail and ("channel" in detail or "message_id" in detail):
                     row_counts[3] += 1  # a sending step names the channel or the message id it sent
                 if ended:
