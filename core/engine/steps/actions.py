@@ -110,7 +110,7 @@ class SendMessage(StepType):
     def execute(self, ctx: StepContext) -> StepResult:
         msg: CompiledMessage = ctx.config
         env = ctx.runtime.jinja
-        render = ctx.render  # as _render
+        render = ctx.render  # what _render calls, looked up once for the parts
         rendered = {part: render(template) for part in ("to", "subject", "text", "html")
                     if (template := msg.template(env, part)) is not None}
         to = rendered["to"].strip()
