@@ -126,7 +126,7 @@ def work_here(runtime: Runtime, profiler: cProfile.Profile | None, alongside: Re
             break
         done += batch.steps
         if alongside is not None:
-            alongside.advance(done / steps)
+            alongside.advance(done / steps if steps else 1.0)
     figures = {"seconds": seconds, "cpu": cpu, "rss": peak_rss_mb()}
     worker.close()
     return figures
@@ -257,6 +257,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds: at least 1")
+    if args.targets < 1:
+        parser.error("--targets: at least 1 (a launch needs an audience)")
 
     folder = Path(tempfile.mkdtemp(prefix="ck-engine-bench-"))
     atexit.register(shutil.rmtree, folder, True)  # a million-row database is most of a gigabyte
@@ -402,7 +404,8 @@ def report(figures: dict[str, Any], targets: int) -> None:
     if fraction is not None:
         lines += [
             ("ceiling", f"{figures['ceiling_steps_per_second']:,} steps/s (the engine's SQL with prepared values, one "
-                        f"stream through the driver, replayed alongside the round); engine = {fraction:.2f} of it"),
+                        f"stream through the driver, replayed {'right after' if figures['workers'] else 'alongside'} "
+                        f"the round); engine = {fraction:.2f} of it"),
             ("", f"its CPU here {figures['ceiling_cpu_us_per_step']} µs/step, the engine's "
                  f"{figures['worker_cpu_us_per_step']}"
                  + (f": engine = {figures['ceiling_cpu_fraction']:.2f} of it by CPU (SQLite: all the work is here)"
