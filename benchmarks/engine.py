@@ -309,7 +309,7 @@ def main() -> None:
             work["unfinished"] = conn.execute(select(func.count()).select_from(runs)
                                               .where(runs.c.status != "completed")).scalar_one()
         if i == 0:
-            peak_rss = max(work["rss"], peak_rss_mb())  # the launch's and the work's
+            peak_rss = max(work["rss"], peak_rss_mb())  # the launch's, the capture's, the work's with its replay
             shown_durability = durability(engine)
             stored = step_record_bytes(engine, work["steps"])
         here.engine.dispose()

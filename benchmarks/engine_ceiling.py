@@ -58,27 +58,28 @@ class Capture:
         self._out.close()
 
     def _many(self, cursor: Any, statement: str, parameters: Any, context: Any) -> None:
-        self._hold((id(cursor.connection), "many", statement, parameters), len(parameters))
+        self._hold((id(cursor.connection), "many", statement, parameters))
 
     def _one(self, cursor: Any, statement: str, parameters: Any, context: Any) -> None:
-        self._hold((id(cursor.connection), "one", statement, parameters), 1)
+        self._hold((id(cursor.connection), "one", statement, parameters))
 
     def _bare(self, cursor: Any, statement: str, context: Any) -> None:
-        self._hold((id(cursor.connection), "bare", statement), 1)
+        self._hold((id(cursor.connection), "bare", statement))
 
     def _commit(self, conn: Connection) -> None:
-        self._hold((id(conn.connection.dbapi_connection), "commit"), 0)
+        self._hold((id(conn.connection.dbapi_connection), "commit"))
         self.commits += 1
 
     def _rollback(self, conn: Connection) -> None:
-        self._hold((id(conn.connection.dbapi_connection), "rollback"), 0)
+        self._hold((id(conn.connection.dbapi_connection), "rollback"))
 
-    def _hold(self, entry: tuple[Any, ...], rows: int) -> None:
+    def _hold(self, entry: tuple[Any, ...]) -> None:
+        size = _rows(entry)
         with self._lock:
             self._held.append(entry)
             self.statements += entry[1] in ("many", "one", "bare")
-            self._rows += rows + 1
-            self.rows += rows + 1
+            self._rows += size
+            self.rows += size
             if entry[1] in ("commit", "rollback") and self._rows >= SPILL_EVERY:
                 self._spill()
 
@@ -181,5 +182,5 @@ class Replay:
 
 
 def _rows(entry: tuple[Any, ...]) -> int:
-    """An entry's size as Capture counts it."""
+    """An entry's size, as the capture spills and the replay advances by it: its parameter rows, plus one."""
     return len(entry[3]) + 1 if entry[1] == "many" else 1 if entry[1] in ("commit", "rollback") else 2
