@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from campaignkit.core import NotFound, campaign_runs, find_campaign, latest_cycle, run_view, send_event
+from campaignkit.core import NotFound, campaign_runs, enter_target, find_campaign, latest_cycle, run_view, send_event
 from campaignkit.core.campaigns import views
 from campaignkit.core.definitions.loader import load_definition_text
 
@@ -60,6 +60,15 @@ def test_runs_carry_facets_settings_and_the_events_not_yet_taken(harness: Any) -
     assert ada.pending_events == {"opened"}  # the run never waited for it
     assert run_view(harness.runtime, ada.id, kind="access_review") is None
     assert run_view(harness.runtime, 10**9) is None
+
+
+def test_the_latest_cycle_is_the_latest_launch_not_the_targets_entered_after_it(harness: Any) -> None:
+    campaign_id = harness.create(DEFINITION.format(floor=3))
+    harness.launch(campaign_id, harness.csv("key,email\nbob,bob@example.org\n"))
+    assert enter_target(harness.runtime, campaign_id, "ann", {"email": "ann@example.org"}, actor=harness.actor).started
+    cycles = {run.key: run.cycle for run in campaign_runs(harness.runtime, campaign_id)}
+    assert cycles["ann"] > cycles["bob"]  # an entry goes into a launch of its own, made after the cycle
+    assert latest_cycle(harness.runtime, campaign_id) == cycles["bob"]
 
 
 def test_runs_stream_page_by_page_cycle_by_cycle_each_with_its_version(

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import Connection, Select, exists, select
 
 from ..db import reading
-from ..db.schema import FINAL_STATUSES, campaign_versions, campaigns, events, runs
+from ..db.schema import FINAL_STATUSES, campaign_versions, campaigns, events, launches, runs
 from ..errors import NotFound
+from .entries import ENTRIES
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -82,10 +83,13 @@ def find_campaign(runtime: Runtime, reference: str, *, kind: str | None = None) 
 
 
 def latest_cycle(runtime: Runtime, campaign_id: str) -> int | None:
-    """The campaign's latest cycle that has runs, or None before its first launch."""
+    """The campaign's latest cycle that has runs, or None before its first launch. Targets entered since (enter_target)
+    go into launches of their own: one of those only when no launched cycle has runs."""
+    query = (select(launches.c.id).where(launches.c.campaign_id == campaign_id,
+                                         exists().where(runs.c.launch_id == launches.c.id))
+             .order_by(launches.c.status == ENTRIES, launches.c.id.desc()).limit(1))
     with reading(runtime.engine) as conn:
-        latest = conn.execute(select(runs.c.launch_id).where(runs.c.campaign_id == campaign_id)
-                              .order_by(runs.c.launch_id.desc()).limit(1)).scalar()
+        latest = conn.execute(query).scalar()
     return int(latest) if latest is not None else None
 
 
