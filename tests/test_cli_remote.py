@@ -113,6 +113,42 @@ def test_an_operator_runs_a_campaign_from_the_command_line(remote_env: Any, tmp_
         "Workflow Termination Request"]
 
 
+def test_an_operator_retries_failed_runs_and_enters_a_target_from_the_command_line(remote_env: Any) -> None:
+    cli, url, harness = remote_env
+    env = as_caller(url, harness.api_token("operator", "write", user="ops@example.org"))
+    audience = f"path: {files_dir(harness.runtime.settings) / 'people.csv'}"
+    # Neither k1 nor k2 has a plan: the branch looks for k2's, and fails; a target entered with one goes on.
+    check = ("    - {id: check, type: branch, config: {condition: \"target.key == 'k1' or target.plan == 'slow'\"},"
+             " edges: {'true': wait, 'false': end}}")
+    checked = FLOW.format(name="Welcome").replace("next: wait}", f"next: check}}\n{check}")
+    campaign_id = harness.create(checked.replace("path: people.csv", audience))
+    harness.launch(campaign_id)
+    harness.run_to_idle()
+    k1, k2 = sorted(harness.runs(campaign_id), key=lambda run: run.target_key)
+    assert (k1.status, k2.status) == ("waiting", "failed")
+
+    entered = cli("remote", "campaign", "enter", "Welcome", "--target", "k3", "--attr", "plan=slow", env=env).stdout
+    assert entered.startswith(f"campaign {campaign_id}: ")
+    harness.run_to_idle()
+    (k3,) = [run for run in harness.runs(campaign_id) if run.target_key == "k3"]
+    assert (k3.status, k3.current_node) == ("waiting", "wait")
+    again = cli("remote", "campaign", "enter", campaign_id, "--target", "k3", "--format", "json", env=env).stdout
+    assert '"started": false' in again and '"reason": "in_journey"' in again  # an answer: exit 0
+    assert "NAME=VALUE" in cli("remote", "campaign", "enter", campaign_id, "--target", "k4", "--attr", "plan",
+                               code=1, env=env).stderr
+
+    preview = cli("remote", "campaign", "retry", campaign_id, "--node", "check", "--dry-run", env=env).stdout
+    assert f"campaign {campaign_id}: 1 run(s)" in preview and "nothing changed" in preview
+    assert [run.status for run in harness.runs(campaign_id) if run.target_key == "k2"] == ["failed"]
+    assert "0 run(s)" in cli("remote", "campaign", "retry", campaign_id, "--run", str(k1.id), env=env).stdout
+    retried = cli("remote", "campaign", "retry", "Welcome", "--run", str(k2.id), "--format", "json", env=env).stdout
+    assert '"retried": 1' in retried and f'"run_id": {k2.id}' in retried
+    assert [run.status for run in harness.runs(campaign_id) if run.target_key == "k2"] != ["failed"]
+    done = [(r.audit_sub_type, r.user_name) for r in harness.audit() if r.object_id == campaign_id]
+    assert [entry for entry in done if entry[1] == "ops@example.org"] == [  # the entry, then the retry
+        ("Workflow Started", "ops@example.org"), ("Force Workflow Status", "ops@example.org")]
+
+
 def test_a_launch_the_kind_wants_confirmed_asks_first(remote_env: Any, tmp_path: Path) -> None:
     cli, url, harness = remote_env
     env = as_caller(url, harness.api_token("operator", "write"))
@@ -242,6 +278,8 @@ def test_every_remote_command_answers_each_caller_as_the_table_in_the_docs_says(
             "remote campaign create": [str(created)], "remote campaign update": [campaign_id, str(same)],
             "remote campaign launch": [fresh, "--yes"], "remote campaign pause": [fresh],
             "remote campaign resume": [fresh], "remote campaign terminate": [fresh, "--yes"],
+            "remote campaign retry": [campaign_id, "--dry-run"],
+            "remote campaign enter": [campaign_id, "--target", f"entered-{index}"],
             "remote runs": [campaign_id], "remote run show": [run_id],
             "remote event send": [run_id, "opened"], "remote audit": ["--limit", "5"],
             "remote audit export": ["-o", str(tmp_path / "export.csv")]}

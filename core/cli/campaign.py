@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..errors import CampaignkitError
-from .options import iso_time
+from .options import DryRun, RetryCycle, RetryError, RetryNode, RetryRuns, RetryStatus, iso_time
 from .output import Format, info, progress, render, render_json
 from .state import STATE, actor
 
 if TYPE_CHECKING:
     from ..campaigns import Campaigns
+    from ..campaigns.retry import RetrySelection
 
 group = typer.Typer(help="Define, launch and end campaigns.", no_args_is_help=True)
 Ref = Annotated[str, typer.Argument(help="Campaign id, unique id prefix, or name.")]
@@ -168,13 +169,12 @@ def terminate(ref: Ref) -> None:
 @group.command()
 def retry(
     ref: Ref,
-    status: Annotated[str, typer.Option(help="failed (back to the node that failed), or a retry point of the "
-                                             "campaign's kind (an access review's enforcement-failed).")] = "failed",
-    node: Annotated[str | None, typer.Option(help="Only runs that stopped at this node.")] = None,
-    error: Annotated[str | None, typer.Option(help="Only runs whose error contains this text (any case).")] = None,
-    run: Annotated[list[int] | None, typer.Option("--run", help="Only this run (repeat for more).")] = None,
-    cycle: Annotated[int | None, typer.Option(help="Only runs of this cycle (launch id).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say which runs, change nothing.")] = False,
+    status: RetryStatus = "failed",
+    node: RetryNode = None,
+    error: RetryError = None,
+    run: RetryRuns = None,
+    cycle: RetryCycle = None,
+    dry_run: DryRun = False,
     fmt: Annotated[Format, typer.Option("--format")] = Format.table,
 ) -> None:
     """Send failed runs back to the node where they failed, as a new visit with a new idempotency key (each retry
@@ -185,16 +185,22 @@ def retry(
     _, campaign_id = _resolved(ref)
     outcome = (retry_preview(STATE.runtime(), campaign_id, selection) if dry_run
                else retry_runs(STATE.runtime(), campaign_id, actor(), selection))
+    show_retry(campaign_id, selection, outcome.runs, outcome.sample, dry_run, fmt)
+
+
+def show_retry(campaign_id: str, selection: RetrySelection, count: int, sample: list[dict[str, Any]], dry_run: bool,
+               fmt: Format) -> None:
+    """A retry's answer, here or from a server (`remote campaign retry`): json as the API gives it."""
     if fmt is Format.json:
-        render_json({"retried" if not dry_run else "would_retry": outcome.runs, "runs": outcome.sample})
+        render_json({"retried" if not dry_run else "would_retry": count, "runs": sample})
         return
-    if outcome.sample and (dry_run or fmt is not Format.table):
-        render(outcome.sample, ["run_id", "target_key", "node", "to_node", "error"], fmt)
+    if sample and (dry_run or fmt is not Format.table):
+        render(sample, ["run_id", "target_key", "node", "to_node", "error"], fmt)
     if fmt is not Format.table:
         return
-    which = f"campaign {campaign_id}: {outcome.runs} run(s) ({selection.describe()})"
+    which = f"campaign {campaign_id}: {count} run(s) ({selection.describe()})"
     if dry_run:
-        listed = f", the first {len(outcome.sample)} above" if outcome.runs > len(outcome.sample) else ""
+        listed = f", the first {len(sample)} above" if count > len(sample) else ""
         info(f"{which} would be retried{listed}; nothing changed")
     else:
         info(f"{which} to retry; the workers will run them")

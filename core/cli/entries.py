@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from ..errors import CampaignkitError
+from .options import EntryAttributes, EntryFormat, EntryTarget
 from .output import Format, info, render_json
 from .state import STATE, actor
 
@@ -18,7 +19,8 @@ def register(group: typer.Typer) -> None:
     group.command()(enter)
 
 
-def _attributes(pairs: list[str]) -> dict[str, str]:
+def attributes_of(pairs: list[str]) -> dict[str, str]:
+    """--attr NAME=VALUE options as a target's attributes."""
     attributes: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -28,15 +30,7 @@ def _attributes(pairs: list[str]) -> dict[str, str]:
     return attributes
 
 
-def enter(
-    ref: Ref,
-    target: Annotated[str, typer.Option("--target", help="The target's key (as the audience's key column holds it).",
-                                        metavar="KEY")],
-    attr: Annotated[list[str] | None, typer.Option("--attr", help="An attribute of the target, NAME=VALUE (repeat "
-                                                   "for more), as a column of an audience row.")] = None,
-    fmt: Annotated[Format, typer.Option("--format", help="table: one line; json: the answer the API gives.")]
-    = Format.table,
-) -> None:
+def enter(ref: Ref, target: EntryTarget, attr: EntryAttributes = None, fmt: EntryFormat = Format.table) -> None:
     """Start a run for one target in a campaign that is running, unless its entry rules say no (then say why).
     Exits 0 either way: a target already in the journey is an answer, not an error."""
     from ..campaigns import Campaigns
@@ -44,9 +38,14 @@ def enter(
 
     runtime = STATE.runtime()
     campaign_id = Campaigns(runtime).resolve(ref)
-    outcome = enter_target(runtime, campaign_id, target, _attributes(attr or []), actor=actor(), source="cli")
+    outcome = enter_target(runtime, campaign_id, target, attributes_of(attr or []), actor=actor(), source="cli")
+    show_entry(campaign_id, outcome.as_dict(), fmt)
+
+
+def show_entry(campaign_id: str, answer: dict[str, Any], fmt: Format) -> None:
+    """An entry's answer (EntryOutcome.as_dict(), as the API gives it), here or from a server."""
     if fmt is Format.json:
-        render_json(outcome.as_dict())
+        render_json(answer)
         return
-    info(f"campaign {campaign_id}: {outcome.message}" if outcome.started
-         else f"campaign {campaign_id}: no run started: {outcome.message}")
+    info(f"campaign {campaign_id}: {answer['message']}" if answer["started"]
+         else f"campaign {campaign_id}: no run started: {answer['message']}")

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import CampaignkitError
+from .output import Format
 
 TIME_EXAMPLE = "2030-01-07T09:00:00+01:00"
 
@@ -49,3 +50,19 @@ RunCycle = Annotated[int | None, typer.Option("--cycle", help="Only runs of this
 RunSort = Annotated[str, typer.Option("--sort",
                                       help="id, target, status, updated, created or due; prefix - to reverse.")]
 RunOffset = Annotated[int, typer.Option("--offset", min=0)]
+
+# Which failed runs a retry sends back, as `campaign retry` and `remote campaign retry` choose them.
+RetryStatus = Annotated[str, typer.Option("--status", help="failed (back to the node that failed), or a retry point of "
+                                          "the campaign's kind (an access review's enforcement-failed).")]
+RetryNode = Annotated[str | None, typer.Option("--node", help="Only runs that stopped at this node.")]
+RetryError = Annotated[str | None, typer.Option("--error", help="Only runs whose error contains this text (any case).")]
+RetryRuns = Annotated[list[int] | None, typer.Option("--run", help="Only this run (repeat for more).")]
+RetryCycle = Annotated[int | None, typer.Option("--cycle", help="Only runs of this cycle (launch id).")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Say which runs, change nothing.")]
+
+# A target entering a running campaign, for `campaign enter` and `remote campaign enter`.
+EntryTarget = Annotated[str, typer.Option("--target", help="The target's key (as the audience's key column holds it).",
+                                          metavar="KEY")]
+EntryAttributes = Annotated[list[str] | None, typer.Option("--attr", help="An attribute of the target, NAME=VALUE "
+                                                           "(repeat for more), as a column of an audience row.")]
+EntryFormat = Annotated[Format, typer.Option("--format", help="table: one line; json: the answer the API gives.")]

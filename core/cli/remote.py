@@ -17,6 +17,15 @@ import typer
 from ..errors import CampaignkitError
 from .options import (
     AuditTypeOption,
+    DryRun,
+    EntryAttributes,
+    EntryFormat,
+    EntryTarget,
+    RetryCycle,
+    RetryError,
+    RetryNode,
+    RetryRuns,
+    RetryStatus,
     RunCycle,
     RunNode,
     RunOffset,
@@ -212,6 +221,45 @@ def campaign_terminate(ctx: typer.Context, campaign_id: CampaignId, yes: Yes = F
     if not yes and not _confirmed(f"Terminate campaign {campaign_id} on {remote_.shown}? Its unfinished runs end"):
         raise CampaignkitError("not terminated: answer y, or run again with --yes")
     _operate(ctx, campaign_id, "terminate")
+
+
+@campaign.command("retry")
+def campaign_retry(
+    ctx: typer.Context,
+    campaign_id: CampaignId,
+    status: RetryStatus = "failed",
+    node: RetryNode = None,
+    error: RetryError = None,
+    run: RetryRuns = None,
+    cycle: RetryCycle = None,
+    dry_run: DryRun = False,
+    fmt: Fmt = Format.table,
+) -> None:
+    """Send the campaign's failed runs on the server back to the node where they failed (each retry audited there);
+    --dry-run lists them first."""
+    from ..campaigns.retry import RetrySelection
+    from .campaign import show_retry
+
+    selection = RetrySelection(status=status, node=node, error=error, run_ids=tuple(run or ()), cycle=cycle)
+    found = _campaign(ctx, campaign_id)
+    answer = server(ctx).call("POST", f"/api/campaigns/{segment(found)}/retry", json={
+        "status": status, "node": node, "error": error, "runs": list(selection.run_ids), "cycle": cycle,
+        "dry_run": dry_run})
+    show_retry(found, selection, answer["would_retry" if dry_run else "retried"], answer["runs"], dry_run, fmt)
+
+
+@campaign.command("enter")
+def campaign_enter(ctx: typer.Context, campaign_id: CampaignId, target: EntryTarget, attr: EntryAttributes = None,
+                   fmt: EntryFormat = Format.table) -> None:
+    """Start a run for one target in a campaign running on the server, unless its entry rules say no (then say
+    why). Exits 0 either way: a target already in the journey is an answer, not an error."""
+    from .entries import attributes_of, show_entry
+
+    attributes = attributes_of(attr or [])  # a mistyped --attr: refused before any request
+    found = _campaign(ctx, campaign_id)
+    answer = server(ctx).call("POST", f"/api/campaigns/{segment(found)}/entries",
+                              json={"key": target, "attributes": attributes})
+    show_entry(found, answer, fmt)
 
 
 # --- runs, events -----------------------------------------------------------------------------------------------
