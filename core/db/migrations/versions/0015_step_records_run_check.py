@@ -6,9 +6,9 @@ Create Date: 2026-12-14 10:00:00
 
 Runs are never deleted, and only the worker writes step records, for runs whose lease it holds in the same
 transaction: the check cannot fail. On PostgreSQL it was a query per record that also locks the run's row (a WAL
-record per run and transaction), about a tenth of the server's work for a step (benchmarks/engine.py with
-pg_stat_statements). SQLite checks a foreign key with a lookup in the same file: it keeps it (dropping it there would
-copy the ledger).
+record per run and transaction): with it the records' inserts took 6.0 s of the server's time for 600 000 steps,
+without it 2.6 s (benchmarks/engine.py, pg_stat_statements). SQLite checks a foreign key with a lookup in the same
+file: it keeps it (dropping it there would copy the ledger).
 """
 
 from __future__ import annotations
