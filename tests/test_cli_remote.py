@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,28 @@ def test_an_operator_retries_failed_runs_and_enters_a_target_from_the_command_li
         ("Workflow Started", "ops@example.org"), ("Force Workflow Status", "ops@example.org")]
 
 
+def test_an_auditor_reads_a_campaigns_report_as_the_server_counts_it(remote_env: Any) -> None:
+    from campaignkit.core.campaigns.reporting import campaign_report
+
+    cli, url, harness = remote_env
+    env = as_caller(url, harness.api_token("auditor", "read"))
+    audience = f"path: {files_dir(harness.runtime.settings) / 'people.csv'}"
+    campaign_id = harness.create(FLOW.format(name="Welcome").replace("path: people.csv", audience))
+    harness.launch(campaign_id)
+    harness.run_to_idle()
+    served = json.loads(cli("remote", "campaign", "report", "Welcome", "--by", "hour", "--format", "json",
+                            env=env).stdout)
+    assert served == json.loads(json.dumps(campaign_report(harness.runtime, campaign_id, by="hour").as_json()))
+    assert served["totals"]["entered"] == 2
+    table = cli("remote", "campaign", "report", campaign_id, env=env).stdout
+    assert "Welcome, runs per day (UTC)" in table and "Visits per node over the same time" in table
+    rows = list(csv.DictReader(io.StringIO(cli("remote", "campaign", "report", campaign_id, "--node", "wait",
+                                               "--format", "csv", env=env).stdout)))
+    assert [row["entered"] for row in rows] == ["2"]  # today's row: both runs reached the wait
+    refused = cli("remote", "campaign", "report", campaign_id, "--node", "nope", code=1, env=env).stderr
+    assert refused == "error: node: 'nope' is not a node of campaign 'Welcome' (its nodes: start, wait, end)\n"
+
+
 def test_a_launch_the_kind_wants_confirmed_asks_first(remote_env: Any, tmp_path: Path) -> None:
     cli, url, harness = remote_env
     env = as_caller(url, harness.api_token("operator", "write"))
@@ -280,6 +303,7 @@ def test_every_remote_command_answers_each_caller_as_the_table_in_the_docs_says(
             "remote campaign resume": [fresh], "remote campaign terminate": [fresh, "--yes"],
             "remote campaign retry": [campaign_id, "--dry-run"],
             "remote campaign enter": [campaign_id, "--target", f"entered-{index}"],
+            "remote campaign report": [campaign_id, "--by", "hour"],
             "remote runs": [campaign_id], "remote run show": [run_id],
             "remote event send": [run_id, "opened"], "remote audit": ["--limit", "5"],
             "remote audit export": ["-o", str(tmp_path / "export.csv")]}

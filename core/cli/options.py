@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -66,3 +67,19 @@ EntryTarget = Annotated[str, typer.Option("--target", help="The target's key (as
 EntryAttributes = Annotated[list[str] | None, typer.Option("--attr", help="An attribute of the target, NAME=VALUE "
                                                            "(repeat for more), as a column of an audience row.")]
 EntryFormat = Annotated[Format, typer.Option("--format", help="table: one line; json: the answer the API gives.")]
+
+
+# A campaign's report, for `campaign report` and `remote campaign report`.
+class ReportBy(StrEnum):
+    day = "day"
+    hour = "hour"
+
+
+ReportPeriod = Annotated[ReportBy, typer.Option("--by", help="One row per day or per hour (UTC).")]
+ReportSince = Annotated[datetime | None, typer.Option(
+    help="From this time (ISO 8601; UTC unless an offset is given), rounded down to the day or hour; default: the "
+         "campaign's first activity.", parser=iso_time, metavar="TIME")]
+ReportUntil = Annotated[datetime | None, typer.Option(
+    help="Up to this time, rounded up; default: now (the last activity, for a campaign that has ended).",
+    parser=iso_time, metavar="TIME")]
+ReportNode = Annotated[str | None, typer.Option(help="Count the visits of this node instead of the campaign's runs.")]

@@ -21,6 +21,11 @@ from .options import (
     EntryAttributes,
     EntryFormat,
     EntryTarget,
+    ReportBy,
+    ReportNode,
+    ReportPeriod,
+    ReportSince,
+    ReportUntil,
     RetryCycle,
     RetryError,
     RetryNode,
@@ -260,6 +265,20 @@ def campaign_enter(ctx: typer.Context, campaign_id: CampaignId, target: EntryTar
     answer = server(ctx).call("POST", f"/api/campaigns/{segment(found)}/entries",
                               json={"key": target, "attributes": attributes})
     show_entry(found, answer, fmt)
+
+
+@campaign.command("report")
+def campaign_report(ctx: typer.Context, campaign_id: CampaignId, by: ReportPeriod = ReportBy.day,
+                    since: ReportSince = None, until: ReportUntil = None, node: ReportNode = None,
+                    fmt: Fmt = Format.table) -> None:
+    """A campaign's counts over time on the server: runs that entered, completed and failed (or, with --node, that
+    node's visits), messages sent and events received; the table adds each node's counts over the same time."""
+    from .report import show_report
+
+    found = server(ctx).call("GET", f"/api/campaigns/{segment(_campaign(ctx, campaign_id))}/report", params={
+        "by": by.value, "since": since.isoformat() if since else None, "until": until.isoformat() if until else None,
+        "node": node})
+    show_report(found, fmt)
 
 
 # --- runs, events -----------------------------------------------------------------------------------------------
