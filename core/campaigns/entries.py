@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..audit import Actor, AuditSubType, AuditType, record
 from ..db import writing
-from ..db.schema import LIVE_STATUSES, campaign_versions, campaigns, launches, runs
+from ..db.schema import ENTRIES, LIVE_STATUSES, campaign_versions, campaigns, launches, runs
 from ..definitions.entry import AFTER_LEAVING, EVERY_LAUNCH, NEVER, EntryRules, entry_rules, iso_duration
 from ..definitions.reading import shown
 from ..definitions.workflow import CampaignDefinition
@@ -38,7 +38,6 @@ from .lifecycle import audit_object
 if TYPE_CHECKING:
     from ..runtime import Runtime
 
-ENTRIES = "entries"  # the status of the launch rows entries go into
 MAX_LIVE_SET = 200_000  # keys of runs in the journey a launch holds in memory (about 100 bytes each) to skip them
 MAX_ATTRIBUTES = 200
 # Why a target gets no new run, as answers and summaries name it.

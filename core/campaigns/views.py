@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Select, exists, select
 
 from ..db import reading
-from ..db.schema import FINAL_STATUSES, campaign_versions, campaigns, events, launches, runs
+from ..db.schema import ENTRIES, FINAL_STATUSES, campaign_versions, campaigns, events, launches, runs
 from ..errors import NotFound
-from .entries import ENTRIES
 
 if TYPE_CHECKING:
     from ..runtime import Runtime

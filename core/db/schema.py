@@ -61,6 +61,8 @@ campaign_versions = Table(
 )
 
 # One row per cycle of a campaign; the unique key is what stops two schedulers launching a cycle twice.
+ENTRIES = "entries"  # the status of the launch rows targets entered from outside go into (campaigns/entries.py)
+
 launches = Table(
     "launches",
     metadata,
@@ -68,7 +70,7 @@ launches = Table(
     Column("campaign_id", String(36), ForeignKey("campaigns.id"), nullable=False),
     Column("cycle_at", UTCDateTime, nullable=False),
     Column("version_id", Integer, ForeignKey("campaign_versions.id"), nullable=False),
-    Column("status", String(20), nullable=False),  # scheduled, launched, missed, failed, cancelled
+    Column("status", String(20), nullable=False),  # scheduled, launched, missed, failed, cancelled; ENTRIES
     Column("target_count", Integer, nullable=False, default=0),
     Column("error", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
